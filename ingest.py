@@ -1,0 +1,221 @@
+"""Ingest a git docs repo into the Chroma store, touching only what changed.
+
+    python ingest.py                      # the default repo (DOCS_REPO), its default branch
+    python ingest.py --repo PATH_OR_URL --ref v1.2 --glob 'docs/**/*.md'
+    python ingest.py --reset              # rebuild from scratch (e.g. after changing EMBEDDINGS)
+    python ingest.py --json               # stdout carries only the summary as JSON
+
+Incremental sync is LangChain's indexing API with a persistent SQL record
+manager (the pattern of chat-langchain's ingest): unchanged chunks are
+skipped, chunks of changed, deleted or renamed-away files are removed, and
+nothing is duplicated. A killed run leaves a consistent store: vectors are
+written before their records, and the next run finishes the job.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+from langchain_core.indexing import index
+from tqdm import tqdm
+
+from qa.chunking import chunk_markdown
+from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
+from qa.repo import Checkout, RepoError, checkout, normalize_source
+from qa.store import DocStore, IndexState, StoreError, chunk_key
+from settings import Settings, get_settings
+
+log = logging.getLogger("ingest")
+INDEX_BATCH = 256  # chunks per indexing batch: embedded together, sorted by length
+
+
+class IngestError(RuntimeError):
+    """A fatal ingest problem; the message says what to do."""
+
+
+@dataclass
+class IngestSummary:
+    files_added: int = 0
+    files_changed: int = 0
+    files_deleted: int = 0
+    files_unchanged: int = 0
+    files_skipped: int = 0
+    chunks_added: int = 0
+    chunks_deleted: int = 0
+    chunks_skipped: int = 0
+    seconds: float = 0.0
+    commit: str = ""
+
+    def line(self) -> str:
+        return (
+            f"files: {self.files_added} added, {self.files_changed} changed, {self.files_deleted} deleted, "
+            f"{self.files_unchanged} unchanged"
+            + (f", {self.files_skipped} skipped" if self.files_skipped else "")
+            + f" | chunks: {self.chunks_added} added, {self.chunks_deleted} deleted, "
+            f"{self.chunks_skipped} skipped | {self.seconds:.1f} s | commit {self.commit[:12]}"
+        )
+
+
+class _CountingEmbeddings(Embeddings):
+    """Passes calls through and advances the progress bar by the texts embedded."""
+
+    def __init__(self, inner: Embeddings, bar: tqdm) -> None:
+        self.inner, self.bar, self.name = inner, bar, embedding_name(inner)
+
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        vectors = self.inner.embed_documents(texts)
+        self.bar.update(len(texts))
+        return vectors
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.inner.embed_query(text)
+
+
+def _read_markdown(path: Path) -> str:
+    """The file's text; raises UnicodeDecodeError/OSError for a file to skip."""
+    return path.read_bytes().decode("utf-8")
+
+
+def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Document], list[str]]:
+    """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay."""
+    docs: list[Document] = []
+    skipped: list[str] = []
+    for f in co.files:
+        try:
+            text = _read_markdown(co.root / f.path)
+            docs.extend(
+                chunk_markdown(
+                    text,
+                    source=f.path,
+                    commit=co.commit,
+                    web_base=co.web_base,
+                    chunk_size=settings.chunk_size,
+                )
+            )
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+            log.warning(
+                "skipping %s: %s (fix the file and re-run; its previous chunks are kept)", f.path, reason
+            )
+            skipped.append(f.path)
+            docs.extend(keep_old(f.path))
+    return docs, skipped
+
+
+def run_ingest(
+    settings: Settings,
+    *,
+    repo: str | None = None,
+    ref: str | None = None,
+    globs: list[str] | None = None,
+    reset: bool = False,
+    progress: bool = True,
+) -> IngestSummary:
+    """Bring the index in line with `repo`@`ref`. Returns what changed."""
+    started = time.perf_counter()
+    repo = repo or settings.docs_repo
+    ref = settings.docs_ref if ref is None else ref
+    globs = globs or settings.docs_glob
+    store = DocStore(settings.index_dir)
+    if reset:
+        store.reset()
+    embeddings = make_embeddings(settings)
+    store.check_model(embeddings)
+    co = checkout(repo, ref, settings.repo_dir, globs)
+    if not co.files:
+        raise IngestError(
+            f"No files match {', '.join(globs)} in {repo} at {co.commit[:12]}. "
+            "Check --glob / DOCS_GLOB (e.g. '**/*.md')."
+        )
+
+    old = store.read_state()
+    same_repo = old.repo == normalize_source(repo)
+    old_files = old.files if same_repo else {}
+    new_files = {f.path: f.blob for f in co.files}
+    summary = IngestSummary(commit=co.commit)
+    summary.files_added = sum(1 for p in new_files if p not in old_files)
+    summary.files_deleted = sum(1 for p in old_files if p not in new_files)
+    summary.files_changed = sum(1 for p, b in new_files.items() if p in old_files and old_files[p] != b)
+    summary.files_unchanged = sum(1 for p, b in new_files.items() if old_files.get(p) == b)
+
+    record_manager = store.record_manager()
+    bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr)
+    vectorstore = store.vectorstore(_CountingEmbeddings(embeddings, bar))
+    docs, skipped = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
+    summary.files_skipped = len(skipped)
+    keys = list(dict.fromkeys(chunk_key(d) for d in docs))
+    bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)
+    bar.refresh()
+    try:
+        result = index(
+            docs,
+            record_manager,
+            vectorstore,
+            cleanup="full",
+            source_id_key="source",
+            key_encoder=chunk_key,
+            batch_size=INDEX_BATCH,
+        )
+    finally:
+        bar.close()
+    summary.chunks_added = result["num_added"]
+    summary.chunks_deleted = result["num_deleted"]
+    summary.chunks_skipped = result["num_skipped"]
+    state_files = dict(new_files)
+    for path in skipped:  # a skipped file is not up to date: the next run must look at it again
+        state_files.pop(path, None)
+        if path in old_files:
+            state_files[path] = old_files[path]
+    store.write_state(
+        IndexState(
+            repo=normalize_source(repo),
+            ref=ref,
+            commit=co.commit,
+            embedding_model=embedding_name(embeddings),
+            files=state_files,
+            chunks=len(keys),
+            updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+    )
+    summary.seconds = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Ingest a git docs repo into the local Chroma store.")
+    parser.add_argument("--repo", help="git URL, local path or bundle (default: DOCS_REPO)")
+    parser.add_argument("--ref", help="branch, tag or commit (default: DOCS_REF, else the default branch)")
+    parser.add_argument(
+        "--glob", action="append", help="files to ingest, repeatable (default: DOCS_GLOB, **/*.md)"
+    )
+    parser.add_argument("--reset", action="store_true", help="delete the index and rebuild it")
+    parser.add_argument("--json", action="store_true", help="print only the summary, as one JSON object")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
+    settings = get_settings()
+    try:
+        summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=args.glob, reset=args.reset)
+    except (RepoError, IngestError, StoreError, EmbeddingModelError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: the index is consistent; re-run `python ingest.py` to finish.", file=sys.stderr)
+        return 130
+    if args.json:
+        print(json.dumps(asdict(summary)))
+    else:
+        print(summary.line())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

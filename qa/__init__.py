@@ -1,0 +1,1 @@
+"""Retrieval and answering core: knows nothing of Gradio or Label Studio."""

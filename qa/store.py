@@ -1,0 +1,152 @@
+"""The persistent index under DATA_DIR/index: Chroma vectors, LangChain's record manager, state.
+
+- `chroma/`: the Chroma collection of chunks (with their embeddings);
+- `records.sqlite`: LangChain's SQLRecordManager, which the indexing API uses
+  to skip unchanged chunks and delete stale ones (incremental sync);
+- `state.json`: the commit, repo, embedding model and file → blob map of the
+  last completed ingest (written last, so a killed run leaves the old one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from langchain_core.documents import Document
+from langchain_core.embeddings import Embeddings
+
+from qa.embeddings import embedding_name
+
+os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+
+COLLECTION = "docs"
+# Metadata that changes with the commit but not with the text: kept out of the
+# chunk key, so a new commit does not re-embed unchanged chunks.
+VOLATILE_KEYS = ("commit", "url")
+
+
+class StoreError(RuntimeError):
+    """The index cannot be used as asked; the message says what to do."""
+
+
+@dataclass
+class IndexState:
+    repo: str = ""
+    ref: str = ""
+    commit: str = ""
+    embedding_model: str = ""
+    files: dict[str, str] = field(default_factory=dict)  # path -> git blob sha
+    chunks: int = 0
+    updated_at: str = ""
+
+
+def chunk_key(doc: Document) -> str:
+    """The record-manager key: the chunk's text and stable metadata."""
+    stable = {k: v for k, v in sorted(doc.metadata.items()) if k not in VOLATILE_KEYS}
+    payload = json.dumps({"text": doc.page_content, "meta": stable}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+class DocStore:
+    """Opens the pieces of the index; knows nothing of git or of answering."""
+
+    def __init__(self, index_dir: Path) -> None:
+        self.dir = Path(index_dir)
+
+    @property
+    def state_path(self) -> Path:
+        return self.dir / "state.json"
+
+    def exists(self) -> bool:
+        return self.state_path.exists()
+
+    def read_state(self) -> IndexState:
+        if not self.state_path.exists():
+            return IndexState()
+        try:
+            return IndexState(**json.loads(self.state_path.read_text(encoding="utf-8")))
+        except (ValueError, TypeError) as exc:
+            raise StoreError(
+                f"The index state {self.state_path} is unreadable ({exc}); re-run `python ingest.py --reset`."
+            ) from exc
+
+    def write_state(self, state: IndexState) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.state_path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(asdict(state), indent=1, sort_keys=True), encoding="utf-8")
+        tmp.replace(self.state_path)  # atomic: readers see the old or the new state
+
+    def check_model(self, embeddings: Embeddings) -> None:
+        """Refuse to mix vectors of two models in one store."""
+        built_with = self.read_state().embedding_model or self._collection_model()
+        wanted = embedding_name(embeddings)
+        if built_with and built_with != wanted:
+            raise StoreError(
+                f"The index in {self.dir} was built with the embedding model {built_with!r}, "
+                f"but the settings ask for {wanted!r}. Re-run `python ingest.py --reset` to rebuild it "
+                "with the new model (or set EMBEDDINGS back)."
+            )
+
+    def _collection_model(self) -> str:
+        if not (self.dir / "chroma").exists():
+            return ""
+        try:
+            return str((self.client().get_collection(COLLECTION).metadata or {}).get("embedding_model", ""))
+        except Exception:
+            return ""
+
+    def client(self):
+        import chromadb
+        from chromadb.config import Settings as ChromaSettings
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        return chromadb.PersistentClient(
+            path=str(self.dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
+        )
+
+    def vectorstore(self, embeddings: Embeddings):
+        from langchain_chroma import Chroma
+
+        return Chroma(
+            collection_name=COLLECTION,
+            embedding_function=embeddings,
+            client=self.client(),
+            collection_metadata={"hnsw:space": "cosine", "embedding_model": embedding_name(embeddings)},
+        )
+
+    def record_manager(self):
+        from langchain_classic.indexes import SQLRecordManager
+
+        self.dir.mkdir(parents=True, exist_ok=True)
+        manager = SQLRecordManager(f"chroma/{COLLECTION}", db_url=f"sqlite:///{self.dir / 'records.sqlite'}")
+        manager.create_schema()
+        return manager
+
+    def all_documents(self) -> list[Document]:
+        """Every stored chunk (for the lexical index and evaluation), without vectors."""
+        if not (self.dir / "chroma").exists():
+            return []
+        try:
+            collection = self.client().get_collection(COLLECTION)
+        except Exception:
+            return []
+        got = collection.get(include=["documents", "metadatas"])
+        return [
+            Document(id=i, page_content=text or "", metadata=dict(meta or {}))
+            for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        ]
+
+    def documents_of(self, vectorstore, source: str) -> list[Document]:
+        got = vectorstore.get(where={"source": source}, include=["documents", "metadatas"])
+        return [
+            Document(page_content=t, metadata=dict(m))
+            for t, m in zip(got["documents"], got["metadatas"], strict=True)
+        ]
+
+    def reset(self) -> None:
+        if self.dir.exists():
+            shutil.rmtree(self.dir)

@@ -1,0 +1,52 @@
+"""Small value types shared by the retrieval and answering modules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from langchain_core.documents import Document
+
+
+@dataclass(frozen=True)
+class Source:
+    """A cited place in the docs: what the UI links to and the log records."""
+
+    n: int  # the [n] the prompt numbered this chunk with
+    source: str  # repo-relative path, e.g. docs/source/guide/start.md
+    section: str  # heading path, e.g. "Start Label Studio > Command line arguments"
+    url: str  # web link (GitHub blob at the commit, with #anchor) or ""
+    score: float = 0.0
+
+    @classmethod
+    def from_document(cls, n: int, doc: Document) -> Source:
+        meta = doc.metadata
+        return cls(
+            n=n,
+            source=str(meta.get("source", "")),
+            section=str(meta.get("section") or meta.get("title") or ""),
+            url=str(meta.get("url", "")),
+            score=float(meta.get("score", 0.0)),
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "n": self.n,
+            "source": self.source,
+            "section": self.section,
+            "url": self.url,
+            "score": self.score,
+        }
+
+
+@dataclass
+class RetrievalResult:
+    """What a search returns: ranked chunks and whether the docs cover the query.
+
+    `abstain` is the retriever's verdict that nothing relevant was found; the
+    answer chain then replies without calling the LLM.
+    """
+
+    query: str
+    documents: list[Document] = field(default_factory=list)
+    abstain: bool = False
+    confidence: float = 0.0

@@ -1,0 +1,102 @@
+"""Every setting of the app, in one place.
+
+Values come from the environment, then from a `.env` file in the working
+directory, then from the defaults below. `.env.example` documents each one.
+Modules receive a `Settings` object instead of reading `os.environ` themselves,
+so tests can point all state at a temp dir by setting `DATA_DIR`.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_REPO = "https://github.com/HumanSignal/label-studio"
+
+
+class Settings(BaseSettings):
+    """Runtime configuration (environment variables are the upper-case names)."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # --- state -------------------------------------------------------------
+    data_dir: Path = Path("./data")
+
+    # --- ingest ------------------------------------------------------------
+    docs_repo: str = DEFAULT_REPO
+    docs_ref: str = ""  # empty: the remote's default branch
+    docs_glob: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["**/*.md"])
+    chunk_size: int = 1200
+    embeddings: Literal["local", "openai"] = "local"
+    openai_embeddings_model: str = "text-embedding-3-small"
+
+    # --- answering ---------------------------------------------------------
+    openai_api_key: str = ""
+    openai_base_url: str = ""
+    openai_model: str = "gpt-4.1-mini"
+    llm_timeout: float = 60.0
+    retrieval_k: int = 5
+    abstain_threshold: float = 0.0
+    max_question_chars: int = 2000
+    llm_max_tokens: int = 512  # cap on the length of one answer, in tokens
+    llm_temperature: float = 0.0  # 0 = most grounded; ignored by models that only allow 1 (gpt-5)
+    prompt_style: Literal["auto", "chat", "compact"] = "auto"  # auto: compact for the local model
+    context_max_chars: int = 6000  # cap on the doc text put into one prompt (lower chunks dropped)
+    history_messages: int = 6  # recent chat messages the follow-up condensing step reads
+
+    # --- local model (used when no OPENAI_API_KEY is set) -------------------
+    local_llm_port: int = 8765
+    local_llm_threads: int = 2
+    local_llm_ctx: int = 4096
+    local_llm_model: str = ""  # path of another chat GGUF; empty = bundled SmolLM2-135M-Instruct
+    local_llm_context_chunks: int = 3  # chunks the local model reads (prompt processing is slow)
+
+    # --- web app -----------------------------------------------------------
+    host: str = "127.0.0.1"
+    port: int = 7860
+    public_url: str = ""  # how Label Studio reaches the app (webhooks); default http://HOST:PORT
+    reviewer_password: str = ""
+
+    # --- feedback / Label Studio --------------------------------------------
+    label_studio_url: str = ""
+    label_studio_api_key: str = ""
+    label_studio_project: str = "Docs QA feedback"
+    label_studio_timeout: float = 10.0
+    webhook_secret: str = ""
+    sync_interval: float = 5.0
+    # How often the sync worker pulls annotations changed in Label Studio (catches missed webhooks), seconds.
+    label_studio_pull_interval: float = 30.0
+
+    @field_validator("docs_glob", mode="before")
+    @classmethod
+    def _split_globs(cls, value: object) -> object:
+        """Accept `DOCS_GLOB="docs/**/*.md,README.md"` from the environment."""
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    # --- derived paths (all state lives under DATA_DIR) ----------------------
+    @cached_property
+    def repo_dir(self) -> Path:
+        return self.data_dir / "repo"
+
+    @cached_property
+    def index_dir(self) -> Path:
+        return self.data_dir / "index"
+
+    @cached_property
+    def feedback_db(self) -> Path:
+        return self.data_dir / "feedback.sqlite"
+
+    @property
+    def app_url(self) -> str:
+        return self.public_url or f"http://{self.host}:{self.port}"
+
+
+def get_settings(**overrides: object) -> Settings:
+    """Read settings now (not at import), so a changed env or `.env` is seen."""
+    return Settings(**overrides)  # type: ignore[arg-type]
