@@ -50,3 +50,4 @@ class RetrievalResult:
     documents: list[Document] = field(default_factory=list)
     abstain: bool = False
     confidence: float = 0.0
+    seconds: float = 0.0  # time the search took

@@ -1,0 +1,177 @@
+"""Measure retrieval on a question set: `python -m qa.evaluate QUESTIONS.jsonl [--k 5] [--json OUT]`.
+
+The question format is that of ../shared/eval/public.jsonl (see eval/README.md).
+Over answerable questions: hit@k (a gold file among the files of the top k
+chunks), MRR@k (1 / rank of the first chunk from a gold file) and fact
+recall@k (share of `answer_facts` found, case-insensitively, in the text of
+the top k chunks). Over unanswerable ones: the abstain rate; over answerable
+ones: the false-abstain rate.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+from tqdm import tqdm
+
+from qa.types import RetrievalResult
+
+
+class QuestionFileError(ValueError):
+    """The questions file is missing or malformed; the message names the line."""
+
+
+def load_questions(path: Path) -> list[dict]:
+    if not path.exists():
+        raise QuestionFileError(f"{path} does not exist.")
+    questions = []
+    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            q = json.loads(line)
+        except ValueError as exc:
+            raise QuestionFileError(f"{path}:{n}: not JSON ({exc}).") from exc
+        if not isinstance(q, dict) or not str(q.get("question", "")).strip():
+            raise QuestionFileError(f"{path}:{n}: each line needs a 'question'.")
+        q.setdefault("id", f"line-{n}")
+        q.setdefault("gold_sources", [])
+        q.setdefault("answer_facts", [])
+        q.setdefault("kind", "unanswerable" if not q["gold_sources"] else "")
+        questions.append(q)
+    if not questions:
+        raise QuestionFileError(f"{path} has no questions.")
+    return questions
+
+
+def is_answerable(q: dict) -> bool:
+    return q.get("kind") != "unanswerable" and bool(q.get("gold_sources"))
+
+
+def score_question(q: dict, result: RetrievalResult, k: int) -> dict:
+    """One row of the report: what was retrieved and how it scores."""
+    docs = result.documents[:k]
+    sources = [str(d.metadata.get("source", "")) for d in docs]
+    gold = set(q.get("gold_sources") or [])
+    first = next((i + 1 for i, s in enumerate(sources) if s in gold), None)
+    text = "\n".join(d.page_content for d in docs).lower()
+    facts = q.get("answer_facts") or []
+    found = [f for f in facts if f.lower() in text]
+    return {
+        "id": q["id"],
+        "question": q["question"],
+        "kind": q.get("kind", ""),
+        "answerable": is_answerable(q),
+        "gold_sources": sorted(gold),
+        "retrieved": [
+            {"source": s, "section": d.metadata.get("section", ""), "score": d.metadata.get("score", 0.0)}
+            for s, d in zip(sources, docs, strict=True)
+        ],
+        "hit": first is not None,
+        "rank": first,
+        "facts_found": found,
+        "fact_recall": (len(found) / len(facts)) if facts else None,
+        "abstained": result.abstain,
+        "confidence": round(result.confidence, 4),
+        "ms": round(result.seconds * 1000, 1),
+    }
+
+
+def summarize(rows: list[dict], k: int) -> dict[str, float]:
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    recalls = [r["fact_recall"] for r in answerable if r["fact_recall"] is not None]
+
+    def mean(values: Iterable[float]) -> float:
+        values = list(values)
+        return round(statistics.fmean(values), 4) if values else 0.0
+
+    return {
+        f"hit@{k}": mean(1.0 if r["hit"] else 0.0 for r in answerable),
+        f"mrr@{k}": mean(1.0 / r["rank"] if r["rank"] else 0.0 for r in answerable),
+        f"fact_recall@{k}": mean(recalls),
+        "abstain_rate": mean(1.0 if r["abstained"] else 0.0 for r in unanswerable),
+        "false_abstain_rate": mean(1.0 if r["abstained"] else 0.0 for r in answerable),
+        "answerable": len(answerable),
+        "unanswerable": len(unanswerable),
+    }
+
+
+def evaluate(
+    questions: list[dict], search: Callable[[str, int], RetrievalResult], k: int = 5, progress: bool = True
+) -> dict:
+    rows = [
+        score_question(q, search(q["question"], k), k)
+        for q in tqdm(questions, desc="questions", disable=not progress, file=sys.stderr)
+    ]
+    return {"metrics": summarize(rows, k), "questions": rows}
+
+
+def print_report(report: dict, k: int, console: Console | None = None) -> None:
+    console = console or Console()
+    table = Table(title=f"Retrieval over {len(report['questions'])} questions")
+    table.add_column("id")
+    table.add_column("kind")
+    table.add_column(f"rank@{k}", justify="right")
+    table.add_column("facts", justify="right")
+    table.add_column("abstain")
+    table.add_column("top source")
+    for r in report["questions"]:
+        facts = "" if r["fact_recall"] is None else f"{r['fact_recall']:.2f}"
+        rank = "-" if not r["answerable"] else (str(r["rank"]) if r["rank"] else "miss")
+        top = r["retrieved"][0]["source"] if r["retrieved"] else ""
+        table.add_row(r["id"], r["kind"], rank, facts, "yes" if r["abstained"] else "", top)
+    console.print(table)
+    metrics = Table(title="Metrics")
+    metrics.add_column("metric")
+    metrics.add_column("value", justify="right")
+    for name, value in report["metrics"].items():
+        metrics.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
+    console.print(metrics)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Measure retrieval quality on a JSONL question set.")
+    parser.add_argument("questions", type=Path, help="JSONL file in the format of eval/dev.jsonl")
+    parser.add_argument("--k", type=int, default=5, help="how many chunks count (default 5)")
+    parser.add_argument(
+        "--json", type=Path, dest="json_out", help="also write metrics and per-question rows here"
+    )
+    args = parser.parse_args(argv)
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    try:
+        questions = load_questions(args.questions)
+    except QuestionFileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    settings = get_settings()
+    try:
+        retriever = open_retriever(settings)
+    except Exception as exc:  # noqa: BLE001 - show any store problem as one line
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if retriever.size == 0:
+        print(
+            f"error: nothing is ingested in {settings.index_dir}; run `python ingest.py` first.",
+            file=sys.stderr,
+        )
+        return 2
+    report = evaluate(questions, lambda q, k: retriever.search(q, k=k), k=args.k)
+    print_report(report, args.k)
+    if args.json_out:
+        args.json_out.parent.mkdir(parents=True, exist_ok=True)
+        args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
