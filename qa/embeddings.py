@@ -52,8 +52,6 @@ class LocalMiniLM(Embeddings):
     def __init__(self, batch_size: int = 64, dtype: str = "auto") -> None:
         self.batch_size = batch_size
         self.dtype = dtype
-        self._model = None
-        self._lock = threading.Lock()
 
     @staticmethod
     def model_dir() -> Path:
@@ -66,11 +64,28 @@ class LocalMiniLM(Embeddings):
             ) from exc
         return Path(get_model_path())
 
-    def _load(self):
-        with self._lock:
-            if self._model is not None:
-                return self._model
-            path = self.model_dir()
+    def embed_documents(self, texts: list[str]) -> list[list[float]]:
+        if not texts:
+            return []
+        model = _load_model(self.dtype)
+        vectors = model.encode(
+            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
+        )
+        return vectors.astype("float32").tolist()
+
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed_documents([text])[0]
+
+
+_MODELS: dict[str, object] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def _load_model(dtype_name: str):  # noqa: ANN202 - SentenceTransformer is imported lazily
+    """One model per process and dtype, loaded on first use: ingest, the app and tests share it."""
+    with _MODELS_LOCK:
+        if dtype_name not in _MODELS:
+            path = LocalMiniLM.model_dir()
             weights = path / "model.safetensors"
             digest = hashlib.sha256(weights.read_bytes()).hexdigest() if weights.exists() else "missing"
             if digest != LOCAL_WEIGHTS_SHA256:
@@ -81,26 +96,16 @@ class LocalMiniLM(Embeddings):
             import torch
             from sentence_transformers import SentenceTransformer
 
-            use_bf16 = self.dtype == "bfloat16" or (self.dtype == "auto" and cpu_supports_bf16())
-            dtype = torch.bfloat16 if use_bf16 else torch.float32
+            use_bf16 = dtype_name == "bfloat16" or (dtype_name == "auto" and cpu_supports_bf16())
             model = SentenceTransformer(
-                str(path), device="cpu", local_files_only=True, model_kwargs={"torch_dtype": dtype}
+                str(path),
+                device="cpu",
+                local_files_only=True,
+                model_kwargs={"torch_dtype": torch.bfloat16 if use_bf16 else torch.float32},
             )
             model.max_seq_length = 256  # what the model was trained with
-            self._model = model
-            return model
-
-    def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        if not texts:
-            return []
-        model = self._load()
-        vectors = model.encode(
-            list(texts), batch_size=self.batch_size, normalize_embeddings=True, show_progress_bar=False
-        )
-        return vectors.astype("float32").tolist()
-
-    def embed_query(self, text: str) -> list[float]:
-        return self.embed_documents([text])[0]
+            _MODELS[dtype_name] = model
+        return _MODELS[dtype_name]
 
 
 def make_embeddings(settings: Settings) -> Embeddings:

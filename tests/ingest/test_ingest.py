@@ -1,0 +1,202 @@
+"""`python ingest.py` against fixture repos: incremental behaviour and bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dataclasses import asdict
+
+import pytest
+from conftest import ROOT, commit, git, page, summary, write
+
+from ingest import IngestError, run_ingest
+from qa.repo import RepoError
+from qa.store import DocStore, StoreError
+from settings import get_settings
+
+
+def ingest(repo: Path, ref: str = "", **kwargs) -> dict:
+    """The public function behind `python ingest.py`, in-process (the model loads once)."""
+    return asdict(run_ingest(get_settings(), repo=str(repo), ref=ref, progress=False, **kwargs))
+
+
+def stored_sources() -> list[str]:
+    return sorted(d.metadata["source"] for d in DocStore(get_settings().index_dir).all_documents())
+
+
+def test_incremental_add_modify_rename_delete(docs_repo: Path, run_ingest_cli) -> None:
+    first = summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+    assert {k: first[k] for k in ("files_added", "files_changed", "files_deleted", "files_unchanged")} == {
+        "files_added": 4,
+        "files_changed": 0,
+        "files_deleted": 0,
+        "files_unchanged": 0,
+    }
+    assert (first["chunks_added"], first["chunks_deleted"], first["chunks_skipped"]) == (4, 0, 0)
+    assert first["commit"] == git(docs_repo, "rev-parse", "v1").strip()
+    assert stored_sources() == ["a.md", "b.md", "c.md", "guide/d.md"]
+
+    second = ingest(docs_repo, "v2")
+    # a changed; b renamed to b2 (= b deleted + b2 added); c deleted; e added; d untouched.
+    assert {k: second[k] for k in ("files_added", "files_changed", "files_deleted", "files_unchanged")} == {
+        "files_added": 2,
+        "files_changed": 1,
+        "files_deleted": 2,
+        "files_unchanged": 1,
+    }
+    assert (second["chunks_added"], second["chunks_deleted"], second["chunks_skipped"]) == (3, 3, 1)
+    assert stored_sources() == ["a.md", "b2.md", "e.md", "guide/d.md"]  # nothing duplicated, nothing stale
+
+    third = ingest(docs_repo, "v2")
+    assert (third["chunks_added"], third["chunks_deleted"], third["chunks_skipped"]) == (0, 0, 4)
+    assert third["files_unchanged"] == 4
+
+
+def test_chunks_carry_source_title_section_anchor_commit(docs_repo: Path, run_ingest_cli) -> None:
+    write(
+        docs_repo,
+        {
+            "guide/setup.md": "---\ntitle: Setup guide\norder: 3\n---\n\n# Setup guide\n\nIntro text "
+            "that is long enough to be its own chunk here.\n\n## Install with pip\n\n```bash\n"
+            "# not a heading, a shell comment\npip install label-studio\n```\n\nThen run it and open "
+            "the browser at the printed address.\n"
+        },
+    )
+    sha = commit(docs_repo, "setup page")
+    ingest(docs_repo, "main")
+    docs = [
+        d
+        for d in DocStore(get_settings().index_dir).all_documents()
+        if d.metadata["source"] == "guide/setup.md"
+    ]
+    install = next(d for d in docs if "pip install" in d.page_content)
+    assert install.metadata["title"] == "Setup guide"
+    assert install.metadata["section"] == "Install with pip"
+    assert install.metadata["anchor"] == "install-with-pip"
+    assert install.metadata["commit"] == sha
+    assert "# not a heading, a shell comment" in install.page_content  # fenced code is not split on '#'
+    assert install.page_content.startswith("Setup guide > Install with pip")
+    assert "order: 3" not in "".join(d.page_content for d in docs)  # front matter stripped
+
+
+def test_github_links_point_at_the_commit_and_anchor() -> None:
+    from qa.chunking import chunk_markdown
+    from qa.repo import github_web_base
+
+    base = github_web_base("https://github.com/HumanSignal/label-studio.git")
+    assert (
+        base
+        == github_web_base("git@github.com:HumanSignal/label-studio.git")
+        == ("https://github.com/HumanSignal/label-studio")
+    )
+    (doc,) = chunk_markdown(
+        "## Run it!\n\nUse `label-studio start` to start the server now.",
+        source="docs/start.md",
+        commit="abc123",
+        web_base=base,
+    )
+    assert (
+        doc.metadata["url"] == "https://github.com/HumanSignal/label-studio/blob/abc123/docs/start.md#run-it"
+    )
+    assert github_web_base("/srv/docs.bundle") == ""
+
+
+def test_glob_selects_files(docs_repo: Path, run_ingest_cli) -> None:
+    result = ingest(docs_repo, "v1", globs=["guide/**/*.md"])
+    assert result["files_added"] == 1
+    assert stored_sources() == ["guide/d.md"]
+
+
+def test_bad_repo_url_is_a_clear_error(tmp_path: Path, run_ingest_cli) -> None:
+    proc = run_ingest_cli("--repo", str(tmp_path / "no-such-repo"))
+    assert proc.returncode == 2
+    assert "neither a URL nor an existing path" in proc.stderr
+    proc = run_ingest_cli("--repo", str(tmp_path))  # exists, but is no git repo
+    assert proc.returncode == 2
+    assert "Could not clone" in proc.stderr and "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+
+def test_unknown_ref_is_a_clear_error(docs_repo: Path) -> None:
+    with pytest.raises(RepoError, match="'no-such-tag' was not found"):
+        ingest(docs_repo, "no-such-tag")
+
+
+def test_no_matching_files_is_a_clear_error(docs_repo: Path) -> None:
+    with pytest.raises(IngestError, match=r"No files match \*\*/\*\.rst"):
+        ingest(docs_repo, "v1", globs=["**/*.rst"])
+
+
+def test_broken_markdown_is_skipped_and_the_rest_ingested(docs_repo: Path, run_ingest_cli) -> None:
+    ingest(docs_repo, "v2")
+    write(
+        docs_repo,
+        {
+            "a.md": "caf\xe9 in latin-1 ".encode("latin-1") * 5,
+            "f.md": page("Phi", "Phi is a new page about keyboard shortcuts and hotkeys."),
+        },
+    )
+    commit(docs_repo, "break a, add f")
+    proc = run_ingest_cli("--repo", str(docs_repo), "--ref", "main")
+    result = summary(proc)
+    assert "skipping a.md: not UTF-8" in proc.stderr
+    assert result["files_skipped"] == 1
+    assert stored_sources() == ["a.md", "b2.md", "e.md", "f.md", "guide/d.md"]  # a.md's old chunk is kept
+    # Once fixed, the file is picked up again.
+    write(docs_repo, {"a.md": page("Alpha", "Alpha is fixed and mentions the --no-browser flag again.")})
+    commit(docs_repo, "fix a")
+    fixed = ingest(docs_repo, "main")
+    assert (fixed["files_changed"], fixed["chunks_added"], fixed["chunks_deleted"]) == (1, 1, 1)
+
+
+def test_another_embedding_model_asks_for_reset(docs_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    ingest(docs_repo, "v1")
+    monkeypatch.setenv("EMBEDDINGS", "openai")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    with pytest.raises(StoreError, match=r"built with the embedding model 'local:all-MiniLM-L6-v2'.*--reset"):
+        ingest(docs_repo, "v1")
+
+
+def test_a_killed_run_leaves_a_consistent_store(tmp_path: Path, run_ingest_cli) -> None:
+    repo = tmp_path / "big"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(
+        repo,
+        {
+            f"p{i:03}.md": page(f"Page {i}", f"Page number {i} talks about topic {i * 7} in some detail.")
+            for i in range(700)
+        },
+    )
+    commit(repo, "many pages")
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "ingest.py"), "--repo", str(repo), "--json"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=os.environ.copy(),
+    )
+    seen = ""
+    deadline = time.time() + 300
+    while "512/700" not in seen and time.time() < deadline:  # one batch written, more to come
+        seen += proc.stderr.read(1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    store = DocStore(get_settings().index_dir)
+    assert not store.exists()  # state is written last: the killed run never finished
+
+    result = ingest(repo)
+    assert result["files_added"] == 700
+    assert result["chunks_added"] + result["chunks_skipped"] == 700
+    assert result["chunks_skipped"] >= 256  # the batches written before the kill are not embedded again
+    sources = stored_sources()
+    assert len(sources) == len(set(sources)) == 700
+    again = ingest(repo)
+    assert (again["chunks_added"], again["chunks_deleted"]) == (0, 0)
