@@ -1,8 +1,7 @@
-"""Fixture git repos the ingest tests build themselves."""
+"""Fixtures for the ingest tests: git repos they build themselves."""
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -10,44 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def git(repo: Path, *args: str) -> str:
-    env = {
-        **os.environ,
-        "GIT_AUTHOR_NAME": "t",
-        "GIT_AUTHOR_EMAIL": "t@e",
-        "GIT_COMMITTER_NAME": "t",
-        "GIT_COMMITTER_EMAIL": "t@e",
-    }
-    return subprocess.run(
-        ["git", *args], cwd=repo, env=env, check=True, capture_output=True, text=True
-    ).stdout
-
-
-def write(repo: Path, files: dict[str, str | bytes]) -> None:
-    for rel, content in files.items():
-        path = repo / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        if isinstance(content, bytes):
-            path.write_bytes(content)
-        else:
-            path.write_text(content, encoding="utf-8")
-
-
-def commit(repo: Path, message: str, tag: str | None = None) -> str:
-    git(repo, "add", "-A")
-    git(repo, "commit", "-qm", message)
-    if tag:
-        git(repo, "tag", tag)
-    return git(repo, "rev-parse", "HEAD").strip()
-
-
-def page(title: str, body: str) -> str:
-    """A one-section Markdown page: exactly one chunk."""
-    return f"---\ntitle: {title}\n---\n\n{body}\n"
+from gitrepo import ROOT, commit, git, page, write
 
 
 @pytest.fixture
@@ -88,8 +50,3 @@ def run_ingest_cli() -> Callable[..., subprocess.CompletedProcess[str]]:
         )
 
     return run
-
-
-def summary(proc: subprocess.CompletedProcess[str]) -> dict:
-    assert proc.returncode == 0, proc.stderr
-    return json.loads(proc.stdout)

@@ -7,12 +7,11 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 
-from dataclasses import asdict
-
 import pytest
-from conftest import ROOT, commit, git, page, summary, write
+from gitrepo import ROOT, commit, git, page, summary, write
 
 from ingest import IngestError, run_ingest
 from qa.repo import RepoError
