@@ -97,7 +97,7 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
                     text,
                     source=f.path,
                     commit=co.commit,
-                    web_base=co.web_base,
+                    web_base=settings.docs_web_base.rstrip("/") or co.web_base,
                     chunk_size=settings.chunk_size,
                 )
             )

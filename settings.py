@@ -29,6 +29,7 @@ class Settings(BaseSettings):
     # --- ingest ------------------------------------------------------------
     docs_repo: str = DEFAULT_REPO
     docs_ref: str = ""  # empty: the remote's default branch
+    docs_web_base: str = ""  # web links' base for non-GitHub remotes, e.g. https://github.com/OWNER/REPO
     docs_glob: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["**/*.md"])
     chunk_size: int = 1200
     embeddings: Literal["local", "openai"] = "local"
@@ -53,7 +54,8 @@ class Settings(BaseSettings):
     local_llm_threads: int = 2
     local_llm_ctx: int = 4096
     local_llm_model: str = ""  # path of another chat GGUF; empty = bundled SmolLM2-135M-Instruct
-    local_llm_context_chunks: int = 3  # chunks the local model reads (prompt processing is slow)
+    local_llm_context_chunks: int = 3  # top chunks the local model's extract is drawn from
+    local_llm_context_chars: int = 800  # size of that extract (it reads ~200 tokens/s, and gets lost in more)
 
     # --- web app -----------------------------------------------------------
     host: str = "127.0.0.1"

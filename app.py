@@ -1,0 +1,136 @@
+"""The web app: one FastAPI server with the Gradio UI at / and Label Studio's webhook beside it.
+
+    python app.py            # or `make run`, which also installs, ingests and starts Label Studio
+
+This module only wires: qa/ answers, feedback/ logs and syncs, ui/ renders.
+With no OPENAI_API_KEY / OPENAI_BASE_URL it starts the embedded local model
+(qa.local_llm) and stops it on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import gradio as gr
+from fastapi import FastAPI
+
+from feedback.log import FeedbackLog
+from feedback.sync import SyncWorker
+from feedback.webhook import webhook_router
+from qa.store import DocStore, IndexState
+from settings import Settings, get_settings
+from ui.chat import build_chat_tab
+from ui.context import AppContext
+
+log = logging.getLogger("app")
+
+
+def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN001
+    """Open the store, the answer chain and the feedback log (no server started here)."""
+    from qa import llm
+
+    store = DocStore(settings.index_dir)
+    problem = ""
+    docs = IndexState()
+    if chain is None and store.exists():
+        try:
+            from qa.chain import AnswerChain
+            from qa.retrieval import open_retriever
+
+            docs = store.read_state()
+            chain = AnswerChain(open_retriever(settings), settings=settings)
+        except Exception as exc:  # shown on the page: the store, the model or a setting is wrong
+            log.exception("cannot open the docs index")
+            problem = str(exc)
+    elif chain is not None and store.exists():
+        docs = store.read_state()
+    feedback_log = FeedbackLog(settings.feedback_db)
+    return AppContext(
+        settings=settings,
+        log=feedback_log,
+        chain=chain,
+        docs=docs,
+        model_label=llm.model_label(settings),
+        sync=SyncWorker(feedback_log, settings),
+        local_model=llm.uses_local_model(settings),
+        problem=problem,
+    )
+
+
+def build_ui(ctx: AppContext) -> gr.Blocks:
+    with gr.Blocks(title="Docs QA") as blocks:
+        with gr.Tabs():
+            with gr.Tab("Chat", id="chat"):
+                build_chat_tab(ctx)
+            try:
+                from ui.review import build_review_tab
+            except ImportError:
+                build_review_tab = None
+            if build_review_tab is not None:
+                with gr.Tab("Review", id="review"):
+                    build_review_tab(ctx)
+    return blocks
+
+
+def create_app(ctx: AppContext) -> FastAPI:
+    """FastAPI app: /healthz, the webhook, and Gradio at /. The sync worker runs while it serves."""
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if ctx.sync is not None:
+            ctx.sync.start()
+        try:
+            yield
+        finally:
+            if ctx.sync is not None:
+                ctx.sync.stop()
+
+    app = FastAPI(title="Docs QA", lifespan=lifespan, docs_url=None, redoc_url=None)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, object]:
+        return {"ok": True, "ingested": ctx.chain is not None, "commit": ctx.docs.commit}
+
+    app.include_router(webhook_router(ctx.log, ctx.settings))
+    blocks = build_ui(ctx)
+    blocks.queue(default_concurrency_limit=16)
+    return gr.mount_gradio_app(app, blocks, path="", footer_links=["api"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Serve the docs QA app.")
+    parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    settings = get_settings(**overrides)
+
+    import uvicorn
+
+    from qa import llm, local_llm
+
+    server = None
+    if llm.uses_local_model(settings):
+        try:
+            server = local_llm.start(settings, watch_parent=True)
+        except local_llm.LocalLLMError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+        log.info("local model %s on port %s", server.model, server.port)
+    try:
+        ctx = build_context(settings)
+        print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
+        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
+    finally:
+        if server is not None and server.owned:
+            local_llm.stop(settings)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

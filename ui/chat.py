@@ -1,0 +1,180 @@
+"""The Chat tab: streamed, cited answers with thumbs up/down and an optional comment.
+
+Per-browser-session state (the exchanges shown and their ids) lives in gr.State,
+so concurrent users each keep their own history. Every answer is logged when it
+is given; a thumb is committed to the local log before the click returns, and
+Label Studio delivery happens later in the background (feedback.sync).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import gradio as gr
+
+from qa.chain import AnswerError, QuestionError, validate_question
+from ui.context import AppContext
+from ui.render import safe_markdown, sources_markdown
+
+log = logging.getLogger(__name__)
+
+
+def header_markdown(ctx: AppContext) -> str:
+    docs = ctx.docs
+    where = docs.repo.rstrip("/").rsplit("/", 1)[-1] if docs.repo else "nothing yet"
+    commit = f" @ `{docs.commit[:10]}`" if docs.commit else ""
+    when = f", ingested {docs.updated_at}" if docs.updated_at else ""
+    chunks = f" ({docs.chunks:,} chunks{when})" if docs.chunks else ""
+    lines = [
+        "## Ask the docs",
+        f"**Model:** {safe_markdown(ctx.model_label)} · **Docs:** {safe_markdown(where)}{commit}{chunks}",
+    ]
+    return "\n\n".join(lines)
+
+
+def empty_markdown(ctx: AppContext) -> str:
+    if ctx.problem:
+        return f"### The docs index can't be used\n\n{safe_markdown(ctx.problem)}"
+    return (
+        "### Nothing is ingested yet\n\n"
+        "Run `python ingest.py` (the Label Studio docs by default; `--repo URL_OR_PATH` for your own "
+        "docs repo), or `make run`, which does it for you. Then reload this page."
+    )
+
+
+def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
+    history: list[tuple[str, str]] = []
+    for turn in turns:
+        history += [("user", turn["question"]), ("assistant", turn["answer"])]
+    return history
+
+
+def build_chat_tab(ctx: AppContext) -> None:
+    """Render the chat inside the current Blocks/Tab context."""
+    gr.Markdown(header_markdown(ctx), elem_id="chat-header")
+    if ctx.chain is None:
+        gr.Markdown(empty_markdown(ctx), elem_id="chat-empty")
+        return
+    chain, settings, feedback_log = ctx.chain, ctx.settings, ctx.log
+
+    turns = gr.State([])  # [{"question", "answer", "exchange_id"}], for follow-ups
+    ids = gr.State({})  # chatbot message index -> exchange id, for the thumbs
+    rated = gr.State("")  # exchange id waiting for an optional comment
+
+    chatbot = gr.Chatbot(
+        label="Conversation",
+        elem_id="chatbot",
+        height=520,
+        allow_tags=False,
+        sanitize_html=True,
+        feedback_options=("Like", "Dislike"),
+        placeholder="Ask a question about the docs. Answers cite their sources; rate them with 👍 / 👎.",
+    )
+    with gr.Row():
+        question = gr.Textbox(
+            label="Your question",
+            placeholder="e.g. How do I stop Label Studio from opening a browser tab on start?",
+            lines=2,
+            max_lines=8,
+            scale=8,
+            elem_id="question",
+        )
+        ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+    with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+        comment = gr.Textbox(
+            label="Thanks! Anything to add? (optional: what was wrong or missing)",
+            lines=2,
+            scale=8,
+            elem_id="comment",
+        )
+        send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
+
+    def sync_line() -> str:
+        if ctx.sync is None:
+            return ""
+        return f"<small>{safe_markdown(ctx.sync.status().message)}</small>"
+
+    status = gr.Markdown(sync_line, elem_id="feedback-status")
+    clear = gr.Button("New conversation", size="sm")
+
+    def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
+        try:
+            text = validate_question(message, settings)
+        except QuestionError as exc:
+            gr.Warning(str(exc))
+            yield gr.update(), history, turns_, ids_  # keep what was typed
+            return
+        history = [*history, {"role": "user", "content": safe_markdown(text)}]
+        history.append({"role": "assistant", "content": "…"})
+        yield "", history, turns_, ids_
+        shown = ""
+        try:
+            for event in chain.stream(text, _history_for_chain(turns_)):
+                if event.answer is None:
+                    shown += event.text
+                    history[-1] = {"role": "assistant", "content": safe_markdown(shown)}
+                    yield "", history, turns_, ids_
+                    continue
+                answer = event.answer
+                listed = answer.cited if not answer.abstained else []
+                heading = "Sources" if answer.citations_found else "Closest sources (not cited by the model)"
+                body = safe_markdown(answer.text) + sources_markdown(listed, heading=heading)
+                history[-1] = {"role": "assistant", "content": body}
+                exchange_id = feedback_log.record_exchange(
+                    question=text,
+                    answer=answer.text,
+                    session=request.session_hash if request else "",
+                    standalone_question=answer.standalone_question,
+                    retrieved=[s.as_dict() for s in answer.sources],
+                    cited=[s.as_dict() for s in answer.cited],
+                    prompt_version=answer.prompt_version,
+                    model=answer.model,
+                    docs_commit=ctx.docs.commit,
+                    latency_ms=answer.total_ms,
+                )
+                ids_ = {**ids_, str(len(history) - 1): exchange_id}
+                turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
+                yield "", history, turns_, ids_
+        except AnswerError as exc:
+            history[-1] = {"role": "assistant", "content": f"⚠️ {safe_markdown(str(exc))}"}
+            yield "", history, turns_, ids_
+        except Exception:  # never a traceback on the page
+            log.exception("answering failed")
+            history[-1] = {
+                "role": "assistant",
+                "content": "⚠️ Something went wrong while answering; the server log has the details.",
+            }
+            yield "", history, turns_, ids_
+
+    def on_like(ids_: dict, data: gr.LikeData):
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        exchange_id = ids_.get(str(index))
+        if not exchange_id:
+            gr.Info("Only answers can be rated (this one was an error message).")
+            return gr.update(visible=False), ""
+        if data.liked not in (True, False):
+            return gr.update(), exchange_id  # a thumb taken back: the last rating stands
+        feedback_log.rate(exchange_id, "good" if data.liked else "bad")
+        return gr.update(visible=True), exchange_id
+
+    def on_comment(text: str, exchange_id: str):
+        if exchange_id and text.strip():
+            feedback_log.set_comment(exchange_id, text.strip())
+            gr.Info("Comment saved. Thank you!")
+        return gr.update(visible=False), "", ""
+
+    inputs = [question, chatbot, turns, ids]
+    outputs = [question, chatbot, turns, ids]
+    question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None)
+    ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None)
+    chatbot.like(on_like, [ids], [comment_row, rated], api_name="rate")
+    send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
+    comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")
+    clear.click(
+        lambda: ([], [], {}, gr.update(visible=False)),
+        None,
+        [chatbot, turns, ids, comment_row],
+        api_visibility="private",
+    )
+    gr.Timer(5.0).tick(sync_line, None, status, api_visibility="private")
