@@ -69,13 +69,13 @@ def build_chat_tab(ctx: AppContext) -> None:
         allow_tags=False,
         sanitize_html=True,
         feedback_options=("Like", "Dislike"),
-        placeholder="Ask a question about the docs. Answers cite their sources; rate them with 👍 / 👎.",
+        placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
     )
     with gr.Row():
         question = gr.Textbox(
             label="Your question",
             placeholder="e.g. How do I stop Label Studio from opening a browser tab on start?",
-            lines=2,
+            lines=1,  # Enter sends; long questions still wrap
             max_lines=8,
             scale=8,
             elem_id="question",
@@ -103,7 +103,7 @@ def build_chat_tab(ctx: AppContext) -> None:
             text = validate_question(message, settings)
         except QuestionError as exc:
             gr.Warning(str(exc))
-            yield gr.update(), history, turns_, ids_  # keep what was typed
+            yield message, history, turns_, ids_  # keep what was typed
             return
         history = [*history, {"role": "user", "content": safe_markdown(text)}]
         history.append({"role": "assistant", "content": "…"})

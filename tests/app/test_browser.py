@@ -1,0 +1,60 @@
+"""One real browser (Debian's chromium, headless) driving the chat: ask, read, thumbs down, comment."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+
+import pytest
+from conftest import WEB
+
+playwright = pytest.importorskip("playwright.sync_api")
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+]
+
+
+@pytest.fixture
+def page():
+    with playwright.sync_playwright() as p, tempfile.TemporaryDirectory() as profile:
+        browser = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=ARGS
+        )
+        try:
+            yield browser.new_page()
+        finally:
+            browser.close()
+
+
+def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, page) -> None:
+    page.goto(running_app.url)
+    box = page.get_by_label("Your question")
+    box.wait_for(timeout=30_000)
+    box.fill("How do I start without opening a browser tab?")
+    page.get_by_role("button", name="Ask", exact=True).click()
+    try:
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+    finally:
+        page.screenshot(path=str(running_app.ctx.settings.data_dir / "browser-chat.png"))
+    link = page.locator(f'a[href^="{WEB}/blob/"]').first
+    link.wait_for(timeout=30_000)
+    assert "guide/start.md" in link.inner_text()
+
+    page.get_by_role("button", name="Dislike").last.click()
+    comment = page.get_by_label("Anything to add?", exact=False)
+    comment.wait_for(state="visible", timeout=10_000)
+    comment.fill("It should mention the -p flag too.")
+    page.get_by_role("button", name="Send comment").click()
+    comment.wait_for(state="hidden", timeout=10_000)
+
+    exchange = running_app.ctx.log.recent(1)[0]
+    history = running_app.ctx.log.history(exchange.id)
+    assert history[-1].rating == "bad"
+    assert "-p flag" in (history[-1].comment or "")

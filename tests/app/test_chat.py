@@ -1,0 +1,90 @@
+"""The chat through gradio_client, as another program (or a test) would drive it.
+
+gr.State (the per-session turns and exchange ids) stays on the server, keyed by
+the client's session: one Client is one browser tab.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import urllib.request
+
+from conftest import ANSWER, WEB
+from gradio_client import Client
+
+
+def text_of(message: dict) -> str:
+    content = message["content"]
+    if isinstance(content, list):
+        return "".join(part.get("text", "") for part in content if isinstance(part, dict))
+    return str(content)
+
+
+def test_answer_with_cited_source_links_is_logged(running_app) -> None:
+    client = Client(running_app.url, verbose=False)
+    before = running_app.ctx.log.counts()["exchanges"]
+    box, history = client.predict("how do I stop the browser tab from opening on start?", [], api_name="/ask")
+    assert box == ""
+    assert [m["role"] for m in history] == ["user", "assistant"]
+    answer = text_of(history[-1])
+    assert "--no-browser" in answer
+    assert f"]({WEB}/blob/" in answer and "guide/start.md" in answer  # the cited [1] as a link
+    assert running_app.ctx.log.counts()["exchanges"] == before + 1
+    logged = running_app.ctx.log.recent(1)[0]
+    assert logged.answer == ANSWER and logged.question.startswith("how do I stop")
+    assert logged.prompt_version and logged.docs_commit == running_app.ctx.docs.commit
+
+
+def test_streaming_yields_several_updates(running_app) -> None:
+    client = Client(running_app.url, verbose=False)
+    job = client.submit("how do I stop the browser tab from opening?", [], api_name="/ask")
+    updates = list(job)
+    assert len(updates) >= 4  # question echoed, then the answer piece by piece
+
+
+def test_empty_and_overlong_questions_are_refused_and_kept(running_app) -> None:
+    client = Client(running_app.url, verbose=False)
+    for question in ["   ", "x" * (running_app.ctx.settings.max_question_chars + 1)]:
+        box, history = client.predict(question, [], api_name="/ask")
+        assert history == []
+        assert box == question  # what was typed is not lost
+
+
+def test_html_in_a_question_is_shown_as_text(running_app) -> None:
+    client = Client(running_app.url, verbose=False)
+    question = "<script>alert('x')</script> <img src=x onerror=alert(1)> export units?"
+    _, history = client.predict(question, [], api_name="/ask")
+    shown = text_of(history[0])
+    assert "<script>" not in shown and "&lt;script&gt;" in shown
+    assert "<img" not in shown
+
+
+def test_concurrent_users_each_keep_their_own_history(running_app) -> None:
+    def conversation(q: str):
+        client = Client(running_app.url, verbose=False)
+        _, history = client.predict(q, [], api_name="/ask")
+        return client.predict("and how else?", history, api_name="/ask")[1]
+
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        a, b = pool.map(
+            conversation, ["how to start without a browser?", "what units are exported coordinates in?"]
+        )
+    assert [m["role"] for m in a] == ["user", "assistant"] * 2 == [m["role"] for m in b]
+    assert text_of(a[0]).startswith("how to start") and text_of(b[0]).startswith("what units")
+    standalone = {
+        e.standalone_question for e in running_app.ctx.log.recent(10) if e.question == "and how else?"
+    }
+    assert len(standalone) == 2  # each follow-up was condensed with its own conversation
+
+
+def test_healthz_and_empty_store_screen(running_app, tmp_path, monkeypatch) -> None:
+    with urllib.request.urlopen(running_app.url + "/healthz") as resp:
+        assert b'"ingested":true' in resp.read()
+    monkeypatch.setenv("DATA_DIR", str(tmp_path))
+    from app import build_context
+    from settings import get_settings
+    from ui.chat import empty_markdown
+
+    ctx = build_context(get_settings())
+    assert ctx.chain is None
+    assert "python ingest.py" in empty_markdown(ctx)
