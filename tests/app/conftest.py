@@ -17,11 +17,9 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from appkit import ANSWER, WEB
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
-
-WEB = "https://docs.example.test/repo"
-ANSWER = "Start it with label-studio start --no-browser so no tab opens [1]."
 
 
 def _git(repo: Path, *args: str) -> None:

@@ -6,7 +6,7 @@ import shutil
 import tempfile
 
 import pytest
-from conftest import WEB
+from appkit import WEB
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"

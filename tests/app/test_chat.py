@@ -9,7 +9,7 @@ from __future__ import annotations
 import concurrent.futures
 import urllib.request
 
-from conftest import ANSWER, WEB
+from appkit import ANSWER, WEB
 from gradio_client import Client
 
 

@@ -1,0 +1,215 @@
+"""Answer-path speed on this machine.
+
+    python bench/answer.py [--questions N] [--llm-runs N] [--no-llm]
+
+1. Overhead of everything but the model (condense, skipped without history; retrieve;
+   prompt build), p50/p95 over the dev questions, with the real retriever over DATA_DIR's
+   index (run `python ingest.py` first) and an instant fake model, for both prompt styles.
+2. The local model (SmolLM2 via xllamacpp): time to first token and generation tokens/s
+   for real prompts, compact (what the local model gets) and full chat style.
+
+Figures are printed, never asserted: speed targets live here, not in timed tests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from langchain_core.documents import Document  # noqa: E402
+from langchain_core.language_models.fake_chat_models import FakeListChatModel  # noqa: E402
+
+from qa import local_llm  # noqa: E402
+from qa.chain import AnswerChain  # noqa: E402
+from qa.llm import make_chat_model  # noqa: E402
+from qa.prompts import answer_prompt, focus_context, format_context, select_context  # noqa: E402
+from qa.types import RetrievalResult  # noqa: E402
+from settings import Settings, get_settings  # noqa: E402
+
+QUESTION_FILES = [ROOT / "eval" / "dev.jsonl", ROOT.parent / "shared" / "eval" / "public.jsonl"]
+FALLBACK_QUESTIONS = [
+    "how do i stop label studio from opening a new browser tab every time I launch the server",
+    "how do i opt out of the usage statistics label studio collects?",
+    "my webhook receiver is slow and LS gives up on it. can I raise the timeout?",
+    "whats the cli command that generates the boilerplate for my own ml backend?",
+    "env variables to switch label studio from sqlite to my own postgres server?",
+]
+SAMPLE_DOCS = [  # used for the model figures when there is no index yet
+    Document(
+        page_content=(
+            "Webhook connections time out after 1 second. You can adjust the timeout by setting an "
+            "environment variable, `WEBHOOK_TIMEOUT`. If the webhook URL is inaccessible by Label Studio, "
+            "you can see this in a traceback in the logs. Label Studio does not retry webhook connections "
+            "that fail. You can see successful webhook deliveries in the logs in DEBUG mode."
+        ),
+        metadata={"source": "docs/source/guide/webhooks.md", "section": "Troubleshoot a webhook connection"},
+    ),
+    Document(
+        page_content=(
+            "Label Studio collects usage statistics including the number of page visits, number of "
+            "annotations, and data types being used in labeling configurations that you set up. You can "
+            "disable data collection by setting the environment variable `COLLECT_ANALYTICS` to `False`."
+        ),
+        metadata={"source": "docs/source/guide/security.md", "section": "Information collected"},
+    ),
+    Document(
+        page_content=(
+            "| `-b`, `--no-browser` | N/A | `False` | Do not automatically open a web browser when starting "
+            "Label Studio. |\n| `--data-dir` | `LABEL_STUDIO_BASE_DATA_DIR` | OS-specific | Directory to use "
+            "to store all application-related data. |"
+        ),
+        metadata={"source": "docs/source/guide/start.md", "section": "Command line arguments"},
+    ),
+]
+
+
+class TimedRetriever:
+    """Wraps a retriever to separate the search time from the chain's own overhead."""
+
+    def __init__(self, inner: object) -> None:
+        self.inner = inner
+        self.last_ms = 0.0
+
+    def search(self, query: str) -> RetrievalResult:
+        started = time.perf_counter()
+        result = self.inner.search(query)  # type: ignore[attr-defined]
+        self.last_ms = (time.perf_counter() - started) * 1000
+        return result
+
+
+class SampleRetriever:
+    """Returns the sample chunks for any query (model timing only, not retrieval)."""
+
+    def search(self, query: str) -> RetrievalResult:
+        return RetrievalResult(query=query, documents=list(SAMPLE_DOCS), confidence=1.0)
+
+
+def load_questions(limit: int) -> list[str]:
+    questions: list[str] = []
+    for path in QUESTION_FILES:
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    questions.append(json.loads(line)["question"])
+    return (questions or FALLBACK_QUESTIONS)[:limit]
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    return statistics.quantiles(ordered, n=100, method="inclusive")[int(q) - 1]
+
+
+def open_real_retriever(settings: Settings) -> object | None:
+    index = settings.index_dir
+    if not index.is_dir() or not any(index.iterdir()):
+        print(f"  no index at {index}: run `python ingest.py` first for the retrieval figures")
+        return None
+    from qa.retrieval import open_retriever  # lazy: loads the embedding model
+
+    started = time.perf_counter()
+    retriever = open_retriever(settings)
+    print(f"  retriever opened in {time.perf_counter() - started:.1f} s")
+    return retriever
+
+
+def bench_overhead(settings: Settings, retriever: object, questions: list[str]) -> None:
+    print(f"\n1. Everything but the model (no history: condense skipped), {len(questions)} questions")
+    header = f"{'prompt style':<13} {'total p50':>9} {'p95':>7} {'max':>7}   {'search p50':>10} {'p95':>7}"
+    print(f"  {header}   abstained")
+    timed = TimedRetriever(retriever)
+    for compact in (False, True):
+        chain = AnswerChain(timed, FakeListChatModel(responses=["ok [1]"]), settings, compact=compact)
+        for question in questions[:2]:  # warm-up: first embedding call, lazy imports
+            chain.answer(question)
+        totals, searches, abstained = [], [], 0
+        for question in questions:
+            answer = chain.answer(question)
+            totals.append(answer.retrieval_ms)
+            searches.append(timed.last_ms)
+            abstained += answer.abstained
+        style = "compact" if compact else "chat"
+        print(
+            f"  {style:<13} {pct(totals, 50):>9.1f} {pct(totals, 95):>7.1f} {max(totals):>7.1f}   "
+            f"{pct(searches, 50):>10.1f} {pct(searches, 95):>7.1f}   {abstained}/{len(questions)}"
+        )
+    print("  (ms; total = condense + search + prompt build, i.e. everything before the model is called)")
+
+
+def stream_timed(llm: object, messages: list) -> tuple[float, float, int, int]:
+    """(seconds to first token, seconds generating, output tokens, prompt tokens) of one call."""
+    started = time.perf_counter()
+    first = last = 0.0
+    usage: dict = {}
+    pieces = 0
+    for chunk in llm.stream(messages):  # type: ignore[attr-defined]
+        now = time.perf_counter()
+        if chunk.content:
+            first = first or now
+            last = now
+            pieces += 1
+        if getattr(chunk, "usage_metadata", None):
+            usage = dict(chunk.usage_metadata)
+    output_tokens = int(usage.get("output_tokens") or pieces)
+    return first - started, max(last - first, 1e-9), output_tokens, int(usage.get("input_tokens") or 0)
+
+
+def bench_local_model(settings: Settings, retriever: object | None, questions: list[str], runs: int) -> None:
+    print(f"\n2. Local model {local_llm.model_name(settings)}, {settings.local_llm_threads} threads")
+    with local_llm.running(settings) as server:
+        print(f"  server at {server.base_url} ({'started' if server.owned else 'already running'})")
+        # cache_prompt off: with it, llama.cpp reuses a shared prompt prefix and TTFT looks better than it is
+        llm = make_chat_model(settings, stream_usage=True, max_tokens=128, extra_body={"cache_prompt": False})
+        source = retriever or SampleRetriever()
+        print(f"  {'prompt':<8} {'prompt tok':>10} {'TTFT p50 s':>11} {'TTFT max s':>11} {'gen tok/s':>10}")
+        for compact in (True, False):
+            spec = answer_prompt(compact).template()
+            ttfts, rates, prompt_tokens = [], [], []
+            stream_timed(llm, spec.format_messages(context="warm up", question="hi"))
+            for question in questions[:runs]:
+                docs = source.search(question).documents  # type: ignore[attr-defined]
+                if compact:
+                    pool = docs[: settings.local_llm_context_chunks]
+                    context, _ = focus_context(question, pool, settings.local_llm_context_chars)
+                else:
+                    context = format_context(select_context(docs, len(docs), settings.context_max_chars))
+                ttft, gen, out_tokens, in_tokens = stream_timed(
+                    llm, spec.format_messages(context=context, question=question)
+                )
+                ttfts.append(ttft)
+                rates.append(out_tokens / gen)
+                prompt_tokens.append(in_tokens)
+            style = "compact" if compact else "chat"
+            print(
+                f"  {style:<8} {statistics.median(prompt_tokens):>10.0f} {statistics.median(ttfts):>11.2f} "
+                f"{max(ttfts):>11.2f} {statistics.median(rates):>10.1f}"
+            )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=int, default=60, help="questions for the overhead figures")
+    parser.add_argument("--llm-runs", type=int, default=5, help="prompts per style for the model figures")
+    parser.add_argument("--no-llm", action="store_true", help="skip the local model figures")
+    args = parser.parse_args()
+    settings = get_settings()
+    questions = load_questions(args.questions)
+    print(f"Answer path on this machine (DATA_DIR={settings.data_dir})")
+    retriever = open_real_retriever(settings)
+    if retriever is not None:
+        bench_overhead(settings, retriever, questions)
+    if not args.no_llm:
+        bench_local_model(settings, retriever, questions, args.llm_runs)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

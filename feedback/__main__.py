@@ -1,0 +1,215 @@
+"""Command line for the feedback log.
+
+    python -m feedback sync                      # deliver pending ratings, pull reviewers' verdicts
+    python -m feedback status                    # sync state: pending, last error, project URL
+    python -m feedback report [--since DATE]     # accuracy overall, per day, prompt version, model
+    python -m feedback export --format csv|jsonl|openai-finetune [--since DATE] [--verdict good|bad]
+                              [--output FILE]
+
+Settings come from the environment and .env (DATA_DIR, LABEL_STUDIO_URL, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from feedback.config import label_studio_configured
+from feedback.export import FORMATS, export
+from feedback.log import AccuracyRow, FeedbackLog, SyncStatus
+from settings import get_settings
+
+GROUPS = {
+    "overall": "Overall",
+    "day": "Per day",
+    "prompt_version": "Per prompt version",
+    "model": "Per model",
+}
+
+
+def _pct(value: float | None) -> str:
+    return "—" if value is None else f"{value:.1%}"
+
+
+def accuracy_table(title: str, rows: list[AccuracyRow]) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("group")
+    table.add_column("rated", justify="right")
+    table.add_column("good", justify="right")
+    table.add_column("accuracy", justify="right", style="bold")
+    table.add_column("reviewed", justify="right")
+    table.add_column("reviewer acc.", justify="right")
+    table.add_column("user-rated", justify="right")
+    table.add_column("user acc.", justify="right")
+    for r in rows:
+        table.add_row(
+            r.key,
+            str(r.rated),
+            str(r.good),
+            _pct(r.accuracy),
+            str(r.reviewed),
+            _pct(r.reviewer_accuracy),
+            str(r.user_rated),
+            _pct(r.user_accuracy),
+        )
+    return table
+
+
+def print_status(console: Console, status: SyncStatus) -> None:
+    console.print(status.message)
+    if status.project_url:
+        console.print(f"  project:   {status.project_url}")
+    if status.webhook:
+        console.print(f"  webhook:   {status.webhook}")
+    for note in status.notes:
+        console.print(f"  note:      {note}")
+    if status.last_success_at:
+        console.print(f"  last sync: {status.last_success_at}")
+    if status.last_error:
+        console.print(f"  error at:  {status.last_error_at}")
+
+
+def cmd_sync(args: argparse.Namespace, console: Console) -> int:
+    from feedback.sync import SyncWorker  # loads the Label Studio SDK: only here
+
+    settings = get_settings()
+    with FeedbackLog(settings.feedback_db) as feedback_log:
+        worker = SyncWorker(feedback_log, settings)
+        if not worker.configured:
+            console.print(
+                "Label Studio is not configured (set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY): "
+                "nothing to sync. "
+                f"Feedback is kept locally in {feedback_log.path} "
+                f"({feedback_log.pending_count()} rated answer(s) would be sent)."
+            )
+            return 0
+        report = worker.flush(timeout=args.timeout, pull=not args.no_pull)
+        console.print(
+            f"Label Studio {worker.url}: {report.created} task(s) created, {report.updated} updated, "
+            f"{report.found} already there, {report.pulled} reviewer verdict change(s) pulled; "
+            f"{report.pending} pending."
+        )
+        if report.error:
+            console.print(f"[red]error:[/red] {report.error}")
+            return 1
+        return 0
+
+
+def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    settings = get_settings()
+    with FeedbackLog(settings.feedback_db) as feedback_log:
+        status = feedback_log.sync_status(configured=label_studio_configured(settings))
+        if args.json:
+            print(json.dumps(status.as_dict(), indent=2))
+        else:
+            counts = feedback_log.counts()
+            console.print(
+                f"{counts['exchanges']} answer(s) logged, {counts['rated']} rated, "
+                f"{counts['reviewed']} reviewed "
+                f"({feedback_log.path})"
+            )
+            print_status(console, status)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace, console: Console) -> int:
+    settings = get_settings()
+    with FeedbackLog(settings.feedback_db) as feedback_log:
+        groups = args.by or list(GROUPS)
+        result = {by: feedback_log.accuracy(by, since=args.since) for by in groups}
+        if args.json:
+            print(json.dumps({by: [r.as_dict() for r in rows] for by, rows in result.items()}, indent=2))
+            return 0
+        console.print(
+            "Accuracy = good / rated; a reviewer's verdict counts where there is one, "
+            "the user's thumbs elsewhere."
+        )
+        for by, rows in result.items():
+            console.print(accuracy_table(GROUPS[by], rows))
+        print_status(console, feedback_log.sync_status(configured=label_studio_configured(settings)))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace, console: Console) -> int:
+    settings = get_settings()
+    with FeedbackLog(settings.feedback_db) as feedback_log:
+        if args.output:
+            path = Path(args.output)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(path.name + ".tmp")
+            with open(tmp, "w", encoding="utf-8", newline="") as out:
+                count = export(
+                    feedback_log, args.format, out, since=args.since, verdict=args.verdict, system=args.system
+                )
+            tmp.replace(path)  # a failed export never leaves half a file behind
+            Console(stderr=True).print(f"exported {count} exchange(s) as {args.format} to {path}")
+        else:
+            count = export(
+                feedback_log,
+                args.format,
+                sys.stdout,
+                since=args.since,
+                verdict=args.verdict,
+                system=args.system,
+            )
+            Console(stderr=True).print(f"exported {count} exchange(s) as {args.format}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m feedback", description="The feedback log and its Label Studio sync."
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    sync = sub.add_parser("sync", help="deliver pending ratings to Label Studio and pull reviewers' verdicts")
+    sync.add_argument("--no-pull", action="store_true", help="only deliver, do not pull annotations")
+    sync.add_argument(
+        "--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)"
+    )
+    sync.set_defaults(func=cmd_sync)
+
+    status = sub.add_parser("status", help="sync state: pending ratings, last error, project URL")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(func=cmd_status)
+
+    report = sub.add_parser("report", help="accuracy overall, per day, per prompt version, per model")
+    report.add_argument("--since", help="only answers given on or after this date (2026-11-01) or time")
+    report.add_argument(
+        "--by", action="append", choices=list(GROUPS), help="only these groupings (repeatable)"
+    )
+    report.add_argument("--json", action="store_true", help="print JSON instead of tables")
+    report.set_defaults(func=cmd_report)
+
+    exp = sub.add_parser("export", help="export the log")
+    exp.add_argument("--format", required=True, choices=FORMATS)
+    exp.add_argument("--since", help="only answers given on or after this date (2026-11-01) or time")
+    exp.add_argument(
+        "--verdict", choices=["good", "bad", "unrated"], help="only answers with this current verdict"
+    )
+    exp.add_argument("--output", "-o", help="file to write (default: stdout)")
+    exp.add_argument(
+        "--system", default="", help="openai-finetune: a system message to put first in each example"
+    )
+    exp.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    console = Console()
+    try:
+        return args.func(args, console)
+    except ValueError as exc:  # bad --since, --verdict with openai-finetune, ...
+        parser.exit(2, f"python -m feedback {args.command}: error: {exc}\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

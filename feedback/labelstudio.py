@@ -1,0 +1,466 @@
+"""Label Studio as the reviewers' copy of the feedback log (label-studio-sdk 2.x).
+
+Everything that knows Label Studio's API lives here: the labeling config, the
+shape of a task and of the user's prediction, reading a verdict out of an
+annotation, get-or-create of the project and of the webhook, and turning SDK
+errors into sentences a person can act on. `feedback.sync` decides *when* to
+call it; nothing here touches the local log.
+
+SDK pitfalls handled here: the default base URL is localhost:8000 (we always pass
+it), `max_retries` defaults to 2 and retries POSTs too (duplicate tasks: we pass
+0 and retry ourselves, idempotently), the default timeout is 60 s (we pass a
+short one), `projects.list(title=...)` matches by substring (we compare titles).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import httpx
+from label_studio_sdk import LabelStudio
+from label_studio_sdk.core.api_error import ApiError
+
+from feedback.config import WEBHOOK_PATH
+from feedback.log import Delivery, Exchange, Rating
+
+USER_MODEL_VERSION = "user-feedback"
+RATING_FIELD = "rating"
+COMMENT_FIELD = "comment"
+WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
+WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"
+
+LABEL_CONFIG = """<View>
+  <Header value="Question"/>
+  <Text name="question" value="$question"/>
+  <Header value="Answer"/>
+  <Text name="answer" value="$answer"/>
+  <Header value="Sources"/>
+  <Text name="sources" value="$sources"/>
+  <Header value="Is this a good answer to the question, given the sources?"/>
+  <Choices name="rating" toName="answer" choice="single" showInline="true" required="true">
+    <Choice value="Good"/>
+    <Choice value="Bad"/>
+  </Choices>
+  <Header value="Comment (what is wrong, what would be right)"/>
+  <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
+</View>
+"""
+
+PROJECT_DESCRIPTION = (
+    "Answers of the docs Q&A app that users rated. The user's thumbs and comment are pre-filled "
+    "as a prediction (model version 'user-feedback'): check the answer against the sources and submit "
+    "your own Good/Bad verdict."
+)
+
+
+class LabelStudioError(Exception):
+    """A Label Studio call failed; `str()` is a sentence for a person, never a payload."""
+
+
+def describe_error(exc: BaseException, url: str, timeout: float | None = None) -> str:
+    """Say what went wrong with Label Studio at `url` and what to do about it."""
+    if isinstance(exc, LabelStudioError):
+        return str(exc)
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        within = f" within {timeout:g} s" if timeout else ""
+        return (
+            f"Label Studio at {url} did not answer{within} — it may be overloaded; "
+            "will retry (LABEL_STUDIO_TIMEOUT)"
+        )
+    if isinstance(exc, httpx.TransportError):
+        return f"Label Studio at {url} is not reachable — is it running? scripts/labelstudio.sh start"
+    if isinstance(exc, ApiError):
+        status = exc.status_code
+        detail = _detail(exc.body)
+        if status == 401:
+            if "expired" in detail.lower():
+                return (
+                    "Label Studio says the API key (personal access token) has expired — create a new one "
+                    "under Account & Settings and set LABEL_STUDIO_API_KEY"
+                )
+            return "Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY"
+        if status == 403:
+            return (
+                f"Label Studio denied access (403: {detail or 'forbidden'}) — check LABEL_STUDIO_API_KEY; "
+                "a legacy token needs legacy tokens enabled in the organization "
+                "(scripts/labelstudio.sh does), or use a personal access token"
+            )
+        if status == 404:
+            return (
+                f"Label Studio at {url} has no such resource (404: {detail or 'not found'}) "
+                "— check LABEL_STUDIO_URL, or was the project deleted? (it is created again)"
+            )
+        if status is not None and status >= 500:
+            return f"Label Studio at {url} failed ({status}) — see its server log; will retry"
+        if status is None:
+            return f"Label Studio client error: {detail or 'no detail'}"
+        return f"Label Studio rejected the request ({status}: {detail or 'no detail'})"
+    if isinstance(exc, ValueError):  # JSON or model validation: something else answered
+        return f"{url} answered, but not like Label Studio's API — is LABEL_STUDIO_URL right?"
+    return f"Label Studio sync failed: {type(exc).__name__}: {str(exc)[:200]}"
+
+
+def _detail(body: Any) -> str:
+    if isinstance(body, Mapping):
+        for key in ("detail", "validation_errors", "message", "error"):
+            if body.get(key):
+                return str(body[key])[:300]
+        return json.dumps(body)[:300]
+    return str(body or "")[:300]
+
+
+def is_connection_problem(exc: BaseException) -> bool:
+    """Problems every further call would hit too (down, slow, bad key): stop the cycle."""
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ApiError) and (exc.status_code in (401, 403) or (exc.status_code or 0) >= 500)
+
+
+def make_client(url: str, api_key: str, timeout: float) -> LabelStudio:
+    """An SDK client with our URL, a short timeout and no SDK retries.
+
+    Legacy tokens and personal access tokens (JWT refresh tokens, which the SDK
+    exchanges for access tokens itself) both work; an expired JWT fails here.
+    """
+    if not url:
+        raise LabelStudioError("LABEL_STUDIO_URL is not set")
+    if not api_key:
+        raise LabelStudioError("LABEL_STUDIO_API_KEY is not set")
+    try:
+        return LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=timeout, max_retries=0)
+    except ApiError as exc:
+        raise LabelStudioError(describe_error(exc, url)) from None
+
+
+# --- task content -------------------------------------------------------------------------
+def format_sources(chunks: Sequence[Mapping[str, Any]]) -> str:
+    """Sources as reviewers read them: one line per chunk, with its link."""
+    if not chunks:
+        return "(no sources)"
+    lines = []
+    for i, chunk in enumerate(chunks, 1):
+        n = chunk.get("n", i)
+        place = str(chunk.get("source", "") or "?")
+        if chunk.get("section"):
+            place += f" — {chunk['section']}"
+        score = chunk.get("score")
+        if isinstance(score, int | float):
+            place += f" (score {score:.2f})"
+        if chunk.get("url"):
+            place += f"\n    {chunk['url']}"
+        lines.append(f"[{n}] {place}")
+    return "\n".join(lines)
+
+
+def task_data(exchange: Exchange, rating: Rating, comment: str) -> dict[str, Any]:
+    """Task data: what reviewers see plus what maps it back (exchange_id) and slices reports."""
+    return {
+        "exchange_id": exchange.id,
+        "question": exchange.question,
+        "answer": exchange.answer,
+        "sources": format_sources(exchange.cited or exchange.retrieved),
+        "standalone_question": exchange.standalone_question,
+        "cited": exchange.cited,
+        "retrieved": exchange.retrieved,
+        "prompt_version": exchange.prompt_version,
+        "model": exchange.model,
+        "docs_commit": exchange.docs_commit,
+        "session": exchange.session,
+        "time": exchange.time,
+        "user_rating": rating,
+        "user_comment": comment,
+    }
+
+
+def prediction_result(rating: Rating, comment: str) -> list[dict[str, Any]]:
+    """The user's thumbs (+ comment) as a pre-filled result reviewers can accept or change."""
+    result: list[dict[str, Any]] = [
+        {
+            "from_name": RATING_FIELD,
+            "to_name": "answer",
+            "type": "choices",
+            "value": {"choices": ["Good" if rating == "good" else "Bad"]},
+        }
+    ]
+    if comment:
+        result.append(
+            {
+                "from_name": COMMENT_FIELD,
+                "to_name": "answer",
+                "type": "textarea",
+                "value": {"text": [comment]},
+            }
+        )
+    return result
+
+
+def _get(obj: Any, key: str, default: Any = None) -> Any:
+    if isinstance(obj, Mapping):
+        return obj.get(key, default)
+    value = getattr(obj, key, default)
+    if value is default and hasattr(obj, "model_extra") and obj.model_extra:
+        return obj.model_extra.get(key, default)
+    return value
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """A reviewer's annotation as the log stores it."""
+
+    annotation_id: int
+    task_id: int | None
+    rating: Rating | None  # None: skipped, or no choice made
+    comment: str
+    reviewer: str
+
+
+def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
+    """Read Good/Bad and the comment out of an annotation (webhook dict or SDK object)."""
+    rating: Rating | None = None
+    comments: list[str] = []
+    for item in _get(annotation, "result") or []:
+        name = _get(item, "from_name")
+        value = _get(item, "value") or {}
+        if name == RATING_FIELD:
+            choices = _get(value, "choices") or []
+            if choices:
+                choice = str(choices[0]).strip().lower()
+                rating = "good" if choice == "good" else "bad" if choice == "bad" else None
+        elif name == COMMENT_FIELD:
+            comments.extend(str(t) for t in (_get(value, "text") or []) if str(t).strip())
+    if _get(annotation, "was_cancelled"):
+        rating = None
+    task = _get(annotation, "task", task_id)
+    if isinstance(task, Mapping):
+        task = task.get("id")
+    completed_by = _get(annotation, "completed_by")
+    if isinstance(completed_by, Mapping):
+        completed_by = completed_by.get("email") or completed_by.get("id")
+    return Verdict(
+        annotation_id=int(_get(annotation, "id")),
+        task_id=int(task) if task is not None else task_id,
+        rating=rating,
+        comment="\n".join(comments),
+        reviewer=str(completed_by) if completed_by is not None else "",
+    )
+
+
+def iso(value: Any) -> str:
+    """Label Studio times (datetime or text) as sortable UTC ISO text."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+    if not isinstance(value, datetime):
+        raise ValueError(f"not a time: {value!r}")
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class RemoteTask:
+    id: int
+    exchange_id: str | None
+    updated_at: str | None
+    annotations: list[Any]
+    prediction_id: int | None
+
+
+# --- the project --------------------------------------------------------------------------
+class LabelStudioProject:
+    """The feedback project in one Label Studio: found or created by exact title."""
+
+    def __init__(self, client: LabelStudio, url: str, project_id: int, title: str) -> None:
+        self.client = client
+        self.url = url.rstrip("/")
+        self.id = project_id
+        self.title = title
+
+    @property
+    def web_url(self) -> str:
+        return f"{self.url}/projects/{self.id}/data"
+
+    @property
+    def target(self) -> str:
+        """Identity of where tasks live: when it changes, everything is delivered again."""
+        return f"{self.url}#project={self.id}"
+
+    @classmethod
+    def connect(cls, url: str, api_key: str, title: str, *, timeout: float = 10.0) -> LabelStudioProject:
+        client = make_client(url, api_key, timeout)
+        return cls(client, url, cls._get_or_create(client, title), title)
+
+    @staticmethod
+    def _get_or_create(client: LabelStudio, title: str) -> int:
+        # `title=` is a case-insensitive substring filter: compare exactly ourselves.
+        matches = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
+        if matches:
+            return int(min(p.id for p in matches if p.id is not None))
+        project = client.projects.create(
+            title=title, label_config=LABEL_CONFIG, description=PROJECT_DESCRIPTION
+        )
+        assert project.id is not None
+        return int(project.id)
+
+    # --- webhook ---
+    def ensure_webhook(self, url: str, secret: str) -> int:
+        """Register (or repair) the project's webhook to the app; drop stale ones of ours."""
+        headers = {WEBHOOK_SECRET_HEADER: secret}
+        ours = None
+        for hook in self.client.webhooks.list(project=str(self.id)):
+            if hook.project != self.id:
+                continue
+            if hook.url == url and ours is None:
+                ours = hook
+            elif hook.url.endswith(WEBHOOK_PATH) and hook.id is not None:
+                self.client.webhooks.delete(id=hook.id)  # an old app URL: it would only time out
+        if ours is not None and ours.id is not None:
+            if (
+                set(ours.actions or []) != set(WEBHOOK_ACTIONS)
+                or (ours.headers or {}) != headers
+                or not ours.is_active
+                or not ours.send_payload
+            ):
+                self.client.webhooks.update(
+                    id=ours.id,
+                    url=url,
+                    actions=WEBHOOK_ACTIONS,
+                    headers=headers,
+                    is_active=True,
+                    send_payload=True,
+                    send_for_all_actions=False,
+                )
+            return int(ours.id)
+        hook = self.client.webhooks.create(
+            url=url,
+            project=self.id,
+            actions=WEBHOOK_ACTIONS,  # type: ignore[arg-type]
+            headers=headers,
+            is_active=True,
+            send_payload=True,
+            send_for_all_actions=False,
+        )
+        assert hook.id is not None
+        return int(hook.id)
+
+    # --- tasks ---
+    def find_task(self, exchange_id: str) -> RemoteTask | None:
+        """The task carrying this exchange id, if Label Studio has one (checked before re-sending)."""
+        query = {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {
+                        "filter": "filter:tasks:data.exchange_id",
+                        "operator": "equal",
+                        "type": "String",
+                        "value": exchange_id,
+                    }
+                ],
+            }
+        }
+        tasks = [
+            self._remote(t)
+            for t in self.client.tasks.list(project=self.id, query=json.dumps(query), page_size=10)
+        ]
+        tasks = [t for t in tasks if t.exchange_id == exchange_id]
+        return min(tasks, key=lambda t: t.id) if tasks else None
+
+    def create_tasks(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """One import call for many rated exchanges, each with the user's prediction."""
+        request = [
+            {
+                "data": task_data(d.exchange, d.rating, d.comment),
+                "predictions": [
+                    {"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating, d.comment)}
+                ],
+            }
+            for d in deliveries
+        ]
+        response = self.client.projects.import_tasks(id=self.id, request=request, return_task_ids=True)  # type: ignore[arg-type]
+        task_ids = _get(response, "task_ids")
+        if not isinstance(task_ids, list) or len(task_ids) != len(deliveries):
+            raise LabelStudioError(
+                "Label Studio did not return the new task ids (an asynchronous import edition?); "
+                "the next sync will look the tasks up by exchange id"
+            )
+        return [int(t) for t in task_ids]
+
+    def update_task(self, delivery: Delivery, task_id: int, prediction_id: int | None) -> int:
+        """A changed rating: refresh the task data and the same task's user prediction."""
+        self.client.tasks.update(
+            id=str(task_id), data=task_data(delivery.exchange, delivery.rating, delivery.comment)
+        )
+        result = prediction_result(delivery.rating, delivery.comment)
+        if prediction_id is None:
+            prediction_id = self._user_prediction(task_id)
+        if prediction_id is not None:
+            try:
+                self.client.predictions.update(
+                    id=prediction_id, result=result, model_version=USER_MODEL_VERSION
+                )
+                return prediction_id
+            except ApiError as exc:
+                if exc.status_code != 404:
+                    raise
+        created = self.client.predictions.create(
+            task=task_id, result=result, model_version=USER_MODEL_VERSION
+        )
+        assert created.id is not None
+        return int(created.id)
+
+    def user_predictions(self, task_ids: Sequence[int]) -> dict[int, int]:
+        """Task id → id of its user prediction, for many tasks in one paged call."""
+        query = {"selectedItems": {"all": False, "included": list(task_ids)}}
+        found: dict[int, int] = {}
+        for task in self.client.tasks.list(project=self.id, query=json.dumps(query), page_size=100):
+            remote = self._remote(task)
+            if remote.prediction_id is not None:
+                found[remote.id] = remote.prediction_id
+        return found
+
+    def _user_prediction(self, task_id: int) -> int | None:
+        ids = [
+            int(p.id)
+            for p in self.client.predictions.list(task=task_id)
+            if p.model_version == USER_MODEL_VERSION and p.id is not None
+        ]
+        return min(ids) if ids else None
+
+    def changed_tasks(self, since: str | None, overlap: float = 2.0) -> Iterator[RemoteTask]:
+        """Tasks updated after `since` (annotations bump a task's updated_at), oldest first."""
+        items = []
+        if since:
+            start = datetime.fromisoformat(since.replace("Z", "+00:00")) - timedelta(seconds=overlap)
+            items.append(
+                {
+                    "filter": "filter:tasks:updated_at",
+                    "operator": "greater",
+                    "type": "Datetime",
+                    "value": iso(start),
+                }
+            )
+        query = {"filters": {"conjunction": "and", "items": items}, "ordering": ["tasks:updated_at"]}
+        for task in self.client.tasks.list(project=self.id, query=json.dumps(query), page_size=100):
+            yield self._remote(task)
+
+    @staticmethod
+    def _remote(task: Any) -> RemoteTask:
+        data = _get(task, "data") or {}
+        updated = _get(task, "updated_at")
+        predictions = _get(task, "predictions") or []
+        user_predictions = [
+            int(_get(p, "id"))
+            for p in predictions
+            if _get(p, "model_version") == USER_MODEL_VERSION and _get(p, "id")
+        ]
+        return RemoteTask(
+            id=int(_get(task, "id")),
+            exchange_id=data.get("exchange_id") if isinstance(data, Mapping) else None,
+            updated_at=iso(updated) if updated else None,
+            annotations=list(_get(task, "annotations") or []),
+            prediction_id=min(user_predictions) if user_predictions else None,
+        )

@@ -1,0 +1,643 @@
+"""The local feedback log: every answer, every rating, and what Label Studio has of them.
+
+One SQLite file under DATA_DIR (WAL mode), schema from `feedback.migrations`.
+This is the source of truth: Label Studio is a copy for reviewers, fed from the
+`outbox` table by the background worker in `feedback.sync`, so a rating is safe
+the moment `rate()` returns whether or not Label Studio is up.
+
+Thread-safe: the Gradio app calls it from many worker threads. One connection
+per `FeedbackLog`, guarded by a lock; writes are short `BEGIN IMMEDIATE`
+transactions committed with `synchronous=FULL`, so a rating survives a crash or
+power cut once the call returns. Other processes (the CLI) may open the same
+file at the same time: WAL plus a busy timeout lets them take turns.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, is_dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from feedback.migrations import migrate
+from feedback.records import AccuracyRow, Delivery, Exchange, Rating, RatingEvent, SyncStatus, Verdict
+
+__all__ = [
+    "AccuracyRow",
+    "Delivery",
+    "Exchange",
+    "FeedbackLog",
+    "Rating",
+    "RatingEvent",
+    "SyncStatus",
+    "UnknownExchangeError",
+    "Verdict",
+]
+
+log = logging.getLogger(__name__)
+
+GroupBy = Literal["overall", "day", "prompt_version", "model"]
+REVIEW_SOURCES = ("webhook", "pull", "inline")
+
+
+class UnknownExchangeError(KeyError):
+    """A rating named an exchange the log has never seen."""
+
+    def __str__(self) -> str:  # KeyError would print the repr of the message
+        return str(self.args[0])
+
+
+def now_iso() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def parse_rating(value: object) -> Rating:
+    """Accept 'good'/'bad' (and the thumbs' True/False, 'up'/'down', 'like'/'dislike')."""
+    if value is True:
+        return "good"
+    if value is False:
+        return "bad"
+    text = str(value).strip().lower()
+    if text in ("good", "up", "like", "liked", "thumbs_up", "+1"):
+        return "good"
+    if text in ("bad", "down", "dislike", "disliked", "thumbs_down", "-1"):
+        return "bad"
+    raise ValueError(f"rating must be 'good' or 'bad', got {value!r}")
+
+
+def parse_since(value: str | datetime | None) -> str | None:
+    """A lower bound on exchange time as the ISO text stored in the log (UTC).
+
+    Accepts a date ('2026-11-01') or an ISO datetime with or without offset
+    (naive means UTC).
+    """
+    if value is None or value == "":
+        return None
+    if isinstance(value, str):
+        try:
+            parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(
+                f"--since must be a date like 2026-11-01 or an ISO time like 2026-11-01T09:30, got {value!r}"
+            ) from None
+    else:
+        parsed = value
+    if parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC).isoformat(timespec="milliseconds")
+
+
+def _plain(chunk: object) -> dict[str, Any]:
+    """A chunk as a JSON-ready dict: mappings, dataclasses and objects with `as_dict()`."""
+    if isinstance(chunk, Mapping):
+        return dict(chunk)
+    as_dict = getattr(chunk, "as_dict", None)
+    if callable(as_dict):
+        return dict(as_dict())
+    if is_dataclass(chunk) and not isinstance(chunk, type):
+        return asdict(chunk)
+    raise TypeError(
+        f"chunks must be dicts like {{'source', 'section', 'score', 'url'}}, got {type(chunk).__name__}"
+    )
+
+
+_GROUP_KEYS: dict[str, str] = {
+    "overall": "'all'",
+    "day": "substr(time, 1, 10)",
+    "prompt_version": "prompt_version",
+    "model": "model",
+}
+
+
+class FeedbackLog:
+    """The feedback log at `path` (created with its parent folder when missing)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._lock = threading.RLock()
+        self._listeners: list[Callable[[], None]] = []
+        self._closed = False
+        self._db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        self._db.row_factory = sqlite3.Row
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA foreign_keys=ON")
+        self._db.execute("PRAGMA busy_timeout=30000")
+        with self._lock:
+            migrate(self._db)
+
+    # --- plumbing ---------------------------------------------------------------
+    def close(self) -> None:
+        with self._lock:
+            self._closed = True
+            self._db.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
+    def __enter__(self) -> FeedbackLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add_listener(self, callback: Callable[[], None]) -> None:
+        """Call `callback()` after each new rating is committed (the sync worker wakes on it)."""
+        self._listeners.append(callback)
+
+    def _notify(self) -> None:
+        for callback in list(self._listeners):
+            try:
+                callback()
+            except Exception:  # a listener must never break a rating
+                log.exception("feedback listener failed")
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._db
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+            self._db.execute("COMMIT")
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        with self._lock:
+            return self._db.execute(sql, params).fetchall()
+
+    # --- exchanges ----------------------------------------------------------------
+    def record_exchange(
+        self,
+        *,
+        question: str,
+        answer: str,
+        session: str = "",
+        standalone_question: str = "",
+        retrieved: Sequence[object] = (),
+        cited: Sequence[object] = (),
+        prompt_version: str = "",
+        model: str = "",
+        docs_commit: str = "",
+        latency_ms: float | None = None,
+        exchange_id: str | None = None,
+        time: str | None = None,
+    ) -> str:
+        """Log an answer when it is given; returns its id (for the thumbs to rate later)."""
+        exchange_id = exchange_id or str(uuid.uuid4())
+        row = (
+            exchange_id,
+            time or now_iso(),
+            session or "",
+            question,
+            standalone_question or "",
+            answer,
+            json.dumps([_plain(c) for c in retrieved], ensure_ascii=False),
+            json.dumps([_plain(c) for c in cited], ensure_ascii=False),
+            prompt_version or "",
+            model or "",
+            docs_commit or "",
+            None if latency_ms is None else round(latency_ms),
+        )
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO exchanges (id, time, session, question, standalone_question, answer,"
+                " retrieved_json, cited_json, prompt_version, model, docs_commit, latency_ms)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+        return exchange_id
+
+    def has_exchange(self, exchange_id: str) -> bool:
+        return bool(self._query("SELECT 1 FROM exchanges WHERE id = ?", (exchange_id,)))
+
+    def get(self, exchange_id: str) -> Exchange | None:
+        rows = self._query("SELECT * FROM exchange_current WHERE id = ?", (exchange_id,))
+        return Exchange.from_row(rows[0]) if rows else None
+
+    def recent(
+        self,
+        limit: int = 50,
+        *,
+        verdict: Verdict | None = None,
+        since: str | datetime | None = None,
+        session: str | None = None,
+        rated_only: bool = False,
+        oldest_first: bool = False,
+    ) -> list[Exchange]:
+        """Latest exchanges (newest first), optionally only those with a given current verdict."""
+        sql, params = self._filter_sql(verdict=verdict, since=since, session=session, rated_only=rated_only)
+        order = "ASC" if oldest_first else "DESC"
+        sql += f" ORDER BY time {order}, seq {order}"
+        if limit:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [Exchange.from_row(r) for r in self._query(sql, params)]
+
+    def iter_exchanges(
+        self, *, verdict: Verdict | None = None, since: str | datetime | None = None, rated_only: bool = False
+    ) -> list[Exchange]:
+        """All matching exchanges, oldest first (for exports)."""
+        return self.recent(0, verdict=verdict, since=since, rated_only=rated_only, oldest_first=True)
+
+    @staticmethod
+    def _filter_sql(
+        *, verdict: str | None, since: str | datetime | None, session: str | None, rated_only: bool
+    ) -> tuple[str, list[Any]]:
+        where: list[str] = []
+        params: list[Any] = []
+        if verdict in ("good", "bad"):
+            where.append("verdict = ?")
+            params.append(verdict)
+        elif verdict == "unrated":
+            where.append("verdict IS NULL")
+        elif verdict not in (None, "", "all"):
+            raise ValueError(f"verdict must be good, bad or unrated, got {verdict!r}")
+        if rated_only:
+            where.append("verdict IS NOT NULL")
+        bound = parse_since(since)
+        if bound:
+            where.append("time >= ?")
+            params.append(bound)
+        if session:
+            where.append("session = ?")
+            params.append(session)
+        sql = "SELECT * FROM exchange_current"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        return sql, params
+
+    # --- user ratings ---------------------------------------------------------------
+    def rate(self, exchange_id: str, rating: Rating | bool | str, comment: str | None = None) -> RatingEvent:
+        """Record the asker's thumbs (last one wins, history kept); committed before it returns.
+
+        `comment=None` keeps the comment given earlier, `""` clears it.
+        """
+        value = parse_rating(rating)
+        with self._write() as db:
+            self._require_exchange(db, exchange_id)
+            if comment is None:
+                previous = db.execute(
+                    "SELECT comment FROM ratings WHERE exchange_id = ? AND kind = 'user'"
+                    " ORDER BY id DESC LIMIT 1",
+                    (exchange_id,),
+                ).fetchone()
+                comment = previous["comment"] if previous else ""
+            event = self._insert_user_rating(db, exchange_id, value, comment)
+        self._notify()
+        return event
+
+    def set_comment(self, exchange_id: str, comment: str) -> RatingEvent:
+        """Attach the optional comment box's text to the asker's current thumbs."""
+        with self._write() as db:
+            self._require_exchange(db, exchange_id)
+            previous = db.execute(
+                "SELECT rating FROM ratings WHERE exchange_id = ? AND kind = 'user' ORDER BY id DESC LIMIT 1",
+                (exchange_id,),
+            ).fetchone()
+            if previous is None:
+                raise ValueError(
+                    f"exchange {exchange_id} has no thumbs up/down yet: "
+                    "rate it (good or bad) before commenting"
+                )
+            event = self._insert_user_rating(db, exchange_id, previous["rating"], comment or "")
+        self._notify()
+        return event
+
+    def history(self, exchange_id: str) -> list[RatingEvent]:
+        """Every rating event of an exchange, oldest first."""
+        rows = self._query("SELECT * FROM ratings WHERE exchange_id = ? ORDER BY id", (exchange_id,))
+        return [_event(r) for r in rows]
+
+    @staticmethod
+    def _require_exchange(db: sqlite3.Connection, exchange_id: str) -> None:
+        if not db.execute("SELECT 1 FROM exchanges WHERE id = ?", (exchange_id,)).fetchone():
+            raise UnknownExchangeError(
+                f"no answer with id {exchange_id!r} in the feedback log: "
+                "record_exchange() must log an answer before it can be rated"
+            )
+
+    @staticmethod
+    def _insert_user_rating(
+        db: sqlite3.Connection, exchange_id: str, rating: str, comment: str
+    ) -> RatingEvent:
+        stamp = now_iso()
+        cur = db.execute(
+            "INSERT INTO ratings (exchange_id, time, kind, source, rating, comment)"
+            " VALUES (?, ?, 'user', 'chat', ?, ?)",
+            (exchange_id, stamp, rating, comment),
+        )
+        rating_id = cur.lastrowid
+        assert rating_id is not None
+        db.execute(
+            "INSERT INTO outbox (exchange_id, wanted, updated_at) VALUES (?, ?, ?)"
+            " ON CONFLICT (exchange_id) DO UPDATE SET wanted = excluded.wanted, attempts = 0,"
+            " next_attempt = 0, updated_at = excluded.updated_at",
+            (exchange_id, rating_id, stamp),
+        )
+        return RatingEvent(rating_id, exchange_id, stamp, "user", "chat", rating, comment)  # type: ignore[arg-type]
+
+    # --- reviewer verdicts -------------------------------------------------------------
+    def review(
+        self,
+        exchange_id: str,
+        verdict: Rating | bool | str | None,
+        comment: str = "",
+        *,
+        reviewer: str = "",
+        source: str = "inline",
+        annotation_id: int | None = None,
+        task_id: int | None = None,
+        deleted: bool = False,
+    ) -> RatingEvent | None:
+        """Record a reviewer's verdict; returns None when it changes nothing (idempotent).
+
+        Label Studio annotations (source 'webhook' or 'pull') are one stream per
+        `annotation_id`, so the same annotation seen by webhook and again by pull is
+        stored once. `deleted=True` withdraws that annotation's verdict.
+        """
+        if source not in REVIEW_SOURCES:
+            raise ValueError(f"source must be one of {', '.join(REVIEW_SOURCES)}, got {source!r}")
+        value = None if verdict is None or deleted else parse_rating(verdict)
+        comment = "" if deleted else (comment or "")
+        with self._write() as db:
+            self._require_exchange(db, exchange_id)
+            if annotation_id is None:
+                last = db.execute(
+                    "SELECT * FROM ratings WHERE exchange_id = ? AND kind = 'reviewer'"
+                    " AND annotation_id IS NULL ORDER BY id DESC LIMIT 1",
+                    (exchange_id,),
+                ).fetchone()
+            else:
+                last = db.execute(
+                    "SELECT * FROM ratings WHERE annotation_id = ? AND kind = 'reviewer'"
+                    " ORDER BY id DESC LIMIT 1",
+                    (annotation_id,),
+                ).fetchone()
+            if last is None and deleted:
+                return None  # never knew it: nothing to withdraw
+            if (
+                last is not None
+                and last["rating"] == value
+                and last["comment"] == comment
+                and bool(last["deleted"]) == deleted
+                and (deleted or last["reviewer"] == reviewer)
+            ):
+                return None
+            stamp = now_iso()
+            cur = db.execute(
+                "INSERT INTO ratings (exchange_id, time, kind, source, rating, comment, reviewer,"
+                " annotation_id, task_id, deleted) VALUES (?, ?, 'reviewer', ?, ?, ?, ?, ?, ?, ?)",
+                (exchange_id, stamp, source, value, comment, reviewer, annotation_id, task_id, int(deleted)),
+            )
+            assert cur.lastrowid is not None
+            return RatingEvent(
+                cur.lastrowid,
+                exchange_id,
+                stamp,
+                "reviewer",
+                source,
+                value,
+                comment,
+                reviewer,  # type: ignore[arg-type]
+                annotation_id,
+                task_id,
+                deleted,
+            )
+
+    def annotation_exchange(self, annotation_id: int) -> str | None:
+        """The exchange an annotation we have seen belongs to (deletions carry only its id)."""
+        rows = self._query(
+            "SELECT exchange_id FROM ratings WHERE annotation_id = ? ORDER BY id DESC LIMIT 1",
+            (annotation_id,),
+        )
+        return rows[0]["exchange_id"] if rows else None
+
+    def live_annotations(self, exchange_id: str) -> set[int]:
+        """Annotation ids of this exchange whose latest state is not deleted."""
+        rows = self._query(
+            "SELECT annotation_id, deleted FROM ratings WHERE exchange_id = ? AND annotation_id IS NOT NULL"
+            " ORDER BY id",
+            (exchange_id,),
+        )
+        state: dict[int, bool] = {}
+        for row in rows:
+            state[row["annotation_id"]] = bool(row["deleted"])
+        return {aid for aid, deleted in state.items() if not deleted}
+
+    def task_exchange(self, task_id: int) -> str | None:
+        rows = self._query("SELECT exchange_id FROM outbox WHERE task_id = ?", (task_id,))
+        return rows[0]["exchange_id"] if rows else None
+
+    # --- accuracy ---------------------------------------------------------------------
+    def accuracy(self, by: GroupBy = "overall", *, since: str | datetime | None = None) -> list[AccuracyRow]:
+        """good / rated per group; reviewer verdicts first, user thumbs where no reviewer looked.
+
+        Also gives the reviewer-only and user-only figures so both can be shown.
+        `overall` always returns one row, even with nothing rated.
+        """
+        if by not in _GROUP_KEYS:
+            raise ValueError(f"accuracy can be grouped by {', '.join(_GROUP_KEYS)}, not {by!r}")
+        key = _GROUP_KEYS[by]
+        params: list[Any] = []
+        where = "verdict IS NOT NULL"
+        bound = parse_since(since)
+        if bound:
+            where += " AND time >= ?"
+            params.append(bound)
+        rows = self._query(
+            f"SELECT {key} AS key, COUNT(*) AS rated, SUM(verdict = 'good') AS good,"
+            " SUM(reviewer_rating IS NOT NULL) AS reviewed, SUM(reviewer_rating = 'good') AS reviewer_good,"
+            " SUM(user_rating IS NOT NULL) AS user_rated, SUM(user_rating = 'good') AS user_good"
+            f" FROM exchange_current WHERE {where} GROUP BY 1 ORDER BY 1",
+            params,
+        )
+        result = [
+            AccuracyRow(
+                key=str(r["key"]) if r["key"] not in (None, "") else "(none)",
+                rated=r["rated"] or 0,
+                good=r["good"] or 0,
+                reviewed=r["reviewed"] or 0,
+                reviewer_good=r["reviewer_good"] or 0,
+                user_rated=r["user_rated"] or 0,
+                user_good=r["user_good"] or 0,
+            )
+            for r in rows
+        ]
+        if by == "overall" and not result:
+            result = [AccuracyRow("all", 0, 0, 0, 0, 0, 0)]
+        return result
+
+    def counts(self) -> dict[str, int]:
+        """Totals for a dashboard: exchanges, rated, reviewed."""
+        row = self._query(
+            "SELECT COUNT(*) AS exchanges, SUM(verdict IS NOT NULL) AS rated,"
+            " SUM(reviewer_rating IS NOT NULL) AS reviewed FROM exchange_current"
+        )[0]
+        return {k: int(row[k] or 0) for k in ("exchanges", "rated", "reviewed")}
+
+    # --- outbox (used by feedback.sync) ---------------------------------------------------
+    def due_deliveries(self, limit: int = 100, now: float | None = None) -> list[Delivery]:
+        """Pending deliveries whose retry time has come, oldest rating first."""
+        now = time.time() if now is None else now
+        rows = self._query(
+            "SELECT o.wanted, o.prediction_id, o.verify, o.attempts, r.rating, r.comment,"
+            " c.* FROM outbox o JOIN ratings r ON r.id = o.wanted"
+            " JOIN exchange_current c ON c.id = o.exchange_id"
+            " WHERE o.wanted > o.delivered AND o.next_attempt <= ? ORDER BY o.wanted LIMIT ?",
+            (now, limit),
+        )
+        out = []
+        for row in rows:
+            data = dict(row)
+            data.pop("seq", None)
+            wanted = data.pop("wanted")
+            task_id = data["task_id"]
+            prediction_id = data.pop("prediction_id")
+            verify = bool(data.pop("verify"))
+            attempts = data.pop("attempts")
+            rating = data.pop("rating")
+            comment = data.pop("comment")
+            data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
+            data["cited"] = json.loads(data.pop("cited_json") or "[]")
+            out.append(
+                Delivery(Exchange(**data), wanted, rating, comment, task_id, prediction_id, verify, attempts)
+            )
+        return out
+
+    def pending_count(self) -> int:
+        return int(self._query("SELECT COUNT(*) AS n FROM outbox WHERE wanted > delivered")[0]["n"])
+
+    def next_due_in(self, now: float | None = None) -> float | None:
+        """Seconds until the earliest pending delivery may be retried (None: nothing pending)."""
+        now = time.time() if now is None else now
+        row = self._query("SELECT MIN(next_attempt) AS t FROM outbox WHERE wanted > delivered")[0]
+        return None if row["t"] is None else max(0.0, row["t"] - now)
+
+    def mark_verify(self, exchange_ids: Sequence[str], verify: bool = True) -> None:
+        """Before creating tasks: a retry must first look these up in Label Studio.
+
+        `verify=False` when the call provably never reached Label Studio.
+        """
+        with self._write() as db:
+            db.executemany(
+                "UPDATE outbox SET verify = ? WHERE exchange_id = ?", [(int(verify), e) for e in exchange_ids]
+            )
+
+    def set_task(self, exchange_id: str, task_id: int, prediction_id: int | None = None) -> None:
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET task_id = ?, prediction_id = COALESCE(?, prediction_id), verify = 0"
+                " WHERE exchange_id = ?",
+                (task_id, prediction_id, exchange_id),
+            )
+
+    def mark_delivered(
+        self, exchange_id: str, wanted: int, task_id: int, prediction_id: int | None = None
+    ) -> None:
+        """Label Studio now has rating `wanted` (a newer rating stays pending)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE outbox SET delivered = MAX(delivered, ?), task_id = ?,"
+                " prediction_id = COALESCE(?, prediction_id), verify = 0, attempts = 0, next_attempt = 0,"
+                " last_error = '', updated_at = ? WHERE exchange_id = ?",
+                (wanted, task_id, prediction_id, now_iso(), exchange_id),
+            )
+
+    def mark_failed(
+        self, exchange_ids: Sequence[str], error: str, *, base: float = 1.0, cap: float = 300.0
+    ) -> None:
+        """Count a failed attempt and push the next one back exponentially (with jitter)."""
+        now = time.time()
+        with self._write() as db:
+            for exchange_id in exchange_ids:
+                row = db.execute(
+                    "SELECT attempts FROM outbox WHERE exchange_id = ?", (exchange_id,)
+                ).fetchone()
+                attempts = (row["attempts"] if row else 0) + 1
+                delay = min(cap, base * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
+                db.execute(
+                    "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ?, updated_at = ?"
+                    " WHERE exchange_id = ?",
+                    (attempts, now + delay, error, now_iso(), exchange_id),
+                )
+
+    def retry_now(self) -> None:
+        """Make every pending delivery due now (`python -m feedback sync` flushes by hand)."""
+        with self._write() as db:
+            db.execute("UPDATE outbox SET next_attempt = 0 WHERE wanted > delivered")
+
+    def reset_delivery_target(self) -> int:
+        """Label Studio project changed: deliver everything again, looking each task up first."""
+        with self._write() as db:
+            cur = db.execute(
+                "UPDATE outbox SET task_id = NULL, prediction_id = NULL, delivered = 0, verify = 1,"
+                " attempts = 0, next_attempt = 0"
+            )
+            return cur.rowcount
+
+    # --- sync state -------------------------------------------------------------------
+    def get_state(self) -> dict[str, str]:
+        return {r["key"]: r["value"] for r in self._query("SELECT key, value FROM sync_state")}
+
+    def set_state(self, **values: str | None) -> None:
+        """Set (or, with None, remove) sync-state keys."""
+        stamp = now_iso()
+        with self._write() as db:
+            for key, value in values.items():
+                if value is None:
+                    db.execute("DELETE FROM sync_state WHERE key = ?", (key,))
+                else:
+                    db.execute(
+                        "INSERT INTO sync_state (key, value, updated_at) VALUES (?, ?, ?)"
+                        " ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+                        " updated_at = excluded.updated_at",
+                        (key, str(value), stamp),
+                    )
+
+    def sync_status(self, *, configured: bool = True) -> SyncStatus:
+        state = self.get_state()
+        row = self._query(
+            "SELECT SUM(wanted > delivered) AS pending, SUM(wanted <= delivered) AS delivered FROM outbox"
+        )[0]
+        notes = [n for n in (state.get("webhook_note"),) if n]
+        return SyncStatus(
+            configured=configured,
+            pending=int(row["pending"] or 0),
+            delivered=int(row["delivered"] or 0),
+            last_error=state.get("last_error", ""),
+            last_error_at=state.get("last_error_at"),
+            last_success_at=state.get("last_success_at"),
+            last_pull_at=state.get("last_pull_at"),
+            project_url=state.get("project_url", ""),
+            webhook=state.get("webhook", ""),
+            notes=notes,
+        )
+
+
+def _event(row: sqlite3.Row) -> RatingEvent:
+    return RatingEvent(
+        id=row["id"],
+        exchange_id=row["exchange_id"],
+        time=row["time"],
+        kind=row["kind"],
+        source=row["source"],
+        rating=row["rating"],
+        comment=row["comment"],
+        reviewer=row["reviewer"],
+        annotation_id=row["annotation_id"],
+        task_id=row["task_id"],
+        deleted=bool(row["deleted"]),
+    )

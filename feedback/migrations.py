@@ -1,0 +1,195 @@
+"""Schema of the feedback log, as append-only numbered migrations.
+
+The style of simonw/llm's `migrations.py`: every schema change is a new function
+registered with `@migration`, named `mNNN_what`, applied once and recorded in
+`_migrations`. Never edit or reorder a released migration — add a new one — so a
+log written by any older version of the app upgrades in place and loses nothing.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[Migration] = []
+
+
+def migration(fn: Migration) -> Migration:
+    """Register `fn` as the next migration (order of definition is the order applied)."""
+    MIGRATIONS.append(fn)
+    return fn
+
+
+def migrate(db: sqlite3.Connection) -> list[str]:
+    """Apply the migrations this database has not seen yet; return their names.
+
+    Each migration runs in its own transaction together with its `_migrations`
+    row, so a crash mid-way leaves the database at the previous version.
+    """
+    db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
+    applied: list[str] = []
+    for fn in MIGRATIONS:
+        if fn.__name__ in done:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # Another process may have applied it while we waited for the write lock.
+            if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (fn.__name__,)).fetchone():
+                db.execute("ROLLBACK")
+                continue
+            fn(db)
+            db.execute(
+                "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
+                (fn.__name__, datetime.now(UTC).isoformat()),
+            )
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        applied.append(fn.__name__)
+    return applied
+
+
+@migration
+def m001_exchanges(db: sqlite3.Connection) -> None:
+    """One row per answer given, written when it is given (rated or not)."""
+    db.execute(
+        """
+        CREATE TABLE exchanges (
+            id TEXT PRIMARY KEY,
+            time TEXT NOT NULL,              -- ISO 8601, UTC
+            session TEXT NOT NULL DEFAULT '',
+            question TEXT NOT NULL,
+            standalone_question TEXT NOT NULL DEFAULT '',
+            answer TEXT NOT NULL,
+            retrieved_json TEXT NOT NULL DEFAULT '[]',  -- [{source, section, score, url}]
+            cited_json TEXT NOT NULL DEFAULT '[]',
+            prompt_version TEXT NOT NULL DEFAULT '',
+            model TEXT NOT NULL DEFAULT '',
+            docs_commit TEXT NOT NULL DEFAULT '',
+            latency_ms INTEGER
+        )
+        """
+    )
+    db.execute("CREATE INDEX exchanges_time ON exchanges (time)")
+    db.execute("CREATE INDEX exchanges_session ON exchanges (session)")
+
+
+@migration
+def m002_ratings(db: sqlite3.Connection) -> None:
+    """Every rating event, never updated: the latest row of a kind wins, the rest is history.
+
+    kind 'user' is the asker's thumbs (+ comment); kind 'reviewer' is a verdict from
+    Label Studio (source 'webhook' or 'pull', one stream per annotation) or from the
+    app's Review tab (source 'inline'). A reviewer row with `deleted` = 1 withdraws
+    that annotation's verdict (it was deleted in Label Studio); rating NULL means the
+    annotation carries no verdict (skipped, or only a comment).
+    """
+    db.execute(
+        """
+        CREATE TABLE ratings (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            exchange_id TEXT NOT NULL REFERENCES exchanges (id),
+            time TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('user', 'reviewer')),
+            source TEXT NOT NULL,
+            rating TEXT CHECK (rating IN ('good', 'bad')),
+            comment TEXT NOT NULL DEFAULT '',
+            reviewer TEXT NOT NULL DEFAULT '',
+            annotation_id INTEGER,
+            task_id INTEGER,
+            deleted INTEGER NOT NULL DEFAULT 0
+        )
+        """
+    )
+    db.execute("CREATE INDEX ratings_exchange ON ratings (exchange_id, kind, id)")
+    db.execute("CREATE INDEX ratings_annotation ON ratings (annotation_id, id)")
+
+
+@migration
+def m003_outbox(db: sqlite3.Connection) -> None:
+    """Delivery state of each rated exchange to Label Studio.
+
+    `wanted` is the id of the latest user rating to deliver, `delivered` the one
+    Label Studio has; pending means wanted > delivered. `verify` is set (and
+    committed) before a task is created, so a retry after a crash or a lost
+    response looks the exchange up in Label Studio first instead of creating a
+    second task.
+    """
+    db.execute(
+        """
+        CREATE TABLE outbox (
+            exchange_id TEXT PRIMARY KEY REFERENCES exchanges (id),
+            wanted INTEGER NOT NULL,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            task_id INTEGER,
+            prediction_id INTEGER,
+            verify INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX outbox_due ON outbox (next_attempt) WHERE wanted > delivered")
+    db.execute("CREATE INDEX outbox_task ON outbox (task_id)")
+
+
+@migration
+def m004_sync_state(db: sqlite3.Connection) -> None:
+    """Small key/value facts about syncing: last error, last success, pull cursor, project."""
+    db.execute(
+        "CREATE TABLE sync_state (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at TEXT NOT NULL)"
+    )
+
+
+@migration
+def m005_current_view(db: sqlite3.Connection) -> None:
+    """Each exchange with its current user rating and reviewer verdict (what reports read).
+
+    User: the latest 'user' row. Reviewer: the latest row of each annotation stream
+    (the Review tab's inline verdicts are one stream), dropping withdrawn and
+    verdict-less ones, then the latest of those. `verdict` is the reviewer's when
+    there is one, else the user's.
+    """
+    db.execute(
+        """
+        CREATE VIEW exchange_current AS
+        WITH user_latest AS (
+            SELECT exchange_id, rating, comment, time,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM ratings WHERE kind = 'user'
+        ),
+        stream_latest AS (
+            SELECT id, exchange_id, rating, comment, time, source, reviewer, deleted,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY exchange_id, COALESCE(annotation_id, -1) ORDER BY id DESC
+                   ) AS rn
+            FROM ratings WHERE kind = 'reviewer'
+        ),
+        reviewer_latest AS (
+            SELECT exchange_id, rating, comment, time, source, reviewer,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM stream_latest WHERE rn = 1 AND deleted = 0 AND rating IS NOT NULL
+        )
+        SELECT e.*, e.rowid AS seq,
+               u.rating AS user_rating, COALESCE(u.comment, '') AS user_comment, u.time AS user_rated_at,
+               r.rating AS reviewer_rating, COALESCE(r.comment, '') AS reviewer_comment,
+               r.source AS reviewer_source, COALESCE(r.reviewer, '') AS reviewer, r.time AS reviewed_at,
+               COALESCE(r.rating, u.rating) AS verdict,
+               CASE WHEN r.rating IS NOT NULL THEN 'reviewer'
+                    WHEN u.rating IS NOT NULL THEN 'user' END AS verdict_source,
+               o.task_id AS task_id,
+               CASE WHEN o.exchange_id IS NULL THEN 'local'
+                    WHEN o.wanted > o.delivered THEN 'pending'
+                    ELSE 'delivered' END AS sync
+        FROM exchanges e
+        LEFT JOIN user_latest u ON u.exchange_id = e.id AND u.rn = 1
+        LEFT JOIN reviewer_latest r ON r.exchange_id = e.id AND r.rn = 1
+        LEFT JOIN outbox o ON o.exchange_id = e.id
+        """
+    )

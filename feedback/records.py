@@ -1,0 +1,153 @@
+"""The values the feedback log hands out: exchanges, rating events, accuracy rows, sync status."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import asdict, dataclass, field
+from typing import Any, Literal
+
+Rating = Literal["good", "bad"]
+Verdict = Literal["good", "bad", "unrated"]
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """An answer as the log knows it now, with its current ratings."""
+
+    id: str
+    time: str
+    session: str
+    question: str
+    standalone_question: str
+    answer: str
+    retrieved: list[dict[str, Any]]
+    cited: list[dict[str, Any]]
+    prompt_version: str
+    model: str
+    docs_commit: str
+    latency_ms: int | None
+    user_rating: Rating | None = None
+    user_comment: str = ""
+    user_rated_at: str | None = None
+    reviewer_rating: Rating | None = None
+    reviewer_comment: str = ""
+    reviewer_source: str | None = None
+    reviewer: str = ""
+    reviewed_at: str | None = None
+    verdict: Rating | None = None  # the reviewer's when there is one, else the user's
+    verdict_source: Literal["reviewer", "user"] | None = None
+    task_id: int | None = None  # Label Studio task, once delivered
+    sync: Literal["local", "pending", "delivered"] = "local"
+
+    @classmethod
+    def from_row(cls, row: sqlite3.Row) -> Exchange:
+        data = dict(row)
+        data.pop("seq", None)
+        data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
+        data["cited"] = json.loads(data.pop("cited_json") or "[]")
+        return cls(**data)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class RatingEvent:
+    """One row of rating history, as returned by `rate()` and friends."""
+
+    id: int
+    exchange_id: str
+    time: str
+    kind: Literal["user", "reviewer"]
+    source: str
+    rating: Rating | None
+    comment: str
+    reviewer: str = ""
+    annotation_id: int | None = None
+    task_id: int | None = None
+    deleted: bool = False
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the sync worker must bring Label Studio up to date with for one exchange."""
+
+    exchange: Exchange
+    wanted: int  # rating row to deliver
+    rating: Rating
+    comment: str
+    task_id: int | None
+    prediction_id: int | None
+    verify: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class AccuracyRow:
+    """Accuracy of one group: `accuracy` uses reviewer verdicts first, user thumbs elsewhere."""
+
+    key: str
+    rated: int
+    good: int
+    reviewed: int
+    reviewer_good: int
+    user_rated: int
+    user_good: int
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.good / self.rated if self.rated else None
+
+    @property
+    def reviewer_accuracy(self) -> float | None:
+        return self.reviewer_good / self.reviewed if self.reviewed else None
+
+    @property
+    def user_accuracy(self) -> float | None:
+        return self.user_good / self.user_rated if self.user_rated else None
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(
+            accuracy=self.accuracy, reviewer_accuracy=self.reviewer_accuracy, user_accuracy=self.user_accuracy
+        )
+        return out
+
+
+@dataclass(frozen=True)
+class SyncStatus:
+    """What reviewers see about delivery to Label Studio."""
+
+    configured: bool
+    pending: int = 0
+    delivered: int = 0
+    last_error: str = ""
+    last_error_at: str | None = None
+    last_success_at: str | None = None
+    last_pull_at: str | None = None
+    project_url: str = ""
+    webhook: str = ""  # how verdicts come back: registered webhook URL, or why only pull
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def message(self) -> str:
+        """One line for the UI."""
+        if not self.configured:
+            return (
+                "Feedback is kept locally only (Label Studio is not configured: "
+                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)."
+            )
+        if self.last_error:
+            return f"Label Studio: {self.pending} rating(s) waiting — {self.last_error}"
+        if self.pending:
+            return f"Label Studio: {self.pending} rating(s) waiting to be sent."
+        if not self.last_success_at:
+            return "Label Studio: not contacted yet."
+        when = self.last_success_at[:19].replace("T", " ")
+        return f"Label Studio: all {self.delivered} rated answer(s) delivered (last sync {when} UTC)."
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["message"] = self.message
+        return out

@@ -1,0 +1,422 @@
+"""Deliver ratings to Label Studio and bring reviewers' verdicts back, off the request path.
+
+`SyncWorker` drains the log's outbox in a background thread (woken by each new
+rating, otherwise every SYNC_INTERVAL seconds) and pulls annotations changed
+since the last pull every LABEL_STUDIO_PULL_INTERVAL seconds, so a missed
+webhook loses nothing. The chat only ever writes SQLite: Label Studio being
+down, slow or refusing the key shows up in `status()`, never in a rating call.
+
+Exactly once: a task is created in one import call after its outbox row is
+marked `verify` (committed first); any retry of a row so marked looks the
+exchange id up in Label Studio before sending, and a changed rating updates the
+task it already has. One sync cycle runs at a time per DATA_DIR (a file lock),
+so `python -m feedback sync` beside a running app cannot double-send either.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import httpx
+from label_studio_sdk.core.api_error import ApiError
+
+from feedback.config import label_studio_configured, missing_settings, webhook_secret, webhook_url
+from feedback.labelstudio import (
+    LabelStudioError,
+    LabelStudioProject,
+    describe_error,
+    is_connection_problem,
+    parse_annotation,
+)
+from feedback.log import Delivery, FeedbackLog, SyncStatus, now_iso
+from settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+# Changed ratings are one PATCH and one prediction update each: a few in parallel keep the
+# worker from crawling on a slow server, without flooding it.
+UPDATE_CONCURRENCY = 4
+
+
+@dataclass
+class SyncReport:
+    """What one sync cycle did."""
+
+    configured: bool = True
+    created: int = 0  # new tasks
+    updated: int = 0  # changed ratings pushed to existing tasks
+    found: int = 0  # tasks Label Studio already had (re-send avoided)
+    pulled: int = 0  # reviewer verdict changes brought back
+    pending: int = 0  # still waiting after the cycle
+    error: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return self.configured and not self.error
+
+
+class SyncWorker:
+    """Background delivery to Label Studio for one `FeedbackLog`.
+
+    Without LABEL_STUDIO_URL / LABEL_STUDIO_API_KEY it does nothing and `status()`
+    says feedback is kept locally only.
+    """
+
+    def __init__(
+        self,
+        feedback_log: FeedbackLog,
+        settings: Settings | None = None,
+        *,
+        interval: float | None = None,
+        pull_interval: float | None = None,
+        batch_size: int = 100,
+        backoff_base: float = 1.0,
+        backoff_cap: float = 60.0,
+        register_webhook: bool = True,
+    ) -> None:
+        self.log = feedback_log
+        self.settings = settings or get_settings()
+        self.interval = self.settings.sync_interval if interval is None else interval
+        self.pull_interval = (
+            self.settings.label_studio_pull_interval if pull_interval is None else pull_interval
+        )
+        self.batch_size = batch_size
+        self.backoff_base = backoff_base
+        self.backoff_cap = backoff_cap
+        self.register_webhook = register_webhook
+        self.configured = label_studio_configured(self.settings)
+        self.url = self.settings.label_studio_url.rstrip("/")
+        self._project: LabelStudioProject | None = None
+        self._cycle = threading.Lock()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._failures = 0
+        self._lock_path = Path(self.log.path).with_name(Path(self.log.path).name + ".sync.lock")
+        self.log.add_listener(self.wake)
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the background thread (no-op when Label Studio is not configured or already started)."""
+        if not self.configured:
+            log.info(
+                "Label Studio not configured (%s unset): feedback is kept locally only",
+                " and ".join(missing_settings(self.settings)),
+            )
+            return
+        if self._thread and self._thread.is_alive():
+            return
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="feedback-sync", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 15.0) -> None:
+        """Stop the thread; a rating in flight stays in the outbox for next time."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread:
+            self._thread.join(timeout)
+            self._thread = None
+        self._stop.clear()  # flush() and a later start() work again
+
+    def wake(self) -> None:
+        """A new rating: deliver soon (called by the log after each commit; never blocks)."""
+        self._wake.set()
+
+    @property
+    def running(self) -> bool:
+        return bool(self._thread and self._thread.is_alive())
+
+    def status(self) -> SyncStatus:
+        return self.log.sync_status(configured=self.configured)
+
+    def flush(self, timeout: float = 60.0, *, pull: bool = True) -> SyncReport:
+        """Sync now in the caller's thread until nothing is due (or an error, or `timeout`)."""
+        deadline = time.monotonic() + timeout
+        total = SyncReport(configured=self.configured)
+        first = True
+        while True:
+            report = self.sync_once(pull=pull and first, force=first)
+            first = False
+            for name in ("created", "updated", "found", "pulled"):
+                setattr(total, name, getattr(total, name) + getattr(report, name))
+            total.pending, total.error, total.configured = report.pending, report.error, report.configured
+            if not report.ok or not report.pending or time.monotonic() > deadline:
+                return total
+            wait = self.log.next_due_in()
+            if wait is None:
+                return total
+            if wait > 0:
+                time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
+
+    # --- one cycle ---------------------------------------------------------------------------
+    def sync_once(self, *, pull: bool = True, force: bool = False) -> SyncReport:
+        """Push what is due, then (if `pull`) pull changed annotations. Never raises."""
+        report = SyncReport(configured=self.configured)
+        if not self.configured:
+            report.pending = self.log.pending_count()
+            report.error = (
+                "Label Studio is not configured ("
+                + " and ".join(missing_settings(self.settings))
+                + " unset): "
+                f"feedback is kept locally only in {self.log.path}"
+            )
+            return report
+        with self._cycle, self._file_lock():
+            try:
+                project = self._connect()
+                if force:
+                    self.log.retry_now()  # by hand: do not wait out the backoff
+                self._push(project, report)
+                if pull:
+                    report.pulled = self._pull(project)
+                self.log.set_state(last_success_at=now_iso(), last_error=None, last_error_at=None)
+                self._failures = 0
+            except Exception as exc:
+                report.error = describe_error(exc, self.url, self.settings.label_studio_timeout)
+                self._failures += 1
+                if (
+                    is_connection_problem(exc)
+                    or isinstance(exc, LabelStudioError)
+                    or (isinstance(exc, ApiError) and exc.status_code == 404)
+                ):
+                    self._project = None  # set up again (project, webhook) once it answers
+                log.warning("feedback sync: %s", report.error)
+                try:
+                    self.log.set_state(last_error=report.error, last_error_at=now_iso())
+                except Exception:
+                    log.exception("could not record the sync error")
+            report.pending = self.log.pending_count()
+        return report
+
+    @contextmanager
+    def _file_lock(self) -> Iterator[None]:
+        """One sync cycle per DATA_DIR across processes (app worker and CLI)."""
+        with open(self._lock_path, "a") as handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def _connect(self) -> LabelStudioProject:
+        if self._project is not None:
+            return self._project
+        project = LabelStudioProject.connect(
+            self.url,
+            self.settings.label_studio_api_key,
+            self.settings.label_studio_project,
+            timeout=self.settings.label_studio_timeout,
+        )
+        state = self.log.get_state()
+        previous = state.get("target")
+        if previous and previous != project.target:
+            moved = self.log.reset_delivery_target()
+            log.warning(
+                "Label Studio project changed (%s -> %s): delivering %d exchanges again",
+                previous,
+                project.target,
+                moved,
+            )
+            self.log.set_state(pull_cursor=None)
+        self.log.set_state(target=project.target, project_url=project.web_url)
+        if self.register_webhook:
+            self._register_webhook(project)
+        self._project = project
+        return project
+
+    def _register_webhook(self, project: LabelStudioProject) -> None:
+        url = webhook_url(self.settings)
+        try:
+            project.ensure_webhook(url, webhook_secret(self.settings))
+        except (ApiError, LabelStudioError) as exc:
+            note = (
+                f"webhook to {url} not registered ({describe_error(exc, self.url)}); "
+                "verdicts come back by periodic pull only"
+            )
+            self.log.set_state(webhook="", webhook_note=note)
+            log.warning("feedback: %s", note)
+            return
+        self.log.set_state(webhook=url, webhook_note=None)
+
+    # --- push ---------------------------------------------------------------------------------
+    def _push(self, project: LabelStudioProject, report: SyncReport) -> None:
+        while not self._stop.is_set():
+            batch = self.log.due_deliveries(limit=self.batch_size)
+            if not batch:
+                return
+            done: set[str] = set()
+            try:
+                batch = self._verify(project, batch, report)
+                new = [d for d in batch if d.task_id is None]
+                if new:
+                    self._create(project, new, report, done)
+                self._update(project, [d for d in batch if d.task_id is not None], report, done)
+            except Exception as exc:
+                timeout = self.settings.label_studio_timeout
+                if isinstance(exc, httpx.TimeoutException):
+                    # Label Studio may still be working on it: give it time before looking the task up.
+                    base, cap = max(self.backoff_base, 2 * timeout), max(self.backoff_cap, 4 * timeout)
+                else:
+                    base, cap = self.backoff_base, self.backoff_cap
+                failed = [d.exchange.id for d in batch if d.exchange.id not in done]
+                self.log.mark_failed(failed, describe_error(exc, self.url, timeout), base=base, cap=cap)
+                raise
+
+    def _update(
+        self, project: LabelStudioProject, existing: list[Delivery], report: SyncReport, done: set[str]
+    ) -> None:
+        """Changed ratings: refresh each task and its user prediction, a few calls at a time."""
+        if not existing:
+            return
+        unknown = [d.task_id for d in existing if d.prediction_id is None and d.task_id is not None]
+        predictions = project.user_predictions(unknown) if unknown else {}
+
+        def one(delivery: Delivery) -> tuple[int, int | None]:
+            assert delivery.task_id is not None
+            prediction_id = delivery.prediction_id or predictions.get(delivery.task_id)
+            try:
+                return delivery.task_id, project.update_task(delivery, delivery.task_id, prediction_id)
+            except ApiError as exc:
+                if exc.status_code != 404:
+                    raise
+                (task_id,) = project.create_tasks([delivery])  # deleted in Label Studio: send it again
+                return task_id, None
+
+        first_error: Exception | None = None
+        with ThreadPoolExecutor(max_workers=UPDATE_CONCURRENCY) as pool:
+            futures = {pool.submit(one, d): d for d in existing}
+            for future, delivery in futures.items():
+                try:
+                    task_id, prediction_id = future.result()
+                except Exception as exc:
+                    first_error = first_error or exc
+                    continue
+                self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id, prediction_id)
+                done.add(delivery.exchange.id)
+                report.updated += 1
+        if first_error is not None:
+            raise first_error
+
+    def _verify(
+        self, project: LabelStudioProject, batch: Sequence[Delivery], report: SyncReport
+    ) -> list[Delivery]:
+        """Rows that may already have a task (an earlier try, lost answer): look them up first."""
+        out = []
+        for delivery in batch:
+            if delivery.task_id is None and delivery.verify:
+                task = project.find_task(delivery.exchange.id)
+                if task is not None:
+                    self.log.set_task(delivery.exchange.id, task.id, task.prediction_id)
+                    delivery = replace(delivery, task_id=task.id, prediction_id=task.prediction_id)
+                    report.found += 1
+            out.append(delivery)
+        return out
+
+    def _create(
+        self, project: LabelStudioProject, new: list[Delivery], report: SyncReport, done: set[str]
+    ) -> None:
+        self.log.mark_verify([d.exchange.id for d in new])  # committed before the call that creates them
+        try:
+            task_ids = project.create_tasks(new)
+        except httpx.ConnectError:
+            # Never connected, so nothing was created: no need to look these up next time.
+            self.log.mark_verify([d.exchange.id for d in new], verify=False)
+            raise
+        except ApiError as exc:
+            # One bad row must not hold back the rest: on a 400, send them one by one.
+            if exc.status_code != 400 or len(new) == 1:
+                raise
+            for delivery in new:
+                try:
+                    (task_id,) = project.create_tasks([delivery])
+                except ApiError as one:
+                    if one.status_code != 400:
+                        raise
+                    self.log.mark_failed([delivery.exchange.id], describe_error(one, self.url), cap=3600)
+                    done.add(delivery.exchange.id)
+                    continue
+                self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id)
+                done.add(delivery.exchange.id)
+                report.created += 1
+            return
+        for delivery, task_id in zip(new, task_ids, strict=True):
+            self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id)
+            done.add(delivery.exchange.id)
+            report.created += 1
+
+    # --- pull ---------------------------------------------------------------------------------
+    def _pull(self, project: LabelStudioProject) -> int:
+        """Bring back annotations of tasks changed since the last pull (idempotent)."""
+        state = self.log.get_state()
+        cursor = state.get("pull_cursor")
+        newest = cursor
+        changes = 0
+        for task in project.changed_tasks(cursor):
+            if task.updated_at and (newest is None or task.updated_at > newest):
+                newest = task.updated_at
+            exchange_id = task.exchange_id or self.log.task_exchange(task.id)
+            if not exchange_id or not self.log.has_exchange(exchange_id):
+                continue  # a task this app did not create
+            seen = set()
+            for annotation in task.annotations:
+                verdict = parse_annotation(annotation, task.id)
+                seen.add(verdict.annotation_id)
+                if self.log.review(
+                    exchange_id,
+                    verdict.rating,
+                    verdict.comment,
+                    reviewer=verdict.reviewer,
+                    source="pull",
+                    annotation_id=verdict.annotation_id,
+                    task_id=task.id,
+                ):
+                    changes += 1
+            for gone in self.log.live_annotations(exchange_id) - seen:
+                if self.log.review(
+                    exchange_id, None, source="pull", annotation_id=gone, task_id=task.id, deleted=True
+                ):
+                    changes += 1
+        self.log.set_state(pull_cursor=newest, last_pull_at=now_iso())
+        return changes
+
+    # --- the thread ------------------------------------------------------------------------------
+    def _run(self) -> None:
+        next_pull = 0.0
+        retry_at = 0.0
+        while not self._stop.is_set() and not self.log.closed:
+            try:
+                now = time.monotonic()
+                if now >= retry_at:
+                    pull = now >= next_pull
+                    report = self.sync_once(pull=pull)
+                    if report.ok:
+                        retry_at = 0.0
+                        if pull:
+                            next_pull = time.monotonic() + self.pull_interval
+                    else:
+                        delay = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
+                        retry_at = time.monotonic() + delay
+                timeout = self.interval
+                if retry_at:
+                    timeout = max(0.05, retry_at - time.monotonic())
+                else:
+                    due = self.log.next_due_in()
+                    if due is not None:
+                        timeout = min(timeout, max(0.05, due))
+                    timeout = min(timeout, max(0.05, next_pull - time.monotonic()))
+            except Exception:
+                if self.log.closed:
+                    return  # the app closed the log before stopping us: nothing left to do
+                log.exception("feedback sync worker: unexpected error; retrying")
+                timeout = self.backoff_cap
+            self._wake.wait(timeout)
+            self._wake.clear()

@@ -1,0 +1,343 @@
+"""The answer chain: condense a follow-up → retrieve → numbered prompt → model → streamed, cited answer.
+
+Built with LCEL so every step is a Runnable (traceable, swappable), and wrapped in
+`AnswerChain.stream()`, which turns the chain's output into events the UI can render
+without knowing LangChain: text pieces as they arrive, then one final `Answer` with the
+cited sources, the prompt version and timings.
+
+When retrieval says the docs don't cover the question, the reply is written without
+calling the model (a model, especially a small one, answers anyway and invents things).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from operator import itemgetter
+from typing import Any, Protocol
+
+from langchain_core.documents import Document
+from langchain_core.language_models import BaseChatModel
+from langchain_core.output_parsers import StrOutputParser
+from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
+
+from qa.llm import describe_error, make_chat_model, model_id, uses_local_model
+from qa.prompts import (
+    ABSTAIN,
+    CONDENSE,
+    answer_prompt,
+    focus_context,
+    format_closest,
+    format_context,
+    format_history,
+    load_prompt,
+    select_context,
+)
+from qa.types import RetrievalResult, Source
+from settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
+
+CONCAT_CONDENSE = "concat"  # how the standalone question was made when no model was asked
+NO_CONDENSE = "none"
+FALLBACK_SOURCES = 3  # sources shown when the model cites none
+
+
+class QuestionError(ValueError):
+    """The question can't be asked as typed (empty, too long); the message says what to do."""
+
+
+class AnswerError(RuntimeError):
+    """Answering failed; `str(error)` is a sentence the user can act on (no traceback, no key)."""
+
+
+class Retriever(Protocol):
+    def search(self, query: str) -> RetrievalResult: ...
+
+
+@dataclass(frozen=True)
+class Answer:
+    """Everything known about one answer: shown by the UI, logged by the feedback module."""
+
+    question: str  # as the user typed it
+    standalone_question: str  # what was searched (the follow-up rewritten with the history)
+    text: str
+    cited: list[Source]  # the chunks the answer cites, in order of first citation
+    sources: list[Source]  # every chunk retrieved, numbered as in the prompt
+    citations_found: bool  # False: the model cited nothing, `cited` holds the top sources instead
+    abstained: bool  # True: the docs don't cover it, the model was not called
+    confidence: float
+    prompt_version: str  # e.g. "answer-v1" ("abstain-v1" when abstained)
+    condense: str  # "none" (no history), "concat", or the condense prompt version
+    model: str
+    retrieval_ms: float  # condense + retrieve + prompt build: everything before the model
+    first_token_ms: float  # from the question to the first piece of answer text
+    total_ms: float
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["cited"] = [s.as_dict() for s in self.cited]
+        data["sources"] = [s.as_dict() for s in self.sources]
+        return data
+
+
+@dataclass(frozen=True)
+class AnswerEvent:
+    """One step of a streamed answer: a piece of text, or (last) the finished `Answer`."""
+
+    text: str = ""  # new text to append to what is shown
+    answer: Answer | None = field(default=None)
+
+    @property
+    def done(self) -> bool:
+        return self.answer is not None
+
+
+# --- input checks ----------------------------------------------------------------------
+
+
+def validate_question(question: object, settings: Settings) -> str:
+    """The question, stripped; or a QuestionError that says what to change."""
+    if not isinstance(question, str) or not question.strip():
+        raise QuestionError("Please type a question about the docs.")
+    text = question.strip()
+    limit = settings.max_question_chars
+    if len(text) > limit:
+        raise QuestionError(
+            f"Your question is {len(text):,} characters long; the limit is {limit:,} (MAX_QUESTION_CHARS). "
+            "Shorten it to the part you want answered and ask again."
+        )
+    return text
+
+
+_ROLE_NAMES = {
+    "user": "user",
+    "human": "user",
+    "assistant": "assistant",
+    "ai": "assistant",
+    "bot": "assistant",
+}
+
+
+def _content_text(content: object) -> str:
+    """Text of a message content: a string, or Gradio's list of parts (files are skipped)."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, Mapping):
+        return str(content.get("text", "")) if content.get("type", "text") == "text" else ""
+    if isinstance(content, Sequence):
+        return "\n".join(filter(None, (_content_text(part) for part in content)))
+    return ""
+
+
+def normalize_history(history: Sequence[object] | None, keep: int) -> list[tuple[str, str]]:
+    """Accept (role, text) pairs or OpenAI/Gradio-style message dicts; return the last `keep` turns.
+
+    System messages, empty messages and Gradio "thought" messages (those with a metadata
+    title, e.g. a collapsible sources box) are left out: they are not conversation.
+    """
+    turns: list[tuple[str, str]] = []
+    for i, item in enumerate(history or []):
+        if isinstance(item, Mapping):
+            role, metadata = item.get("role"), item.get("metadata") or {}
+            if isinstance(metadata, Mapping) and metadata.get("title"):
+                continue
+            text = _content_text(item.get("content"))
+        elif isinstance(item, Sequence) and not isinstance(item, str) and len(item) == 2:
+            role, text = item[0], _content_text(item[1])
+        else:
+            raise ValueError(f"history item {i} is neither (role, text) nor a message dict: {item!r:.80}")
+        if role == "system" or not text.strip():
+            continue
+        if role not in _ROLE_NAMES:
+            raise ValueError(f"history item {i} has role {role!r}; expected user or assistant")
+        turns.append((_ROLE_NAMES[str(role)], text.strip()))
+    return turns[-keep:] if keep > 0 else []
+
+
+# --- citations ---------------------------------------------------------------------------
+
+_CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def parse_citations(text: str, count: int) -> list[int]:
+    """The [n] numbers cited in `text` (also [1, 2]), first-cited first, within 1..count."""
+    cited: list[int] = []
+    for match in _CITATION.finditer(text):
+        for part in match.group(1).split(","):
+            n = int(part)
+            if 1 <= n <= count and n not in cited:
+                cited.append(n)
+    return cited
+
+
+# --- the chain ---------------------------------------------------------------------------
+
+
+class AnswerChain:
+    """Answers questions from the docs; one instance serves every user (it keeps no per-user state).
+
+    `retriever` is anything with `search(query) -> RetrievalResult`; `llm` any LangChain
+    chat model (default: `make_chat_model(settings)`). `compact` picks the prompt for tiny
+    models; by default it follows PROMPT_STYLE (auto: compact for the local model).
+    """
+
+    def __init__(
+        self,
+        retriever: Retriever,
+        llm: BaseChatModel | None = None,
+        settings: Settings | None = None,
+        *,
+        compact: bool | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.retriever = retriever
+        self.llm = llm if llm is not None else make_chat_model(self.settings)
+        if compact is None:
+            style = self.settings.prompt_style
+            compact = style == "compact" or (style == "auto" and uses_local_model(self.settings))
+        self.compact = compact
+        self.answer_prompt = answer_prompt(compact)
+        self.condense_prompt = load_prompt(CONDENSE)
+        self.abstain_prompt = load_prompt(ABSTAIN)
+        self.model = model_id(self.llm)
+        self._condense_chain = self.condense_prompt.template() | self.llm | StrOutputParser()
+        self.runnable = self._build()
+
+    # The LCEL graph. Input: {"question", "history"}; streamed output: dict chunks, first the
+    # prepared state (standalone question, retrieval, numbered context), then "answer" pieces.
+    def _build(self) -> Runnable:
+        prepare = (
+            RunnablePassthrough.assign(condensed=RunnableLambda(self._condense))
+            | RunnablePassthrough.assign(retrieval=RunnableLambda(self._retrieve))
+            | RunnableLambda(self._prepare_prompt)
+        )
+        generate = RunnableBranch(
+            (lambda state: state["abstain"], RunnableLambda(self._abstain_reply)),
+            itemgetter("prompt_input") | self.answer_prompt.template() | self.llm | StrOutputParser(),
+        )
+        return prepare | RunnablePassthrough.assign(answer=generate)
+
+    def _condense(self, state: dict[str, Any]) -> tuple[str, str]:
+        """(standalone question, how it was made). No history: no model call at all."""
+        question, history = state["question"], state["history"]
+        if not history:
+            return question, NO_CONDENSE
+        previous = next((text for role, text in reversed(history) if role == "user"), "")
+        concat = f"{previous[:300]} {question}".strip()
+        if self.compact:  # tiny models answer the question instead of rewriting it (measured)
+            return concat, CONCAT_CONDENSE
+        raw = self._condense_chain.invoke({"history": format_history(history), "question": question})
+        lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
+        standalone = (
+            re.sub(r"^(standalone question|question)\s*:\s*", "", lines[0], flags=re.I) if lines else ""
+        )
+        standalone = standalone.strip().strip('"“”').strip()
+        if not standalone or len(standalone) > 3 * len(concat) + 200:
+            return concat, CONCAT_CONDENSE
+        return standalone, self.condense_prompt.version
+
+    def _retrieve(self, state: dict[str, Any]) -> RetrievalResult:
+        return self.retriever.search(state["condensed"][0])
+
+    def _prepare_prompt(self, state: dict[str, Any]) -> dict[str, Any]:
+        retrieval: RetrievalResult = state["retrieval"]
+        standalone, how = state["condensed"]
+        docs = list(retrieval.documents)
+        settings = self.settings
+        if self.compact:
+            pool = docs[: max(settings.local_llm_context_chunks, 1)]
+            context, used = focus_context(standalone, pool, settings.local_llm_context_chars)
+            context_docs = pool
+        else:
+            context_docs = select_context(docs, len(docs), settings.context_max_chars)
+            context, used = format_context(context_docs), []
+        return {
+            "question": state["question"],
+            "standalone": standalone,
+            "condense": how,
+            "retrieval": retrieval,
+            "documents": docs,
+            "context_count": len(context_docs),
+            "extract_from": used,
+            "abstain": retrieval.abstain or not docs,
+            "prompt_input": {"context": context, "question": standalone},
+        }
+
+    def _abstain_reply(self, state: dict[str, Any]) -> str:
+        return self.abstain_prompt.text(query=state["standalone"], closest=format_closest(state["documents"]))
+
+    # --- public API ----------------------------------------------------------------------
+
+    def stream(self, question: str, history: Sequence[object] | None = None) -> Iterator[AnswerEvent]:
+        """Answer `question` (a follow-up to `history`), yielding text pieces, then the `Answer`.
+
+        Raises QuestionError (before anything runs) for an empty or over-long question, and
+        AnswerError with a user-facing message when the model or the search fails.
+        """
+        text = validate_question(question, self.settings)
+        turns = normalize_history(history, self.settings.history_messages)
+        started = time.perf_counter()
+        state: dict[str, Any] = {}
+        pieces: list[str] = []
+        prepared_at = first_at = 0.0
+        try:
+            for chunk in self.runnable.stream({"question": text, "history": turns}):
+                piece = chunk.pop("answer", None)
+                if chunk:
+                    state.update(chunk)
+                    prepared_at = prepared_at or time.perf_counter()
+                if piece:
+                    first_at = first_at or time.perf_counter()
+                    pieces.append(piece)
+                    yield AnswerEvent(text=piece)
+        except Exception as exc:
+            log.error("answering %r failed", text[:200], exc_info=exc)
+            raise AnswerError(describe_error(exc, self.settings)) from exc
+        ended = time.perf_counter()
+        yield AnswerEvent(answer=self._finish(state, "".join(pieces), started, prepared_at, first_at, ended))
+
+    def answer(self, question: str, history: Sequence[object] | None = None) -> Answer:
+        """The whole answer at once (scripts, evaluation)."""
+        for event in self.stream(question, history):
+            if event.answer is not None:
+                return event.answer
+        raise AssertionError("stream() always ends with an answer")  # pragma: no cover
+
+    def _finish(
+        self, state: dict[str, Any], text: str, started: float, prepared: float, first: float, ended: float
+    ) -> Answer:
+        docs: list[Document] = state["documents"]
+        sources = [Source.from_document(n, doc) for n, doc in enumerate(docs, start=1)]
+        abstained = bool(state["abstain"])
+        numbers: list[int] = []
+        if abstained:
+            cited: list[Source] = []
+        elif self.compact:  # the model read an extract: show the chunks it was drawn from
+            cited = [sources[i] for i in state["extract_from"]]
+        else:
+            numbers = parse_citations(text, state["context_count"])
+            cited = [sources[n - 1] for n in numbers] or sources[:FALLBACK_SOURCES]
+
+        def ms(moment: float) -> float:
+            return round((moment - started) * 1000, 1) if moment else 0.0
+
+        return Answer(
+            question=state["question"],
+            standalone_question=state["standalone"],
+            text=text,
+            cited=cited,
+            sources=sources,
+            citations_found=bool(numbers),
+            abstained=abstained,
+            confidence=float(state["retrieval"].confidence),
+            prompt_version=self.abstain_prompt.version if abstained else self.answer_prompt.version,
+            condense=state["condense"],
+            model=self.model,
+            retrieval_ms=ms(prepared),
+            first_token_ms=ms(first),
+            total_ms=ms(ended),
+        )

@@ -1,0 +1,185 @@
+"""Ratings reach a real Label Studio exactly once, whatever state it is in."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+
+from feedback_testkit import LabelStudioServer, answer, wait_for
+
+from feedback import FeedbackLog, SyncWorker
+from feedback.labelstudio import LABEL_CONFIG, USER_MODEL_VERSION
+from settings import Settings
+
+
+def _field(obj, name):
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+def user_predictions(task) -> list:
+    return [p for p in task.predictions if _field(p, "model_version") == USER_MODEL_VERSION]
+
+
+def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id = answer(log)
+        answer(log, 2)  # not rated: stays local
+        log.rate(exchange_id, "bad")
+        log.set_comment(exchange_id, "It is -p 9000")
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and report.created == 1, report
+
+        project = label_studio.client().projects.get(
+            id=label_studio.project_id(ls_settings.label_studio_project)
+        )
+        assert project.label_config.strip() == LABEL_CONFIG.strip()
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        data = task.data
+        assert data["exchange_id"] == exchange_id
+        assert data["question"] == "How do I start Label Studio on another port? (0)"
+        assert data["answer"] == "Run `label-studio start -p 9000` [1]."
+        assert "docs/start.md — Start > Ports" in data["sources"]
+        assert (data["prompt_version"], data["model"], data["user_rating"]) == ("v1", "fake-model", "bad")
+        assert data["user_comment"] == "It is -p 9000"
+        (prediction,) = user_predictions(task)
+        assert _field(prediction, "result") == [
+            {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}},
+            {
+                "from_name": "comment",
+                "to_name": "answer",
+                "type": "textarea",
+                "value": {"text": ["It is -p 9000"]},
+            },
+        ]
+
+        # A changed mind updates the same task's prediction; no second task.
+        log.rate(exchange_id, "good", comment="")
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and (report.created, report.updated) == (0, 1), report
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        assert task.data["user_rating"] == "good"
+        (prediction,) = user_predictions(task)
+        assert _field(prediction, "result")[0]["value"] == {"choices": ["Good"]}
+        assert log.get(exchange_id).sync == "delivered"  # type: ignore[union-attr]
+        status = SyncWorker(log, ls_settings).status()
+        assert (status.pending, status.delivered, status.last_error) == (0, 1, "")
+        assert status.project_url.startswith(label_studio.url + "/projects/")
+
+
+def test_label_studio_down_during_100_ratings_then_all_delivered_exactly_once(
+    ls_settings: Settings, label_studio: LabelStudioServer, make_worker
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        worker = make_worker(log, ls_settings)
+        worker.start()
+        first = answer(log, -1)
+        log.rate(first, "good")
+        wait_for(lambda: log.pending_count() == 0, timeout=30)  # project exists, one task in
+
+        label_studio.stop()
+        try:
+            ids = [answer(log, n) for n in range(100)]
+            slowest = 0.0
+            for n, exchange_id in enumerate(ids):
+                started = time.perf_counter()
+                log.rate(exchange_id, "good" if n % 3 else "bad", comment=f"c{n}" if n % 5 == 0 else None)
+                slowest = max(slowest, time.perf_counter() - started)
+            assert slowest < 0.5, f"a rating took {slowest:.3f}s while Label Studio was down"
+            status = wait_for(lambda: (s := worker.status()).last_error and s, timeout=30)
+            assert (
+                "not reachable" in status.last_error and "scripts/labelstudio.sh start" in status.last_error
+            )
+            assert status.pending >= 99
+        finally:
+            label_studio.start()
+
+        wait_for(lambda: log.pending_count() == 0, timeout=90, interval=0.5)
+        tasks = label_studio.tasks(ls_settings.label_studio_project)
+        counts = Counter(t.data["exchange_id"] for t in tasks)
+        assert len(tasks) == 101
+        assert set(counts) == {first, *ids}
+        assert max(counts.values()) == 1
+        assert worker.status().last_error == ""
+
+
+def test_a_lost_response_is_not_sent_twice(ls_settings: Settings, label_studio: LabelStudioServer) -> None:
+    """A task created by an attempt whose answer never came back is found, not duplicated."""
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        worker = SyncWorker(log, ls_settings)
+        exchange_id = answer(log)
+        log.rate(exchange_id, "bad")
+        assert worker.flush().created == 1
+        # Simulate the crash window: Label Studio has the task, the log forgot it.
+        log.reset_delivery_target()
+        log.rate(exchange_id, "good")
+        report = worker.flush()
+        assert report.ok and (report.found, report.created, report.updated) == (1, 0, 1), report
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        assert task.data["user_rating"] == "good"
+        assert len(user_predictions(task)) == 1
+
+
+def test_a_wrong_token_is_a_clear_error_and_ratings_are_unaffected(
+    ls_settings: Settings, label_studio: LabelStudioServer, make_worker
+) -> None:
+    settings = ls_settings.model_copy(update={"label_studio_api_key": "not-the-right-token-123"})
+    with FeedbackLog(settings.feedback_db) as log:
+        worker = make_worker(log, settings)
+        worker.start()
+        exchange_id = answer(log)
+        started = time.perf_counter()
+        log.rate(exchange_id, "bad", "wrong port")
+        assert time.perf_counter() - started < 0.5
+        status = wait_for(lambda: (s := worker.status()).last_error and s, timeout=30)
+        assert status.last_error == "Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY"
+        assert status.pending == 1
+        assert "waiting" in status.message and "401" in status.message
+        assert log.get(exchange_id).user_rating == "bad"  # type: ignore[union-attr]
+
+
+def test_fifty_concurrent_ratings_make_fifty_rows_and_fifty_tasks(
+    ls_settings: Settings, label_studio: LabelStudioServer, make_worker
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        worker = make_worker(log, ls_settings)
+        worker.start()
+        ids = [answer(log, n) for n in range(50)]
+        with ThreadPoolExecutor(max_workers=50) as pool:
+            list(pool.map(lambda pair: log.rate(pair[1], "good" if pair[0] % 2 else "bad"), enumerate(ids)))
+        assert log.counts()["rated"] == 50
+        wait_for(lambda: log.pending_count() == 0, timeout=60, interval=0.2)
+        tasks = label_studio.tasks(ls_settings.label_studio_project)
+        assert sorted(t.data["exchange_id"] for t in tasks) == sorted(ids)
+
+
+def test_a_personal_access_token_works_too(ls_settings: Settings, label_studio: LabelStudioServer) -> None:
+    pat = label_studio.client().tokens.create().token
+    assert pat and pat.count(".") == 2  # a JWT refresh token; the SDK exchanges it
+    settings = ls_settings.model_copy(update={"label_studio_api_key": pat})
+    with FeedbackLog(settings.feedback_db) as log:
+        log.rate(answer(log), "good")
+        report = SyncWorker(log, settings).flush()
+        assert report.ok and report.created == 1, report
+
+
+def test_a_deleted_project_is_created_again_and_everything_redelivered(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        worker = SyncWorker(log, ls_settings)
+        ids = [answer(log, n) for n in range(3)]
+        for exchange_id in ids:
+            log.rate(exchange_id, "good")
+        assert worker.flush().created == 3
+        label_studio.client().projects.delete(id=label_studio.project_id(ls_settings.label_studio_project))
+
+        log.rate(ids[0], "bad")
+        first = worker.flush()  # the update meets a 404: said plainly, then set up again
+        assert "404" in first.error and "LABEL_STUDIO_URL" in first.error
+        second = worker.flush()
+        assert second.ok and second.created == 3, second
+        tasks = label_studio.tasks(ls_settings.label_studio_project)
+        assert sorted(t.data["exchange_id"] for t in tasks) == sorted(ids)

@@ -1,0 +1,205 @@
+"""The local feedback log: what the chat writes, what reports read. No Label Studio needed."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from concurrent.futures import ThreadPoolExecutor
+
+import pytest
+from feedback_testkit import answer
+
+from feedback import FeedbackLog, SyncWorker, UnknownExchangeError
+from feedback.export import export
+from feedback.migrations import MIGRATIONS
+
+
+def test_an_answer_is_logged_with_everything_reports_need(feedback_log: FeedbackLog) -> None:
+    exchange_id = answer(feedback_log)
+    exchange = feedback_log.get(exchange_id)
+    assert exchange is not None
+    assert exchange.question.startswith("How do I start Label Studio")
+    assert exchange.standalone_question.startswith("How to start")
+    assert exchange.cited == [
+        {"source": "docs/start.md", "section": "Start > Ports", "score": 0.91, "url": "https://x/start#ports"}
+    ]
+    assert [c["source"] for c in exchange.retrieved] == ["docs/start.md", "docs/install.md"]
+    assert (exchange.prompt_version, exchange.model, exchange.docs_commit, exchange.latency_ms) == (
+        "v1",
+        "fake-model",
+        "abc123",
+        850,
+    )
+    assert exchange.verdict is None and exchange.sync == "local"
+
+
+def test_the_log_is_sqlite_in_wal_mode_with_numbered_migrations(feedback_log: FeedbackLog) -> None:
+    db = sqlite3.connect(feedback_log.path)
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    applied = [r[0] for r in db.execute("SELECT name FROM _migrations ORDER BY name")]
+    assert applied == sorted(fn.__name__ for fn in MIGRATIONS)
+    assert all(name[:1] == "m" and name[1:4].isdigit() for name in applied)
+    # Opening it again applies nothing twice.
+    FeedbackLog(feedback_log.path).close()
+    assert db.execute("SELECT COUNT(*) FROM _migrations").fetchone()[0] == len(MIGRATIONS)
+
+
+def test_last_rating_wins_and_history_is_kept(feedback_log: FeedbackLog) -> None:
+    exchange_id = answer(feedback_log)
+    feedback_log.rate(exchange_id, "bad")
+    feedback_log.set_comment(exchange_id, "It is -p, not --port-number")
+    feedback_log.rate(exchange_id, "good")  # changed their mind; the comment stays
+    exchange = feedback_log.get(exchange_id)
+    assert exchange is not None
+    assert (exchange.user_rating, exchange.user_comment) == ("good", "It is -p, not --port-number")
+    assert [(e.rating, e.comment) for e in feedback_log.history(exchange_id)] == [
+        ("bad", ""),
+        ("bad", "It is -p, not --port-number"),
+        ("good", "It is -p, not --port-number"),
+    ]
+    feedback_log.rate(exchange_id, "good", comment="")
+    assert feedback_log.get(exchange_id).user_comment == ""  # type: ignore[union-attr]
+
+
+def test_a_rating_is_committed_before_rate_returns(feedback_log: FeedbackLog) -> None:
+    exchange_id = answer(feedback_log)
+    feedback_log.rate(exchange_id, "bad", "wrong")
+    # Another connection (another process, after a crash) sees it at once.
+    other = sqlite3.connect(feedback_log.path)
+    assert other.execute(
+        "SELECT rating, comment FROM ratings WHERE exchange_id = ?", (exchange_id,)
+    ).fetchall() == [("bad", "wrong")]
+
+
+def test_bad_input_gets_a_clear_error_and_changes_nothing(feedback_log: FeedbackLog) -> None:
+    exchange_id = answer(feedback_log)
+    with pytest.raises(ValueError, match="rating must be 'good' or 'bad'"):
+        feedback_log.rate(exchange_id, "meh")
+    with pytest.raises(UnknownExchangeError, match="record_exchange"):
+        feedback_log.rate("no-such-id", "good")
+    with pytest.raises(ValueError, match="before commenting"):
+        feedback_log.set_comment(exchange_id, "a comment without thumbs")
+    with pytest.raises(ValueError, match="--since must be a date"):
+        feedback_log.recent(since="last tuesday")
+    assert feedback_log.history(exchange_id) == []
+    assert feedback_log.pending_count() == 0
+
+
+def test_fifty_concurrent_ratings_all_land(feedback_log: FeedbackLog) -> None:
+    ids = [answer(feedback_log, n) for n in range(50)]
+    with ThreadPoolExecutor(max_workers=50) as pool:
+        events = list(pool.map(lambda i: feedback_log.rate(i, "good" if ids.index(i) % 2 else "bad"), ids))
+    assert len({e.id for e in events}) == 50
+    assert feedback_log.counts()["rated"] == 50
+    assert feedback_log.pending_count() == 50  # each queued once for Label Studio
+
+
+def test_reviewer_verdict_wins_over_the_users_thumbs_and_both_are_kept(feedback_log: FeedbackLog) -> None:
+    exchange_id = answer(feedback_log)
+    feedback_log.rate(exchange_id, "good")
+    feedback_log.review(exchange_id, "bad", "cites the wrong page", reviewer="ana", source="inline")
+    exchange = feedback_log.get(exchange_id)
+    assert exchange is not None
+    assert (exchange.verdict, exchange.verdict_source) == ("bad", "reviewer")
+    assert (exchange.user_rating, exchange.reviewer_rating) == ("good", "bad")
+    assert exchange.reviewer_comment == "cites the wrong page"
+
+
+def test_the_same_annotation_seen_twice_is_stored_once_and_deletion_withdraws_it(
+    feedback_log: FeedbackLog,
+) -> None:
+    exchange_id = answer(feedback_log)
+    assert feedback_log.review(exchange_id, "bad", "x", source="webhook", annotation_id=7)
+    assert feedback_log.review(exchange_id, "bad", "x", source="pull", annotation_id=7) is None
+    assert feedback_log.get(exchange_id).verdict == "bad"  # type: ignore[union-attr]
+    assert feedback_log.review(exchange_id, None, source="webhook", annotation_id=7, deleted=True)
+    assert feedback_log.get(exchange_id).verdict is None  # type: ignore[union-attr]
+    assert feedback_log.review(exchange_id, None, source="pull", annotation_id=7, deleted=True) is None
+
+
+def test_known_verdicts_give_known_accuracy(feedback_log: FeedbackLog) -> None:
+    def rated(n: int, thumbs: str, reviewer: str | None, day: str, prompt: str, model: str) -> None:
+        exchange_id = answer(
+            feedback_log, n, time=f"{day}T10:00:00.000+00:00", prompt_version=prompt, model=model
+        )
+        feedback_log.rate(exchange_id, thumbs)
+        if reviewer:
+            feedback_log.review(exchange_id, reviewer, source="inline")
+
+    rated(1, "good", None, "2026-11-01", "v1", "a")  # user good
+    rated(2, "good", "bad", "2026-11-01", "v1", "a")  # reviewer overrides: bad
+    rated(3, "bad", None, "2026-11-02", "v2", "b")  # user bad
+    rated(4, "bad", "good", "2026-11-02", "v2", "b")  # reviewer overrides: good
+    answer(feedback_log, 5, time="2026-11-02T11:00:00.000+00:00")  # never rated: not counted
+
+    (overall,) = feedback_log.accuracy()
+    assert (overall.rated, overall.good, overall.accuracy) == (4, 2, 0.5)
+    assert (overall.reviewed, overall.reviewer_accuracy) == (2, 0.5)
+    assert (overall.user_rated, overall.user_accuracy) == (4, 0.5)
+    by_day = {r.key: (r.rated, r.good) for r in feedback_log.accuracy("day")}
+    assert by_day == {"2026-11-01": (2, 1), "2026-11-02": (2, 1)}
+    by_prompt = {r.key: r.reviewer_accuracy for r in feedback_log.accuracy("prompt_version")}
+    assert by_prompt == {"v1": 0.0, "v2": 1.0}
+    by_model = {r.key: r.user_accuracy for r in feedback_log.accuracy("model")}
+    assert by_model == {"a": 1.0, "b": 0.0}
+    (recent,) = feedback_log.accuracy(since="2026-11-02")
+    assert (recent.rated, recent.good) == (2, 1)
+
+
+def test_recent_filters_by_verdict(feedback_log: FeedbackLog) -> None:
+    good, bad, unrated = answer(feedback_log, 1), answer(feedback_log, 2), answer(feedback_log, 3)
+    feedback_log.rate(good, "good")
+    feedback_log.rate(bad, "bad")
+    assert [e.id for e in feedback_log.recent(verdict="good")] == [good]
+    assert [e.id for e in feedback_log.recent(verdict="bad")] == [bad]
+    assert [e.id for e in feedback_log.recent(verdict="unrated")] == [unrated]
+    assert [e.id for e in feedback_log.recent()] == [unrated, bad, good]  # newest first
+
+
+def test_export_formats(feedback_log: FeedbackLog) -> None:
+    good = answer(feedback_log, 1, time="2026-11-01T10:00:00.000+00:00")
+    bad = answer(feedback_log, 2, time="2026-11-03T10:00:00.000+00:00")
+    feedback_log.rate(good, "good")
+    feedback_log.rate(bad, "bad", "wrong")
+
+    out = io.StringIO()
+    assert export(feedback_log, "csv", out) == 2
+    header, *rows = out.getvalue().splitlines()
+    assert header.startswith("id,time,session,question")
+    assert len(rows) == 2
+
+    out = io.StringIO()
+    assert export(feedback_log, "jsonl", out, verdict="bad") == 1
+    record = json.loads(out.getvalue())
+    assert (record["id"], record["user_comment"], record["cited"][0]["source"]) == (
+        bad,
+        "wrong",
+        "docs/start.md",
+    )
+
+    out = io.StringIO()
+    assert export(feedback_log, "openai-finetune", out) == 1
+    assert json.loads(out.getvalue()) == {
+        "messages": [
+            {"role": "user", "content": "How do I start Label Studio on another port? (1)"},
+            {"role": "assistant", "content": "Run `label-studio start -p 9000` [1]."},
+        ]
+    }
+    assert export(feedback_log, "jsonl", io.StringIO(), since="2026-11-02") == 1
+    with pytest.raises(ValueError, match="good answers only"):
+        export(feedback_log, "openai-finetune", io.StringIO(), verdict="bad")
+
+
+def test_without_label_studio_everything_works_locally_and_says_so(local_settings) -> None:
+    with FeedbackLog(local_settings.feedback_db) as log:
+        worker = SyncWorker(log, local_settings)
+        worker.start()  # a no-op
+        assert not worker.running
+        exchange_id = answer(log)
+        log.rate(exchange_id, "good")
+        status = worker.status()
+        assert not status.configured
+        assert "kept locally only" in status.message
+        report = worker.sync_once()
+        assert not report.ok and "LABEL_STUDIO_URL" in report.error
