@@ -25,6 +25,7 @@ from qa.store import DocStore, IndexState
 from settings import Settings, get_settings
 from ui.chat import build_chat_tab
 from ui.context import AppContext
+from ui.review import build_review_tab
 
 log = logging.getLogger("app")
 
@@ -66,13 +67,8 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 build_chat_tab(ctx)
-            try:
-                from ui.review import build_review_tab
-            except ImportError:
-                build_review_tab = None
-            if build_review_tab is not None:
-                with gr.Tab("Review", id="review"):
-                    build_review_tab(ctx)
+            with gr.Tab("Review", id="review"):
+                build_review_tab(ctx)
     return blocks
 
 

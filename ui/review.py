@@ -1,0 +1,189 @@
+"""The Review tab: accuracy over time, recent exchanges by verdict, inline reviewing, sync state.
+
+Accuracy = good / rated: reviewer verdicts first, user thumbs where no reviewer
+has looked (both figures shown). With REVIEWER_PASSWORD set, the tab's content
+stays hidden until the password is entered (per browser session); the chat is
+unaffected.
+"""
+
+from __future__ import annotations
+
+import hmac
+
+import gradio as gr
+import pandas as pd
+
+from ui.context import AppContext
+from ui.render import safe_markdown
+
+VERDICTS = ["all", "good", "bad", "unrated"]
+
+
+def _pct(value: float | None) -> str:
+    return "–" if value is None else f"{value:.0%}"
+
+
+def accuracy_frame(ctx: AppContext, by: str) -> pd.DataFrame:
+    rows = ctx.log.accuracy(by=by)  # type: ignore[arg-type]
+    return pd.DataFrame(
+        [
+            {
+                by: r.key,
+                "rated": r.rated,
+                "accuracy": _pct(r.accuracy),
+                "reviewer accuracy": _pct(r.reviewer_accuracy),
+                "user accuracy": _pct(r.user_accuracy),
+            }
+            for r in rows
+        ],
+        columns=[by, "rated", "accuracy", "reviewer accuracy", "user accuracy"],
+    )
+
+
+def chart_frame(ctx: AppContext) -> pd.DataFrame:
+    """Per-day accuracy in long form for gr.LinePlot: one line for the blended figure, one per source."""
+    points = []
+    for r in ctx.log.accuracy(by="day"):
+        for series, value in (
+            ("accuracy", r.accuracy),
+            ("reviewers", r.reviewer_accuracy),
+            ("users", r.user_accuracy),
+        ):
+            if value is not None:
+                points.append({"day": r.key, "accuracy": round(value * 100, 1), "series": series})
+    return pd.DataFrame(points, columns=["day", "accuracy", "series"])
+
+
+def exchanges_frame(ctx: AppContext, verdict: str) -> pd.DataFrame:
+    chosen = None if verdict == "all" else verdict
+    rows = []
+    for e in ctx.log.recent(100, verdict=chosen):  # type: ignore[arg-type]
+        sources = ", ".join(f"[{c.get('n', '')}] {c.get('source', '')}" for c in e.cited)
+        rows.append(
+            {
+                "time": e.time[:19].replace("T", " "),
+                "question": e.question,
+                "answer": e.answer[:300],
+                "sources": sources,
+                "user": e.user_rating or "",
+                "reviewer": e.reviewer_rating or "",
+                "verdict": e.verdict or "",
+                "sync": e.sync,
+                "id": e.id,
+            }
+        )
+    columns = ["time", "question", "answer", "sources", "user", "reviewer", "verdict", "sync", "id"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_markdown(ctx: AppContext) -> str:
+    counts = ctx.log.counts()
+    overall = ctx.log.accuracy(by="overall")
+    row = overall[0] if overall else None
+    sync = ctx.sync.status().message if ctx.sync else ""
+    return (
+        f"**Accuracy:** {_pct(row.accuracy if row else None)} "
+        f"(reviewers {_pct(row.reviewer_accuracy if row else None)}, users {_pct(row.user_accuracy if row else None)})"
+        f" · {counts['exchanges']} answers, {counts['rated']} rated, {counts['reviewed']} reviewed\n\n"
+        f"<small>{safe_markdown(sync)}</small>"
+    )
+
+
+def build_review_tab(ctx: AppContext) -> None:
+    """Render the review page inside the current Tab."""
+    locked = bool(ctx.settings.reviewer_password)
+
+    def initial(fn):  # noqa: ANN001, ANN202 - a value computed on each page load, only when open
+        return None if locked else fn
+
+    unlocked = gr.State(not locked)  # per browser session
+    with gr.Column(visible=locked) as gate:
+        password = gr.Textbox(label="Reviewer password", type="password", elem_id="reviewer-password")
+        unlock = gr.Button("Open the review page")
+    with gr.Column(visible=not locked) as page:
+        summary = gr.Markdown(initial(lambda: summary_markdown(ctx)), elem_id="review-summary")
+        chart = gr.LinePlot(
+            initial(lambda: chart_frame(ctx)),
+            x="day",
+            y="accuracy",
+            color="series",
+            title="Accuracy per day (%)",
+            y_lim=[0, 100],
+            elem_id="accuracy-chart",
+        )
+        with gr.Row():
+            by = gr.Dropdown(["prompt_version", "model", "day"], value="prompt_version", label="Accuracy by")
+            refresh = gr.Button("Refresh", size="sm")
+        table = gr.Dataframe(
+            initial(lambda: accuracy_frame(ctx, "prompt_version")),
+            interactive=False,
+            wrap=True,
+            elem_id="accuracy-table",
+        )
+        verdict = gr.Radio(VERDICTS, value="all", label="Show answers", elem_id="verdict-filter")
+        exchanges = gr.Dataframe(
+            initial(lambda: exchanges_frame(ctx, "all")),
+            interactive=False,
+            wrap=True,
+            elem_id="exchanges-table",
+        )
+        with gr.Row():
+            exchange_id = gr.Textbox(label="Exchange id (click a row)", scale=3, elem_id="review-id")
+            rating = gr.Radio(["good", "bad"], label="Your verdict", scale=1)
+            comment = gr.Textbox(label="Comment", scale=3)
+            save = gr.Button("Save verdict", variant="primary", scale=1)
+    outputs = [summary, chart, table, exchanges]
+
+    def load(verdict_: str, by_: str, open_: bool):
+        if not open_:
+            raise gr.Error("Enter the reviewer password first.")
+        return (
+            summary_markdown(ctx),
+            chart_frame(ctx),
+            accuracy_frame(ctx, by_),
+            exchanges_frame(ctx, verdict_),
+        )
+
+    def open_page(given: str, verdict_: str, by_: str):
+        if not hmac.compare_digest(given.encode(), ctx.settings.reviewer_password.encode()):
+            gr.Warning("Wrong reviewer password.")
+            return False, gr.update(), gr.update(), *(gr.update() for _ in outputs)
+        return True, gr.update(visible=False), gr.update(visible=True), *load(verdict_, by_, True)
+
+    def pick(frame: pd.DataFrame, evt: gr.SelectData):
+        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+        return str(frame.iloc[row]["id"]) if 0 <= row < len(frame) else ""
+
+    def save_verdict(ex_id: str, rating_: str | None, comment_: str, verdict_: str, by_: str, open_: bool):
+        if not open_:
+            raise gr.Error("Enter the reviewer password first.")
+        ex_id = (ex_id or "").strip()
+        if not ex_id or rating_ not in ("good", "bad"):
+            gr.Warning("Pick an answer (click its row) and a verdict first.")
+        elif ctx.log.get(ex_id) is None:
+            gr.Warning(f"No answer with id {ex_id!r}.")
+        else:
+            ctx.log.review(ex_id, rating_, comment_ or "", reviewer="app reviewer", source="inline")
+            gr.Info("Verdict saved.")
+        return load(verdict_, by_, open_)
+
+    visibility = "private" if locked else "public"
+    gate_outputs = [unlocked, gate, page, *outputs]
+    unlock.click(open_page, [password, verdict, by], gate_outputs, api_visibility="private")
+    password.submit(open_page, [password, verdict, by], gate_outputs, api_visibility="private")
+    gr.on(
+        [refresh.click, verdict.change, by.change],
+        load,
+        [verdict, by, unlocked],
+        outputs,
+        api_name="review_data",
+        api_visibility=visibility,
+    )
+    exchanges.select(pick, exchanges, exchange_id, api_visibility="private")
+    save.click(
+        save_verdict,
+        [exchange_id, rating, comment, verdict, by, unlocked],
+        outputs,
+        api_name="review",
+        api_visibility=visibility,
+    )
