@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     local_llm_model: str = ""  # path of another chat GGUF; empty = bundled SmolLM2-135M-Instruct
     local_llm_context_chunks: int = 3  # top chunks the local model's extract is drawn from
     local_llm_context_chars: int = 800  # size of that extract (it reads ~200 tokens/s, and gets lost in more)
+    local_llm_max_tokens: int = 256  # answer cap for the local model (~45 tokens/s; it rambles when let)
 
     # --- web app -----------------------------------------------------------
     host: str = "127.0.0.1"
