@@ -31,7 +31,7 @@ class Settings(BaseSettings):
     docs_ref: str = ""  # empty: the remote's default branch
     docs_web_base: str = ""  # web links' base for non-GitHub remotes, e.g. https://github.com/OWNER/REPO
     docs_glob: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["**/*.md"])
-    chunk_size: int = 1200
+    chunk_size: int = 800  # chars: ≤ ~256 MiniLM tokens, so all of it is embedded; tables: ~300-char rows
     embeddings: Literal["local", "openai"] = "local"
     openai_embeddings_model: str = "text-embedding-3-small"
 
@@ -41,12 +41,18 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4.1-mini"
     llm_timeout: float = 60.0
     retrieval_k: int = 5
-    abstain_threshold: float = 0.0
+    # Abstain below this evidence score: log1p(best BM25 / ln(chunks)) + 0.5 * best cosine.
+    # 0.72 keeps false abstentions at 0 on 99 answerable dev questions; see bench/retrieval.py --calibrate.
+    abstain_threshold: float = 0.72
+    abstain_unknown_terms: bool = True  # abstain when the question names a non-word the docs never use
+    lexical_weight: float = 0.3  # BM25 (scaled to the best hit = 1) added to the cosine when ranking
+    max_chunks_per_file: int = 2  # diversity: at most this many of the k passages from one file
+    retrieval_context_chars: int = 1600  # each hit is widened to its neighbouring chunks up to this size
     max_question_chars: int = 2000
     llm_max_tokens: int = 512  # cap on the length of one answer, in tokens
     llm_temperature: float = 0.0  # 0 = most grounded; ignored by models that only allow 1 (gpt-5)
     prompt_style: Literal["auto", "chat", "compact"] = "auto"  # auto: compact for the local model
-    context_max_chars: int = 6000  # cap on the doc text put into one prompt (lower chunks dropped)
+    context_max_chars: int = 8000  # cap on the doc text put into one prompt (lower chunks dropped)
     history_messages: int = 6  # recent chat messages the follow-up condensing step reads
 
     # --- local model (used when no OPENAI_API_KEY is set) -------------------

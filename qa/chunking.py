@@ -5,7 +5,12 @@ indentation) or cut code fences and `---` rules into chunks of their own, so
 the heading walk is done here (fence-aware, ~30 lines) and LangChain's
 recursive splitter cuts sections that are still too long. Each chunk's text
 starts with its breadcrumb ("Title > Heading > Subheading"), so both the
-embedding and the lexical index see where the passage lives.
+embedding and the lexical index see where the passage lives; a file without
+a front-matter title (an included fragment) is named by its path.
+
+Chunks are 800 characters by default: MiniLM reads 256 tokens (~900
+characters of these docs) and ignores the rest, so 1200-character chunks were
+embedded without their tail. Markdown tables are cut into row groups.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
 HTML_COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
-MIN_BODY_CHARS = 40  # sections with less text than this join the next one
+HTML_CODE = re.compile(r"<code>(.*?)</code>")  # parameter tables: <code>number</code> → `number`
+MIN_BODY_CHARS = 40  # sections with less text than this join the next one (and such lead text its table)
 
 
 @dataclass
@@ -111,23 +117,115 @@ def _merge_small(parts: list[Section]) -> list[Section]:
     return merged
 
 
+def fallback_title(body: str, source: str) -> str:
+    """A title for a file without front matter: its leading H1/H2, else its path.
+
+    Included fragments such as `includes/tags/video.md` start with a generic
+    "### Parameters"; naming them by path ("tags/video") keeps the tag's name
+    in every chunk, so "Video tag frame rate" finds the parameter table.
+    """
+    first = next((line for line in body.splitlines() if line.strip()), "")
+    heading = HEADING.match(first)
+    if heading and len(heading.group(1)) <= 2:
+        return clean_heading(heading.group(2))
+    parts = source.rsplit(".", 1)[0].split("/")
+    return "/".join(parts[-2:])
+
+
+TABLE_ROW = re.compile(r"^[ \t]*\|")
+TABLE_RULE = re.compile(r"^[ \t]*\|?[ \t]*:?-{3,}")
+
+
+def _blocks(body: str) -> list[tuple[bool, str]]:
+    """(is_table, text) runs of a section body; fenced code never counts as a table."""
+    runs: list[tuple[bool, list[str]]] = []
+    fence: str | None = None
+    for line in body.splitlines():
+        fence_match = FENCE.match(line)
+        if fence_match:
+            marker = fence_match.group(1)
+            if fence is None:
+                fence = marker[0] * len(marker)
+            elif marker.startswith(fence):
+                fence = None
+        is_table = fence is None and bool(TABLE_ROW.match(line))
+        if runs and runs[-1][0] == is_table:
+            runs[-1][1].append(line)
+        else:
+            runs.append((is_table, [line]))
+    return [(t, "\n".join(lines).strip("\n")) for t, lines in runs if "\n".join(lines).strip()]
+
+
+def _table_pieces(table: str, size: int) -> list[str]:
+    """Rows grouped up to `size` characters, each group under the table's header row."""
+    lines = table.splitlines()
+    header: list[str] = []
+    if len(lines) > 2 and TABLE_RULE.match(lines[1]):
+        header, lines = lines[:2], lines[2:]
+    pieces, current = [], []
+    budget = size - sum(len(h) + 1 for h in header)
+    for row in lines:
+        if current and sum(len(r) + 1 for r in current) + len(row) > budget:
+            pieces.append("\n".join([*header, *current]))
+            current = []
+        current.append(row)
+    if current:
+        pieces.append("\n".join([*header, *current]))
+    return pieces
+
+
+def _fit(piece: str, splitter: RecursiveCharacterTextSplitter) -> list[str]:
+    """A row group as is, or cut by the splitter when one row alone is longer than a chunk."""
+    return splitter.split_text(piece) if len(piece) > splitter._chunk_size else [piece]
+
+
+def _split_body(body: str, splitter: RecursiveCharacterTextSplitter, table_size: int) -> list[str]:
+    """Cut by size; with `table_size`, Markdown tables are cut apart into small row groups.
+
+    A parameter table holds one answer per row ("maxUsages: maximum number of
+    times a label can be used"); embedded whole, the rows blur together.
+    """
+    if not table_size or "|" not in body:
+        return splitter.split_text(body)
+    pieces: list[str] = []
+    text_run: list[str] = []
+    for is_table, block in _blocks(body):
+        if is_table and len(block) > table_size:
+            rows = [p for r in _table_pieces(block, table_size) for p in _fit(r, splitter)]
+            lead = "\n\n".join(text_run)
+            if len(lead) < MIN_BODY_CHARS:  # a heading line or a few words: keep it with the first rows
+                rows[0] = f"{lead}\n\n{rows[0]}" if lead else rows[0]
+            else:
+                pieces.extend(splitter.split_text(lead))
+            text_run = []
+            pieces.extend(rows)
+        else:
+            text_run.append(block)
+    if text_run:
+        pieces.extend(splitter.split_text("\n\n".join(text_run)))
+    return pieces
+
+
 def chunk_markdown(
     text: str,
     *,
     source: str,
     commit: str = "",
     web_base: str = "",
-    chunk_size: int = 1200,
-    chunk_overlap: int = 150,
+    chunk_size: int = 800,
+    chunk_overlap: int = 100,
+    table_chunk_size: int = 300,
 ) -> list[Document]:
-    """Chunk one Markdown file. Metadata: source, title, section, anchor, url, commit, chunk."""
+    """Chunk one Markdown file. Metadata: source, title, section, anchor, url, commit, chunk.
+
+    `table_chunk_size` (0 = off) cuts Markdown tables into row groups of about
+    that size, each under the table's header: a tag's parameter table answers
+    one question per row, and a 40-row table embedded whole answers none well.
+    """
     front, body = split_front_matter(text)
-    body = HTML_COMMENT.sub("", body)
+    body = HTML_CODE.sub(r"`\1`", HTML_COMMENT.sub("", body))
     parts = _merge_small(sections(body))
-    title = str(front.get("title") or "").strip()
-    if not title:
-        first = next((s.headings[0] for s in parts if s.headings), "")
-        title = first or source.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    title = str(front.get("title") or "").strip() or fallback_title(body, source)
     splitter = RecursiveCharacterTextSplitter.from_language(
         Language.MARKDOWN, chunk_size=chunk_size, chunk_overlap=chunk_overlap
     )
@@ -143,7 +241,7 @@ def chunk_markdown(
         url = ""
         if web_base and commit:
             url = f"{web_base}/blob/{commit}/{source}" + (f"#{anchor}" if anchor else "")
-        for piece in splitter.split_text(section.body):
+        for piece in _split_body(section.body, splitter, table_chunk_size):
             docs.append(
                 Document(
                     page_content=f"{breadcrumb}\n\n{piece}",

@@ -1,0 +1,181 @@
+"""Retrieval quality and speed: the seed article's pipeline and ours, side by side in one run.
+
+    python bench/retrieval.py [--questions FILE ...] [--k 5] [--reuse-ours DATA_DIR] [--skip-seed]
+                              [--calibrate] [--max-false-abstain 0.0]
+
+Both pipelines ingest the same corpus (docs-2026-03 of ../shared's bundle) into fresh temp
+dirs with the same embeddings object, then answer the same questions (default: the public
+set and eval/dev.jsonl). For each question file and for all of them together it prints one
+row per pipeline: hit@k, MRR@k, fact recall@k, abstain rate (unanswerable questions),
+false-abstain rate (answerable ones), ingest seconds, retrieval p50/p95 ms (query embedding
+included, first query excluded as warm-up). The metrics are qa.evaluate's.
+
+`--reuse-ours DIR` skips our ingest and uses DIR's index (ingest seconds then show "-").
+`--calibrate` also prints, over the given questions, how the abstain threshold (our
+evidence score) trades abstentions against false abstentions.
+
+Figures are printed, never asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.seed import BUNDLE, build_seed, seed_search  # noqa: E402
+from ingest import run_ingest  # noqa: E402
+from qa.embeddings import make_embeddings  # noqa: E402
+from qa.evaluate import is_answerable, load_questions, score_question, summarize  # noqa: E402
+from qa.retrieval import open_retriever  # noqa: E402
+from qa.types import RetrievalResult  # noqa: E402
+from settings import get_settings  # noqa: E402
+
+DEFAULT_QUESTIONS = [ROOT.parent / "shared" / "eval" / "public.jsonl", ROOT / "eval" / "dev.jsonl"]
+
+
+def run_questions(
+    questions: dict[str, list[dict]],
+    search: Callable[[str, int], RetrievalResult],
+    k: int,
+    unknown: Callable[[str], list[str]] | None = None,
+) -> tuple[dict[str, list[dict]], list[float]]:
+    """Score every question of every file; also the per-query latencies in ms."""
+    search("warm up the model and caches", k)
+    rows: dict[str, list[dict]] = {}
+    latencies: list[float] = []
+    for name, qs in questions.items():
+        rows[name] = []
+        for q in qs:
+            result = search(q["question"], k)
+            latencies.append(result.seconds * 1000)
+            extra = {"evidence": result.confidence, "unknown": unknown(q["question"]) if unknown else []}
+            rows[name].append(score_question(q, result, k) | extra)
+    return rows, latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def print_table(results: dict[str, tuple[dict[str, list[dict]], list[float], float | None]], k: int) -> None:
+    names = list(next(iter(results.values()))[0])
+    header = (
+        f"{'questions':12s} {'pipeline':8s} {'hit@' + str(k):>6s} {'MRR@' + str(k):>6s} {'facts@' + str(k):>8s} "
+        f"{'abstain':>8s} {'false-ab':>8s} {'ingest s':>9s} {'p50 ms':>7s} {'p95 ms':>7s}"
+    )
+    print(header)
+    print("-" * len(header))
+    for qname in [*names, "all"] if len(names) > 1 else names:
+        for pipeline, (rows, latencies, ingest_s) in results.items():
+            chosen = [r for rs in rows.values() for r in rs] if qname == "all" else rows[qname]
+            m = summarize(chosen, k)
+            ingest_cell = f"{ingest_s:9.1f}" if ingest_s is not None else f"{'-':>9s}"
+            print(
+                f"{qname:12s} {pipeline:8s} {m[f'hit@{k}']:6.3f} {m[f'mrr@{k}']:6.3f} {m[f'fact_recall@{k}']:8.3f} "
+                f"{m['abstain_rate']:8.3f} {m['false_abstain_rate']:8.3f} {ingest_cell} "
+                f"{percentile(latencies, 50):7.1f} {percentile(latencies, 95):7.1f}"
+            )
+        print(f"{'':12s} ({m['answerable']} answerable, {m['unanswerable']} unanswerable)")
+
+
+def print_calibration(rows: dict[str, list[dict]], max_false: float, current: float) -> None:
+    """How abstentions and false abstentions move with the threshold (unknown-term rule included)."""
+    every = [r for rs in rows.values() for r in rs]
+    answerable = [r for r in every if r["answerable"]]
+    unanswerable = [r for r in every if not r["answerable"]]
+    if not answerable or not unanswerable:
+        print("\ncalibration needs both answerable and unanswerable questions")
+        return
+    by_rule = {id(r) for r in every if r["unknown"]}
+
+    def rates(threshold: float) -> tuple[float, float]:
+        ab = [id(r) in by_rule or r["evidence"] < threshold for r in unanswerable]
+        fa = [id(r) in by_rule or r["evidence"] < threshold for r in answerable]
+        return sum(ab) / len(ab), sum(fa) / len(fa)
+
+    print(
+        f"\nabstain threshold calibration over {len(answerable)} answerable, {len(unanswerable)} unanswerable"
+    )
+    print(f"  {len(by_rule)} abstained by the unknown-term rule whatever the threshold")
+    print(f"  {'threshold':>9s} {'abstain':>8s} {'false-ab':>8s}")
+    best = None
+    for step in range(0, 31):
+        threshold = round(0.5 + step * 0.02, 2)
+        ab, fa = rates(threshold)
+        mark = " <- current" if abs(threshold - current) < 1e-9 else ""
+        print(f"  {threshold:9.2f} {ab:8.3f} {fa:8.3f}{mark}")
+        if fa <= max_false:
+            best = threshold
+    lowest = sorted(r["evidence"] for r in answerable)[:3]
+    print(f"  lowest answerable evidence: {', '.join(f'{v:.3f}' for v in lowest)}")
+    if best is not None:
+        print(f"  highest threshold with false abstentions <= {max_false:.0%}: {best:.2f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--questions", type=Path, nargs="+", default=DEFAULT_QUESTIONS)
+    parser.add_argument("--k", type=int, default=5)
+    parser.add_argument("--repo", default=str(BUNDLE))
+    parser.add_argument("--ref", default="docs-2026-03")
+    parser.add_argument("--reuse-ours", type=Path, help="use this DATA_DIR's index instead of ingesting")
+    parser.add_argument("--skip-seed", action="store_true")
+    parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--max-false-abstain", type=float, default=0.0)
+    args = parser.parse_args(argv)
+    missing = [str(p) for p in args.questions if not p.exists()]
+    if missing or (not Path(args.repo).exists() and "://" not in args.repo):
+        print(
+            f"error: not found: {', '.join(missing) or args.repo} (this benchmark needs ../shared)",
+            file=sys.stderr,
+        )
+        return 2
+    questions = {p.stem: load_questions(p) for p in args.questions}
+
+    base = get_settings()
+    embeddings = make_embeddings(base)
+    embeddings.embed_documents(["warm up"])  # model load outside every timing
+    print(
+        f"embeddings: {getattr(embeddings, 'name', '?')}; load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
+    )
+    results = {}
+    with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
+        tmp = Path(tmp)
+        if not args.skip_seed:
+            seed = build_seed(tmp / "seed", embeddings, repo=args.repo, ref=args.ref)
+            rows, lat = run_questions(questions, lambda q, k: seed_search(seed.vectorstore, q, k), args.k)
+            results["seed"] = (rows, lat, seed.seconds)
+        if args.reuse_ours:
+            settings, ingest_s = get_settings(data_dir=args.reuse_ours), None
+        else:
+            settings = get_settings(data_dir=tmp / "ours")
+            started = time.perf_counter()
+            run_ingest(settings, repo=args.repo, ref=args.ref, progress=False)
+            ingest_s = time.perf_counter() - started
+        retriever = open_retriever(settings, embeddings)
+        rows, lat = run_questions(
+            questions, lambda q, k: retriever.search(q, k=k), args.k, retriever.terms_not_in_docs
+        )
+        results["ours"] = (rows, lat, ingest_s)
+
+    print(f"\nSame corpus ({args.ref}), same questions, k={args.k}:\n")
+    print_table(results, args.k)
+    if args.calibrate:
+        print_calibration(results["ours"][0], args.max_false_abstain, settings.abstain_threshold)
+    answerable = sum(is_answerable(q) for qs in questions.values() for q in qs)
+    print(f"\n{answerable} answerable questions; mean ms ours {statistics.fmean(results['ours'][1]):.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""A small docs repo the retrieval tests build with git, ingested once into a real Chroma store.
+
+The pages are written so that meaning alone is ambiguous: three pages talk about
+local files and storage, one defines LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+FILLER = (
+    "Projects keep their tasks, annotations and settings together, and every change is saved as you work. "
+)
+
+PAGES = {
+    "guide/storage.md": (
+        "---\ntitle: Cloud and local storage\n---\n\n"
+        "## Local files\n\nServe images from a directory on the Label Studio host. Set "
+        "`LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT` to the parent folder of your data and enable "
+        "`LABEL_STUDIO_LOCAL_FILES_SERVING_ENABLED=true`, then add a local storage in the project settings.\n"
+    ),
+    "guide/import.md": (
+        "---\ntitle: Import data\n---\n\n## Upload files\n\nDrag local files from your computer into the import "
+        "dialog, or point a project at a folder of images on disk. Large uploads are better served from "
+        "cloud storage buckets.\n"
+    ),
+    "guide/persistent_storage.md": (
+        "---\ntitle: Persistent storage\n---\n\n## Media folders\n\nKeep uploaded media on a persistent "
+        "volume so local files survive a restart of the container; mount the data folder on the host.\n"
+    ),
+    "guide/start.md": (
+        "---\ntitle: Start Label Studio\n---\n\n## Command line arguments\n\n"
+        "Run `label-studio start --no-browser` to start the server without opening a browser tab. "
+        "Use `--port 8081` to listen on another port.\n"
+    ),
+    "guide/export.md": (
+        "---\ntitle: Export annotations\n---\n\n## Image units\n\nRectangle coordinates are exported as "
+        "percentages of the original_width and original_height of the image.\n\n## Long section\n\n"
+        + FILLER * 12
+        + "\n\nThe last paragraph of the long section mentions the snapshot_retention_days option.\n"
+    ),
+    "includes/tags/video.md": (
+        "### Parameters\n\n| Param | Type | Default | Description |\n| --- | --- | --- | --- |\n"
+        "| name | <code>string</code> |  | Name of the element |\n"
+        "| [frameRate] | <code>number</code> | <code>24</code> | video frame rate per second; default is 24 |\n"
+        "| [muted] | <code>boolean</code> | <code>false</code> | muted video |\n"
+        "| [height] | <code>number</code> | <code>600</code> | height of the video player |\n"
+        "| [timelineHeight] | <code>number</code> | <code>64</code> | height of the timeline with regions |\n"
+    ),
+}
+
+
+def _git(repo: Path, *args: str) -> None:
+    subprocess.run(
+        ["git", "-c", "user.name=t", "-c", "user.email=t@e", *args], cwd=repo, check=True, capture_output=True
+    )
+
+
+@pytest.fixture(scope="session")
+def docs_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A DATA_DIR with the fixture repo ingested (once per test session: embedding is the slow part)."""
+    root = tmp_path_factory.mktemp("retrieval")
+    repo = root / "docs"
+    for rel, text in PAGES.items():
+        path = repo / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    _git(repo, "init", "-q", "-b", "main")
+    _git(repo, "add", "-A")
+    _git(repo, "commit", "-qm", "docs")
+    from ingest import run_ingest
+    from settings import get_settings
+
+    data = root / "data"
+    run_ingest(get_settings(data_dir=data), repo=str(repo), progress=False)
+    return data
+
+
+@pytest.fixture
+def retriever_for(docs_data: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: ANN201
+    """`open_retriever` over the fixture store, with settings read from the environment like the app."""
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    def make(**env: str):  # noqa: ANN202
+        for key, value in env.items():
+            monkeypatch.setenv(key, value)
+        return open_retriever(get_settings(data_dir=docs_data))
+
+    return make

@@ -1,0 +1,39 @@
+"""How Markdown becomes chunks: what the retriever can find depends on it."""
+
+from __future__ import annotations
+
+from qa.chunking import chunk_markdown
+
+TABLE = "| Param | Type | Description |\n| --- | --- | --- |\n" + "".join(
+    f"| [param{i}] | <code>string</code> | what parameter number {i} of this tag is for |\n"
+    for i in range(20)
+)
+
+
+def test_a_long_table_is_cut_into_row_groups_under_its_header() -> None:
+    docs = chunk_markdown("### Parameters\n\n" + TABLE, source="docs/includes/tags/image.md")
+    assert len(docs) > 3
+    for doc in docs:
+        body = doc.page_content.split("\n\n", 1)[1]
+        assert "| Param | Type | Description |" in body  # every group keeps the header
+        assert len(body) <= 400
+    rows = "".join(d.page_content for d in docs)
+    assert all(f"[param{i}]" in rows for i in range(20))
+    assert docs[0].page_content.startswith("tags/image > Parameters")
+    assert "`string`" in rows and "<code>" not in rows
+
+
+def test_tables_inside_code_fences_and_short_tables_stay_whole() -> None:
+    fenced = "## Example\n\n```\n" + TABLE + "```\n"
+    assert len(chunk_markdown(fenced, source="a.md", chunk_size=4000)) == 1
+    small = "## Small\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n"
+    assert len(chunk_markdown(small, source="b.md")) == 1
+
+
+def test_a_file_without_front_matter_is_titled_by_its_leading_heading_or_path() -> None:
+    (doc,) = chunk_markdown("# Data import\n\nThe import app parses uploaded files.", source="x/README.md")
+    assert doc.metadata["title"] == "Data import"
+    (doc,) = chunk_markdown(
+        "### Regions\n\nRegions are the labeled parts.", source="docs/includes/regions.md"
+    )
+    assert doc.metadata["title"] == "includes/regions"

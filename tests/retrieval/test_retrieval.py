@@ -1,0 +1,64 @@
+"""Retrieval behaviour that matters to users, on a real store with real local embeddings."""
+
+from __future__ import annotations
+
+
+def sources(result) -> list[str]:  # noqa: ANN001
+    return [d.metadata["source"] for d in result.documents]
+
+
+def test_an_exact_identifier_retrieves_the_file_that_defines_it(retriever_for) -> None:
+    retriever = retriever_for()
+    result = retriever.search("what is LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT for?")
+    assert sources(result)[0] == "guide/storage.md"
+    assert not result.abstain
+    flag = retriever.search("what does the --no-browser flag do")
+    assert sources(flag)[0] == "guide/start.md"
+
+
+def test_an_off_topic_question_abstains_and_still_shows_what_it_searched(retriever_for) -> None:
+    result = retriever_for().search("how many moons does jupiter have?")
+    assert result.abstain
+    assert result.documents  # the closest passages, for "here is what I looked at"
+
+
+def test_a_question_about_something_the_docs_never_name_abstains(retriever_for) -> None:
+    question = "can I put a captcha on the image import dialog?"
+    assert retriever_for().search(question).abstain  # "captcha": in no page, and not an English word
+    relaxed = retriever_for(ABSTAIN_UNKNOWN_TERMS="false", ABSTAIN_THRESHOLD="0").search(question)
+    assert not relaxed.abstain
+    typo = retriever_for().search("how do I start without the browzer tab?")  # a typo is not a new thing
+    assert not typo.abstain and sources(typo)[0] == "guide/start.md"
+
+
+def test_the_abstain_threshold_is_a_setting(retriever_for) -> None:
+    question = "how do I start the server without opening a browser tab?"
+    default = retriever_for().search(question)
+    assert not default.abstain
+    strict = retriever_for(ABSTAIN_THRESHOLD=str(default.confidence + 0.01)).search(question)
+    assert strict.abstain
+    lenient = retriever_for(ABSTAIN_THRESHOLD="0", ABSTAIN_UNKNOWN_TERMS="false")
+    assert not lenient.search("how many moons does jupiter have?").abstain
+
+
+def test_a_hit_comes_with_its_neighbouring_chunks(retriever_for) -> None:
+    result = retriever_for().search("how many days are snapshots retained? snapshot_retention_days")
+    top = result.documents[0]
+    assert top.metadata["source"] == "guide/export.md"
+    assert "snapshot_retention_days" in top.page_content
+    assert top.page_content.count("Projects keep their tasks") >= 3  # the chunks before it came along
+    assert len(top.page_content) <= retriever_for().context_chars + 200
+
+
+def test_parameter_tables_are_found_row_by_row(retriever_for) -> None:
+    result = retriever_for().search("what frame rate does the Video tag assume by default?")
+    top = result.documents[0]
+    assert top.metadata["source"] == "includes/tags/video.md"
+    assert top.metadata["title"] == "tags/video"  # no front matter: named by its path
+    assert "`24`" in top.page_content and "<code>" not in top.page_content
+
+
+def test_k_and_files_per_passage_limits(retriever_for) -> None:
+    result = retriever_for(MAX_CHUNKS_PER_FILE="1").search("export percentages snapshots", k=3)
+    assert len(result.documents) <= 3
+    assert len(set(sources(result))) == len(sources(result))
