@@ -67,6 +67,17 @@ def clean_heading(heading: str) -> str:
     return text.replace("`", "").replace("**", "").strip()
 
 
+def next_fence(line: str, fence: str | None) -> str | None:
+    """The open code fence after `line` (None outside code): one rule for every fence-aware walk."""
+    match = FENCE.match(line)
+    if not match:
+        return fence
+    marker = match.group(1)
+    if fence is None:
+        return marker[0] * len(marker)
+    return None if marker.startswith(fence) else fence
+
+
 def sections(markdown: str) -> list[Section]:
     """Split by ATX headings outside code fences, keeping the heading path."""
     stack: list[tuple[int, str]] = []
@@ -74,13 +85,7 @@ def sections(markdown: str) -> list[Section]:
     out = [current]
     fence: str | None = None
     for line in markdown.splitlines():
-        fence_match = FENCE.match(line)
-        if fence_match:
-            marker = fence_match.group(1)
-            if fence is None:
-                fence = marker[0] * len(marker)
-            elif marker.startswith(fence):
-                fence = None
+        fence = next_fence(line, fence)
         heading = HEADING.match(line) if fence is None else None
         if heading:
             level, title = len(heading.group(1)), clean_heading(heading.group(2))
@@ -141,13 +146,7 @@ def _blocks(body: str) -> list[tuple[bool, str]]:
     runs: list[tuple[bool, list[str]]] = []
     fence: str | None = None
     for line in body.splitlines():
-        fence_match = FENCE.match(line)
-        if fence_match:
-            marker = fence_match.group(1)
-            if fence is None:
-                fence = marker[0] * len(marker)
-            elif marker.startswith(fence):
-                fence = None
+        fence = next_fence(line, fence)
         is_table = fence is None and bool(TABLE_ROW.match(line))
         if runs and runs[-1][0] == is_table:
             runs[-1][1].append(line)
