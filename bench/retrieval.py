@@ -4,7 +4,8 @@
                               [--calibrate] [--max-false-abstain 0.0]
 
 Both pipelines ingest the same corpus (docs-2026-03 of ../shared's bundle) into fresh temp
-dirs with the same embeddings object, then answer the same questions (default: the public
+dirs with the same model weights in the same precision (the seed calls them as the article
+does, bench/seed.py), then answer the same questions (default: the public
 set and eval/dev.jsonl). For each question file and for all of them together it prints one
 row per pipeline: hit@k, MRR@k, fact recall@k, abstain rate (unanswerable questions),
 false-abstain rate (answerable ones), ingest seconds, retrieval p50/p95 ms (query embedding
@@ -31,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.seed import BUNDLE, build_seed, seed_search  # noqa: E402
+from bench.seed import BUNDLE, SeedEmbeddings, build_seed, seed_search  # noqa: E402
 from ingest import run_ingest  # noqa: E402
 from qa.embeddings import make_embeddings  # noqa: E402
 from qa.evaluate import is_answerable, load_questions, score_question, summarize  # noqa: E402
@@ -152,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="bench-retrieval-") as tmp:
         tmp = Path(tmp)
         if not args.skip_seed:
-            seed = build_seed(tmp / "seed", embeddings, repo=args.repo, ref=args.ref)
+            seed = build_seed(tmp / "seed", SeedEmbeddings(), repo=args.repo, ref=args.ref)
             rows, lat = run_questions(questions, lambda q, k: seed_search(seed.vectorstore, q, k), args.k)
             results["seed"] = (rows, lat, seed.seconds)
         if args.reuse_ours:

@@ -157,7 +157,9 @@ def test_another_embedding_model_asks_for_reset(docs_repo: Path, monkeypatch: py
     ingest(docs_repo, "v1")
     monkeypatch.setenv("EMBEDDINGS", "openai")
     monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
-    with pytest.raises(StoreError, match=r"built with the embedding model 'local:all-MiniLM-L6-v2'.*--reset"):
+    with pytest.raises(
+        StoreError, match=r"built with the embedding model 'local:all-MiniLM-L6-v2\+plain-w126'.*--reset"
+    ):
         ingest(docs_repo, "v1")
 
 

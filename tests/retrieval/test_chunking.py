@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.chunking import chunk_markdown
+from qa.chunking import chunk_markdown, plain_text
 
 TABLE = "| Param | Type | Description |\n| --- | --- | --- |\n" + "".join(
     f"| [param{i}] | <code>string</code> | what parameter number {i} of this tag is for |\n"
@@ -37,3 +37,26 @@ def test_a_file_without_front_matter_is_titled_by_its_leading_heading_or_path() 
         "### Regions\n\nRegions are the labeled parts.", source="docs/includes/regions.md"
     )
     assert doc.metadata["title"] == "includes/regions"
+
+
+def test_the_embedded_text_keeps_the_words_and_drops_the_markup() -> None:
+    chunk = (
+        "Tags > View\n\n| Param | Type |\n| --- | :---: |\n| **visibleWhen** | `string` |\n\n"
+        'See [the View tag](https://labelstud.io/tags/view.html) and <img src="/images/v.png" alt="View"/>\n'
+        '```xml\n<View visibleWhen="choice-selected" whenTagName="sentiment">\n```'
+    )
+    plain = plain_text(chunk)
+    for word in (
+        "Tags",
+        "View",
+        "Param",
+        "visibleWhen",
+        "string",
+        "the View tag",
+        "choice-selected",
+        "sentiment",
+    ):
+        assert word in plain
+    for markup in ("---", "|", "**", "`", "https://", "/images/", "<", "src"):
+        assert markup not in plain
+    assert plain_text("no markup at all") == "no markup at all"
