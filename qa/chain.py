@@ -268,7 +268,14 @@ class AnswerChain:
         }
 
     def _abstain_reply(self, state: dict[str, Any]) -> str:
-        return self.abstain_prompt.text(query=state["standalone"], closest=format_closest(state["documents"]))
+        terms = [f'"{t}"' for t in state["retrieval"].unknown_terms]
+        missing = ""
+        if terms:
+            named = terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + f" or {terms[-1]}"
+            missing = f" The docs never mention {named}."
+        return self.abstain_prompt.text(
+            query=state["standalone"], missing=missing, closest=format_closest(state["documents"])
+        )
 
     # --- public API ----------------------------------------------------------------------
 

@@ -109,7 +109,7 @@ def _edits1(word: str) -> set[str]:
 def unknown_terms(
     query_tokens: Sequence[str], corpus_vocab: set[str] | dict, words: frozenset[str]
 ) -> list[str]:
-    """Query words in neither the docs nor the dictionary, allowing for a typo.
+    """Query words in neither the docs nor the dictionary, allowing for a typo; long numbers too.
 
     "bouding" (bounding) and "teh" (the) are typos, not unknown things: a
     swapped letter pair is forgiven against both lists, one edit of a word of
@@ -120,12 +120,19 @@ def unknown_terms(
         return []
     found = []
     for tok in dict.fromkeys(query_tokens):
-        if len(tok) < 3 or not tok.isalpha() or not tok.isascii() or tok in corpus_vocab or tok in words:
+        if not tok.isascii() or tok in corpus_vocab or tok in words:
+            continue
+        if tok.isdigit():  # a standard's or product's number the docs never print (ISO 27001)
+            if len(tok) >= 4:
+                found.append(tok)
+            continue
+        if len(tok) < 3 or not tok.isalpha():
             continue
         swaps = {tok[:i] + tok[i + 1] + tok[i] + tok[i + 2 :] for i in range(len(tok) - 1)}
         if any(s in corpus_vocab or s in words for s in swaps):
             continue
-        if len(tok) >= 5 and any(e in corpus_vocab for e in _edits1(tok)):
+        # a typo of a docs word; a short word one letter away is another word ("wandb" is no "wand")
+        if len(tok) >= 5 and any(len(e) >= 5 and e in corpus_vocab for e in _edits1(tok)):
             continue
         found.append(tok)
     return found
@@ -252,6 +259,7 @@ class HybridRetriever(BaseRetriever):
             abstain=abstain,
             confidence=round(evidence, 4),
             seconds=time.perf_counter() - started,
+            unknown_terms=unknown,
         )
 
     def terms_not_in_docs(self, query: str) -> list[str]:

@@ -51,3 +51,4 @@ class RetrievalResult:
     abstain: bool = False
     confidence: float = 0.0
     seconds: float = 0.0  # time the search took
+    unknown_terms: list[str] = field(default_factory=list)  # query words the docs never use

@@ -153,6 +153,19 @@ def test_abstain_replies_without_calling_the_model(retriever: KeywordRetriever, 
     assert "".join(pieces) == answer.text
 
 
+def test_abstain_names_the_terms_the_docs_never_use(retriever: KeywordRetriever, settings: Settings) -> None:
+    class NamingRetriever(KeywordRetriever):  # what HybridRetriever reports for such words
+        def search(self, query: str):  # noqa: ANN202
+            result = super().search(query)
+            result.abstain, result.unknown_terms = True, ["lidar", "cuboids"]
+            return result
+
+    chain = AnswerChain(NamingRetriever(retriever.documents), fake_chat(), settings, compact=False)
+    _, answer = run(chain, "can I annotate lidar point clouds with cuboids?")
+    assert answer.abstained
+    assert 'The docs never mention "lidar" or "cuboids".' in answer.text
+
+
 @pytest.mark.parametrize("question", ["", "   \n", None])
 def test_empty_question_is_refused(retriever: KeywordRetriever, settings: Settings, question: object) -> None:
     chain = AnswerChain(retriever, fake_chat(), settings)

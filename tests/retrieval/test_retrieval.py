@@ -24,11 +24,21 @@ def test_an_off_topic_question_abstains_and_still_shows_what_it_searched(retriev
 
 def test_a_question_about_something_the_docs_never_name_abstains(retriever_for) -> None:
     question = "can I put a captcha on the image import dialog?"
-    assert retriever_for().search(question).abstain  # "captcha": in no page, and not an English word
+    result = retriever_for().search(question)
+    assert result.abstain and result.unknown_terms == ["captcha"]  # in no page, and no English word
     relaxed = retriever_for(ABSTAIN_UNKNOWN_TERMS="false", ABSTAIN_THRESHOLD="0").search(question)
     assert not relaxed.abstain
     typo = retriever_for().search("how do I start without the browzer tab?")  # a typo is not a new thing
     assert not typo.abstain and sources(typo)[0] == "guide/start.md"
+
+
+def test_names_and_numbers_the_docs_never_use_are_named_in_the_verdict(retriever_for) -> None:
+    retriever = retriever_for()
+    assert retriever.terms_not_in_docs("is the export ISO 27001 certified?") == ["27001"]
+    # one letter from the docs' "data", but a short word that close is another word, not a typo
+    assert retriever.terms_not_in_docs("can I chart the annotations in datav?") == ["datav"]
+    assert retriever.terms_not_in_docs("which port, 8081?") == []  # the docs print it
+    assert retriever.terms_not_in_docs("export the rectangle coordinates") == []
 
 
 def test_the_abstain_threshold_is_a_setting(retriever_for) -> None:
