@@ -26,6 +26,25 @@ ls_url=$(env_value LABEL_STUDIO_URL "")
 if [ ! -f "$data_dir/index/state.json" ]; then
   echo "No docs ingested yet: running python ingest.py (a few minutes the first time)"
   .venv/bin/python ingest.py
+else
+  # An index whose vectors were made another way (an older version, another EMBEDDINGS) is rebuilt.
+  rc=0
+  .venv/bin/python - <<'PY' || rc=$?
+import sys
+from qa.embeddings import make_embeddings
+from qa.store import DocStore, StoreError
+from settings import get_settings
+settings = get_settings()
+try:
+    DocStore(settings.index_dir).check_model(make_embeddings(settings))
+except StoreError as exc:
+    print(exc, file=sys.stderr)
+    sys.exit(3)
+PY
+  if [ "$rc" = 3 ]; then
+    echo "Rebuilding the index with the current embedding model: python ingest.py --reset"
+    .venv/bin/python ingest.py --reset
+  fi
 fi
 
 if [ -z "$ls_url" ] || [[ "$ls_url" == "http://127.0.0.1:$ls_port"* || "$ls_url" == "http://localhost:$ls_port"* ]]; then
