@@ -25,7 +25,7 @@ from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
 from feedback.config import WEBHOOK_PATH
-from feedback.log import Delivery, Exchange, Rating
+from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
 
 USER_MODEL_VERSION = "user-feedback"
 RATING_FIELD = "rating"
@@ -216,6 +216,21 @@ class Verdict:
     rating: Rating | None  # None: skipped, or no choice made
     comment: str
     reviewer: str
+
+    def save(self, log: FeedbackLog, exchange_id: str, source: str) -> RatingEvent | None:
+        """Store it as the exchange's reviewer verdict; None when the log already had it.
+
+        Webhook and pull both call this: keyed by annotation id, one annotation is stored once.
+        """
+        return log.review(
+            exchange_id,
+            self.rating,
+            self.comment,
+            reviewer=self.reviewer,
+            source=source,
+            annotation_id=self.annotation_id,
+            task_id=self.task_id,
+        )
 
 
 def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:

@@ -370,15 +370,7 @@ class SyncWorker:
             for annotation in task.annotations:
                 verdict = parse_annotation(annotation, task.id)
                 seen.add(verdict.annotation_id)
-                if self.log.review(
-                    exchange_id,
-                    verdict.rating,
-                    verdict.comment,
-                    reviewer=verdict.reviewer,
-                    source="pull",
-                    annotation_id=verdict.annotation_id,
-                    task_id=task.id,
-                ):
+                if verdict.save(self.log, exchange_id, source="pull"):
                     changes += 1
             for gone in self.log.live_annotations(exchange_id) - seen:
                 if self.log.review(

@@ -60,15 +60,7 @@ def handle_payload(feedback_log: FeedbackLog, payload: Mapping[str, Any]) -> dic
         if not exchange_id or not feedback_log.has_exchange(str(exchange_id)):
             return {"status": "ignored", "reason": "task is not an exchange of this app"}
         verdict = parse_annotation(annotation, int(task_id) if task_id is not None else None)
-        event = feedback_log.review(
-            str(exchange_id),
-            verdict.rating,
-            verdict.comment,
-            reviewer=verdict.reviewer,
-            source="webhook",
-            annotation_id=verdict.annotation_id,
-            task_id=verdict.task_id,
-        )
+        event = verdict.save(feedback_log, str(exchange_id), source="webhook")
         return {"status": "ok", "exchange_id": exchange_id, "stored": int(event is not None)}
     if action == DELETE_ACTION:
         stored = 0
