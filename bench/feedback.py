@@ -104,6 +104,15 @@ def stop_label_studio(data_dir: Path, port: int) -> None:
     )
 
 
+def timed_flush(worker: SyncWorker):  # noqa: ANN201 - (SyncReport, seconds)
+    """Deliver everything pending (no pull) and time it; a failed delivery stops the benchmark."""
+    started = time.perf_counter()
+    report = worker.flush(timeout=600, pull=False)
+    elapsed = time.perf_counter() - started
+    assert report.ok, report.error
+    return report, elapsed
+
+
 def bench(args: argparse.Namespace, work: Path, url: str, api_key: str) -> None:
     settings: Settings = get_settings(
         data_dir=work / "app",
@@ -122,17 +131,11 @@ def bench(args: argparse.Namespace, work: Path, url: str, api_key: str) -> None:
         ids = log_answers(log, args.tasks)
         for exchange_id in ids:
             log.rate(exchange_id, "good")
-        started = time.perf_counter()
-        report = worker.flush(timeout=600, pull=False)
-        elapsed = time.perf_counter() - started
-        assert report.ok, report.error
+        report, elapsed = timed_flush(worker)
         print(f"sync: {report.created} new tasks in {elapsed:.2f} s = {report.created / elapsed:.0f} tasks/s")
         for exchange_id in ids:
             log.rate(exchange_id, "bad")
-        started = time.perf_counter()
-        report = worker.flush(timeout=600, pull=False)
-        elapsed = time.perf_counter() - started
-        assert report.ok, report.error
+        report, elapsed = timed_flush(worker)
         print(
             f"sync: {report.updated} changed ratings in {elapsed:.2f} s "
             f"= {report.updated / elapsed:.1f} updates/s"
