@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -28,7 +29,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index
 from tqdm import tqdm
 
-from qa.chunking import chunk_markdown
+from qa.chunking import chunk_markdown, included_files, page_title
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
 from qa.store import DocStore, IndexState, StoreError, chunk_key
@@ -85,13 +86,46 @@ def _read_markdown(path: Path) -> str:
     return path.read_bytes().decode("utf-8")
 
 
+def includers(texts: dict[str, str]) -> dict[str, str]:
+    """Included file → title of the page that includes it.
+
+    An include is written relative to the docs' source folder, so it resolves to
+    the file whose path ends with it, nearest to the including page. A fragment
+    included by several pages takes the title of the one with its file name
+    (`tags/view.md` for `includes/tags/view.md`), else the first by path.
+    """
+    found: dict[str, list[str]] = {}
+    for path in sorted(texts):
+        for target in included_files(texts[path]):
+            target = target.removeprefix("./")
+            matches = [p for p in texts if p == target or p.endswith("/" + target)]
+            if matches:
+                best = max(matches, key=lambda p: len(os.path.commonpath([p, path])))
+                found.setdefault(best, []).append(path)
+    return {
+        fragment: page_title(texts[page], page)
+        for fragment, pages in found.items()
+        for page in [min(pages, key=lambda p: (Path(p).name != Path(fragment).name, p))]
+    }
+
+
 def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Document], list[str]]:
     """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay."""
     docs: list[Document] = []
     skipped: list[str] = []
+    texts: dict[str, str] = {}
+    failed: dict[str, Exception] = {}
     for f in co.files:
         try:
-            text = _read_markdown(co.root / f.path)
+            texts[f.path] = _read_markdown(co.root / f.path)
+        except (OSError, UnicodeDecodeError) as exc:
+            failed[f.path] = exc
+    included_by = includers(texts)
+    for f in co.files:
+        try:
+            if f.path in failed:
+                raise failed[f.path]
+            text = texts[f.path]
             docs.extend(
                 chunk_markdown(
                     text,
@@ -99,6 +133,7 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
                     commit=co.commit,
                     web_base=settings.docs_web_base.rstrip("/") or co.web_base,
                     chunk_size=settings.chunk_size,
+                    included_by=included_by.get(f.path, ""),
                 )
             )
         except (OSError, UnicodeDecodeError, ValueError) as exc:

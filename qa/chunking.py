@@ -122,6 +122,20 @@ def _merge_small(parts: list[Section]) -> list[Section]:
     return merged
 
 
+INCLUDE = re.compile(r"\{%-?\s*(?:insertmd|include)\s+[\"']?([^\s\"'%]+\.md)[\"']?[^%]*-?%\}")
+
+
+def page_title(text: str, source: str) -> str:
+    """The title a reader sees for a file: its front-matter title, else `fallback_title`."""
+    front, body = split_front_matter(text)
+    return str(front.get("title") or "").strip() or fallback_title(body, source)
+
+
+def included_files(text: str) -> list[str]:
+    """Paths a page pulls in with a Hexo/Jekyll tag (`{% insertmd includes/tags/video.md %}`), as written."""
+    return list(dict.fromkeys(INCLUDE.findall(HTML_COMMENT.sub("", text))))
+
+
 def fallback_title(body: str, source: str) -> str:
     """A title for a file without front matter: its leading H1/H2, else its path.
 
@@ -238,8 +252,14 @@ def chunk_markdown(
     chunk_size: int = 800,
     chunk_overlap: int = 100,
     table_chunk_size: int = 300,
+    included_by: str = "",
 ) -> list[Document]:
     """Chunk one Markdown file. Metadata: source, title, section, anchor, url, commit, chunk.
+
+    `included_by` is the title of the page that includes this file (a fragment
+    without a title of its own, such as a tag's parameter table): its chunks
+    are titled "Video (tags/video)", after the page where a reader meets them,
+    not by their path alone.
 
     `table_chunk_size` (0 = off) cuts Markdown tables into row groups of about
     that size, each under the table's header: a tag's parameter table answers
@@ -248,7 +268,10 @@ def chunk_markdown(
     front, body = split_front_matter(text)
     body = HTML_CODE.sub(r"`\1`", HTML_COMMENT.sub("", body))
     parts = _merge_small(sections(body))
-    title = str(front.get("title") or "").strip() or fallback_title(body, source)
+    title = str(front.get("title") or "").strip()
+    if not title and included_by:
+        title = f"{included_by} ({fallback_title(body, source)})"
+    title = title or fallback_title(body, source)
     splitter = RecursiveCharacterTextSplitter.from_language(
         Language.MARKDOWN, chunk_size=chunk_size, chunk_overlap=chunk_overlap
     )

@@ -7,6 +7,13 @@ cut-off) and fused as `cosine + lexical_weight * bm25 / best bm25`. Measured on
 the Label Studio docs this beats reciprocal-rank fusion: a rank throws away
 how far ahead the best match is.
 
+A question that names a page by its exact title, as written ("the Video
+tag", "TextArea", "Data Manager"), adds `title_weight` to that page's chunks:
+the tag pages' parameter tables are rows of identifiers that MiniLM reads
+poorly, and the title is what ties them to the question. Titles are matched
+case-sensitively and whole (not "style" in "S3-style"); a title found in
+more than 5 % of all chunks ("Label Studio") says nothing and is skipped.
+
 Each hit is returned with its neighbouring chunks of the same file (up to
 `context_chars`), so a passage cut in two still reaches the answer whole,
 and at most `max_per_file` hits come from one file.
@@ -55,6 +62,9 @@ STOPWORDS = frozenset(
 )
 DENSE_EVIDENCE_WEIGHT = 0.5  # share of the best cosine in the evidence score (calibrated with BM25's part)
 MAX_OVERLAP = 200  # longest chunk overlap removed when neighbours are joined (the chunker's is 100)
+TITLE_MAX_WORDS = 4  # longer titles are sentences, never quoted whole in a question
+TITLE_MAX_SHARE = 0.05  # a title printed in more chunks than this is a common phrase, not a page's name
+TITLE_MIN_LIMIT = 10  # ... but in a small docs set, any title printed in up to 10 chunks counts
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -154,11 +164,44 @@ class _Index:
     vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     bm25: bm25s.BM25 = field(default_factory=bm25s.BM25)
     position: dict[tuple[str, int], int] = field(default_factory=dict)  # (source, chunk no.) -> row
+    titles: re.Pattern[str] | None = None  # page titles a question can name, longest first
+    titled: dict[str, np.ndarray] = field(default_factory=dict)  # title -> rows of that page's chunks
 
     @property
     def log_n(self) -> float:
         """~ the IDF of a term found in one chunk: scales BM25 scores to "rare terms matched"."""
         return math.log1p(len(self.docs))
+
+
+def page_name(title: str) -> str:
+    """A chunk's page title without the "(tags/video)" path an included fragment carries."""
+    return re.sub(r"\s*\([^()]*\)$", "", title).strip()
+
+
+def title_index(docs: Sequence[Document]) -> tuple[re.Pattern[str] | None, dict[str, np.ndarray]]:
+    """A regex of the page titles a question may name, and the chunk rows of each useful one.
+
+    Every title stays in the regex, longest first, so "Label Studio" is read as
+    one name and never as the page "Label"; only titles printed in at most
+    `TITLE_MAX_SHARE` of the chunks (or `TITLE_MIN_LIMIT`) get rows, and so a boost.
+    """
+    rows: dict[str, list[int]] = defaultdict(list)
+    for i, doc in enumerate(docs):
+        name = page_name(str(doc.metadata.get("title", "")))
+        if name and len(name.split()) <= TITLE_MAX_WORDS and re.search(r"\w", name):
+            rows[name].append(i)
+    if not rows:
+        return None, {}
+    names = sorted(rows, key=len, reverse=True)  # the alternation then takes "TextArea" before "Text"
+    regex = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
+    printed: dict[str, int] = defaultdict(int)
+    for doc in docs:
+        for name in set(regex.findall(_split_breadcrumb(doc.page_content)[1])):
+            printed[name] += 1
+    limit = max(TITLE_MAX_SHARE * len(docs), TITLE_MIN_LIMIT)
+    return regex, {
+        name: np.asarray(found, dtype=np.int64) for name, found in rows.items() if printed[name] <= limit
+    }
 
 
 def _split_breadcrumb(text: str) -> tuple[str, str]:
@@ -175,9 +218,10 @@ class HybridRetriever(BaseRetriever):
     embeddings: Embeddings
     k: int = 5
     lexical_weight: float = 0.3
+    title_weight: float = 0.15
     max_per_file: int = 2
     context_chars: int = 1600
-    abstain_threshold: float = 0.72
+    abstain_threshold: float = 0.78
     abstain_unknown_terms: bool = True
     _index: _Index | None = PrivateAttr(default=None)
 
@@ -195,7 +239,10 @@ class HybridRetriever(BaseRetriever):
             chunk = doc.metadata.get("chunk")
             if isinstance(chunk, int):
                 position[(str(doc.metadata.get("source", "")), chunk)] = i
-        self._index = _Index(docs=docs, vectors=vectors, bm25=bm25, position=position)  # one atomic swap
+        titles, titled = title_index(docs)
+        self._index = _Index(  # one atomic swap
+            docs=docs, vectors=vectors, bm25=bm25, position=position, titles=titles, titled=titled
+        )
         return self
 
     def _read_store(self) -> tuple[list[Document], np.ndarray]:
@@ -240,6 +287,9 @@ class HybridRetriever(BaseRetriever):
         lexical = bm25.get_scores_from_ids(ids) if ids else np.zeros(len(docs), dtype=np.float32)
         best_lexical = float(lexical.max())
         fused = dense + self.lexical_weight * (lexical / best_lexical if best_lexical > 0 else lexical)
+        if index.titles is not None and self.title_weight:
+            for name in set(index.titles.findall(query)) & index.titled.keys():
+                fused[index.titled[name]] += self.title_weight
 
         picked = self._pick(fused, k, index)
         documents = [
@@ -351,6 +401,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
         embeddings=embeddings,
         k=settings.retrieval_k,
         lexical_weight=settings.lexical_weight,
+        title_weight=settings.title_weight,
         max_per_file=settings.max_chunks_per_file,
         context_chars=settings.retrieval_context_chars,
         abstain_threshold=settings.abstain_threshold,

@@ -1,7 +1,9 @@
 """A small docs repo the retrieval tests build with git, ingested once into a real Chroma store.
 
 The pages are written so that meaning alone is ambiguous: three pages talk about
-local files and storage, one defines LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT.
+local files and storage, one defines LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; a
+template talks about parent and child categories in everyday words while the
+Taxonomy tag's parameter table (an included fragment) has the answer.
 """
 
 from __future__ import annotations
@@ -49,6 +51,25 @@ PAGES = {
         "| [muted] | <code>boolean</code> | <code>false</code> | muted video |\n"
         "| [height] | <code>number</code> | <code>600</code> | height of the video player |\n"
         "| [timelineHeight] | <code>number</code> | <code>64</code> | height of the timeline with regions |\n"
+    ),
+    "tags/video.md": (
+        "---\ntitle: Video\n---\n\nThe Video tag plays a video file.\n\n{% insertmd includes/tags/video.md %}\n"
+    ),
+    "tags/taxonomy.md": (
+        "---\ntitle: Taxonomy\n---\n\nThe Taxonomy tag shows a tree of choices.\n\n"
+        "{% insertmd includes/tags/taxonomy.md %}\n"
+    ),
+    "includes/tags/taxonomy.md": (
+        "### Parameters\n\n| Param | Type | Default | Description |\n| --- | --- | --- | --- |\n"
+        "| name | <code>string</code> |  | Name of the element |\n"
+        "| [leafsOnly] | <code>boolean</code> | <code>false</code> | Allow annotators to select only leafs |\n"
+        "| [showFullPath] | <code>boolean</code> | <code>false</code> | Whether to show the full path |\n"
+        "| [maxUsages] | <code>number</code> |  | Maximum number of times a choice can be used per task |\n"
+    ),
+    "templates/hierarchy.md": (
+        "---\ntitle: Hierarchical classification\n---\n\n## Categories\n\nAnnotators choose a broad category, "
+        "or a narrower one below it, when they classify a document. Clear instructions for each category "
+        "keep people from choosing the wrong one.\n"
     ),
 }
 

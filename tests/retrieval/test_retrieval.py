@@ -64,8 +64,25 @@ def test_parameter_tables_are_found_row_by_row(retriever_for) -> None:
     result = retriever_for().search("what frame rate does the Video tag assume by default?")
     top = result.documents[0]
     assert top.metadata["source"] == "includes/tags/video.md"
-    assert top.metadata["title"] == "tags/video"  # no front matter: named by its path
+    # no front matter of its own: named after the page that includes it, and by its path
+    assert top.metadata["title"] == "Video (tags/video)"
     assert "`24`" in top.page_content and "<code>" not in top.page_content
+
+
+def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) -> None:
+    question = (
+        "With the Taxonomy tag can I prevent people from picking a parent category and only allow the "
+        "most specific ones?"
+    )
+    named = retriever_for().search(question)
+    assert sources(named)[0] == "includes/tags/taxonomy.md"
+    assert named.documents[0].metadata["title"] == "Taxonomy (tags/taxonomy)"
+    unnamed = retriever_for(TITLE_WEIGHT="0").search(question)
+    assert sources(unnamed)[0] == "templates/hierarchy.md"  # by meaning alone the template wins
+    # matched as written: lower-case "taxonomy" in running text, or "style" in "S3-style", is no title
+    assert sources(retriever_for().search(question.replace("Taxonomy tag", "taxonomy")))[0] == (
+        "templates/hierarchy.md"
+    )
 
 
 def test_k_and_files_per_passage_limits(retriever_for) -> None:
