@@ -16,7 +16,10 @@ more than 5 % of all chunks ("Label Studio") says nothing and is skipped.
 
 Each hit is returned with its neighbouring chunks of the same file (up to
 `context_chars`), so a passage cut in two still reaches the answer whole,
-and at most `max_per_file` hits come from one file.
+and at most `max_per_file` hits come from one file. A chunk whose words are
+nearly those of a hit already picked (Jaccard ≥ 0.8: the same "Running with
+Docker" paragraph in twenty ML tutorials) is skipped, so five passages are
+five different things.
 
 The abstain verdict (the docs most likely don't cover the question) has two parts:
 - the question names a term the docs never use and that is not an English word
@@ -62,6 +65,7 @@ STOPWORDS = frozenset(
 )
 DENSE_EVIDENCE_WEIGHT = 0.5  # share of the best cosine in the evidence score (calibrated with BM25's part)
 MAX_OVERLAP = 200  # longest chunk overlap removed when neighbours are joined (the chunker's is 100)
+DUPLICATE_JACCARD = 0.8  # word-set overlap from which a chunk repeats a picked one
 TITLE_MAX_WORDS = 4  # longer titles are sentences, never quoted whole in a question
 TITLE_MAX_SHARE = 0.05  # a title printed in more chunks than this is a common phrase, not a page's name
 TITLE_MIN_LIMIT = 10  # ... but in a small docs set, any title printed in up to 10 chunks counts
@@ -166,6 +170,7 @@ class _Index:
     position: dict[tuple[str, int], int] = field(default_factory=dict)  # (source, chunk no.) -> row
     titles: re.Pattern[str] | None = None  # page titles a question can name, longest first
     titled: dict[str, np.ndarray] = field(default_factory=dict)  # title -> rows of that page's chunks
+    words: list[frozenset[str]] = field(default_factory=list)  # each chunk's body words, for duplicates
 
     @property
     def log_n(self) -> float:
@@ -204,6 +209,14 @@ def title_index(docs: Sequence[Document]) -> tuple[re.Pattern[str] | None, dict[
     }
 
 
+def _repeats(i: int, picked: Sequence[int], words: Sequence[frozenset[str]]) -> bool:
+    """Whether chunk `i` says nearly word for word what a picked chunk says (another page's copy)."""
+    if not words:
+        return False
+    mine = words[i]
+    return any(len(mine & words[j]) >= DUPLICATE_JACCARD * len(mine | words[j]) > 0 for j in picked)
+
+
 def _split_breadcrumb(text: str) -> tuple[str, str]:
     crumb, sep, body = text.partition("\n\n")
     return (crumb, body) if sep else ("", text)
@@ -232,8 +245,14 @@ class HybridRetriever(BaseRetriever):
         """
         docs, vectors = self._read_store()
         bm25 = bm25s.BM25()
-        if docs:
-            bm25.index(tokenize([d.page_content for d in docs]), show_progress=False)
+        crumbs, bodies = (
+            zip(*(_split_breadcrumb(d.page_content) for d in docs), strict=True) if docs else ((), ())
+        )
+        body_tokens = tokenize(bodies)
+        if docs:  # the same tokens as the whole text's: no token spans the blank line after the breadcrumb
+            bm25.index(
+                [c + b for c, b in zip(tokenize(crumbs), body_tokens, strict=True)], show_progress=False
+            )
         position = {}
         for i, doc in enumerate(docs):
             chunk = doc.metadata.get("chunk")
@@ -241,7 +260,13 @@ class HybridRetriever(BaseRetriever):
                 position[(str(doc.metadata.get("source", "")), chunk)] = i
         titles, titled = title_index(docs)
         self._index = _Index(  # one atomic swap
-            docs=docs, vectors=vectors, bm25=bm25, position=position, titles=titles, titled=titled
+            docs=docs,
+            vectors=vectors,
+            bm25=bm25,
+            position=position,
+            titles=titles,
+            titled=titled,
+            words=[frozenset(t) for t in body_tokens],
         )
         return self
 
@@ -324,14 +349,14 @@ class HybridRetriever(BaseRetriever):
         return unknown_terms(tokenize([query])[0], index.bm25.vocab_dict, english_words())
 
     def _pick(self, fused: np.ndarray, k: int, index: _Index) -> list[int]:
-        """Best chunks first, at most `max_per_file` per file, none already inside a picked one's context."""
+        """Best chunks first, at most `max_per_file` per file, none inside a picked one's context or repeating it."""
         picked: list[int] = []
         covered: set[int] = set()
         per_file: dict[str, int] = defaultdict(int)
         for i in np.argsort(-fused, kind="stable"):
             i = int(i)
             source = str(index.docs[i].metadata.get("source", ""))
-            if i in covered or per_file[source] >= self.max_per_file:
+            if i in covered or per_file[source] >= self.max_per_file or _repeats(i, picked, index.words):
                 continue
             per_file[source] += 1
             picked.append(i)

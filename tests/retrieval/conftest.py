@@ -71,6 +71,19 @@ PAGES = {
         "or a narrower one below it, when they classify a document. Clear instructions for each category "
         "keep people from choosing the wrong one.\n"
     ),
+    **{
+        f"tutorials/{name}.md": (
+            f"---\ntitle: {name.upper()} backend\n---\n\n## Running with Docker\n\n"
+            "Start the machine learning backend on `http://localhost:9090` with `docker compose up`, "
+            "then connect it to a project in the model settings and validate the connection.\n"
+        )
+        for name in ("yolo", "ner", "sam")
+    },
+    "guide/ml.md": (
+        "---\ntitle: Machine learning backends\n---\n\n## Docker networking\n\nWhen Label Studio runs in "
+        "Docker, `localhost` is the container itself: connect the backend at "
+        "`http://host.docker.internal:9090` instead.\n"
+    ),
 }
 
 

@@ -85,6 +85,13 @@ def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) ->
     )
 
 
+def test_the_same_paragraph_copied_into_many_pages_is_shown_once(retriever_for) -> None:
+    result = retriever_for().search("start the ml backend with docker on localhost:9090", k=3)
+    copies = [s for s in sources(result) if s.startswith("tutorials/")]
+    assert len(copies) == 1  # one copy of the tutorials' paragraph, then other passages
+    assert "guide/ml.md" in sources(result)
+
+
 def test_k_and_files_per_passage_limits(retriever_for) -> None:
     result = retriever_for(MAX_CHUNKS_PER_FILE="1").search("export percentages snapshots", k=3)
     assert len(result.documents) <= 3
