@@ -6,7 +6,8 @@ the heading walk is done here (fence-aware, ~30 lines) and LangChain's
 recursive splitter cuts sections that are still too long. Each chunk's text
 starts with its breadcrumb ("Title > Heading > Subheading"), so both the
 embedding and the lexical index see where the passage lives; a file without
-a front-matter title (an included fragment) is named by its path.
+a front-matter title is named by its leading heading or its path, and an
+included fragment also by the page that includes it ("Video (tags/video)").
 
 Chunks are 800 characters by default: MiniLM reads 256 tokens (~900
 characters of these docs) and ignores the rest, so 1200-character chunks were
