@@ -110,39 +110,40 @@ def includers(texts: dict[str, str]) -> dict[str, str]:
 
 
 def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Document], list[str]]:
-    """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay."""
+    """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay.
+
+    All files are read before any is chunked: a fragment's title comes from the page including it.
+    """
     docs: list[Document] = []
     skipped: list[str] = []
+
+    def skip(path: str, exc: Exception) -> None:
+        reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
+        log.warning("skipping %s: %s (fix the file and re-run; its previous chunks are kept)", path, reason)
+        skipped.append(path)
+        docs.extend(keep_old(path))
+
     texts: dict[str, str] = {}
-    failed: dict[str, Exception] = {}
     for f in co.files:
         try:
             texts[f.path] = _read_markdown(co.root / f.path)
         except (OSError, UnicodeDecodeError) as exc:
-            failed[f.path] = exc
+            skip(f.path, exc)
     included_by = includers(texts)
-    for f in co.files:
+    for path, text in texts.items():
         try:
-            if f.path in failed:
-                raise failed[f.path]
-            text = texts[f.path]
             docs.extend(
                 chunk_markdown(
                     text,
-                    source=f.path,
+                    source=path,
                     commit=co.commit,
                     web_base=settings.docs_web_base.rstrip("/") or co.web_base,
                     chunk_size=settings.chunk_size,
-                    included_by=included_by.get(f.path, ""),
+                    included_by=included_by.get(path, ""),
                 )
             )
-        except (OSError, UnicodeDecodeError, ValueError) as exc:
-            reason = "not UTF-8" if isinstance(exc, UnicodeDecodeError) else str(exc)
-            log.warning(
-                "skipping %s: %s (fix the file and re-run; its previous chunks are kept)", f.path, reason
-            )
-            skipped.append(f.path)
-            docs.extend(keep_old(f.path))
+        except ValueError as exc:
+            skip(path, exc)
     return docs, skipped
 
 
