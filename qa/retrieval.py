@@ -223,12 +223,15 @@ def page_name(title: str) -> str:
     return re.sub(r"\s*\([^()]*\)$", "", title).strip()
 
 
-def title_index(docs: Sequence[Document]) -> tuple[re.Pattern[str] | None, dict[str, np.ndarray]]:
+def title_index(
+    docs: Sequence[Document], bodies: Sequence[str]
+) -> tuple[re.Pattern[str] | None, dict[str, np.ndarray]]:
     """A regex of the page titles a question may name, and the chunk rows of each useful one.
 
     Every title stays in the regex, longest first, so "Label Studio" is read as
     one name and never as the page "Label"; only titles printed in at most
     `TITLE_MAX_SHARE` of the chunks (or `TITLE_MIN_LIMIT`) get rows, and so a boost.
+    `bodies` are the chunks' texts without their breadcrumb, where a title counts as printed.
     """
     rows: dict[str, list[int]] = defaultdict(list)
     for i, doc in enumerate(docs):
@@ -240,8 +243,8 @@ def title_index(docs: Sequence[Document]) -> tuple[re.Pattern[str] | None, dict[
     names = sorted(rows, key=len, reverse=True)  # the alternation then takes "TextArea" before "Text"
     regex = re.compile(r"(?<![\w-])(" + "|".join(map(re.escape, names)) + r")(?![\w-])")
     printed: dict[str, int] = defaultdict(int)
-    for doc in docs:
-        for name in set(regex.findall(_split_breadcrumb(doc.page_content)[1])):
+    for body in bodies:
+        for name in set(regex.findall(body)):
             printed[name] += 1
     limit = max(TITLE_MAX_SHARE * len(docs), TITLE_MIN_LIMIT)
     return regex, {
@@ -298,7 +301,7 @@ class HybridRetriever(BaseRetriever):
             chunk = doc.metadata.get("chunk")
             if isinstance(chunk, int):
                 position[(str(doc.metadata.get("source", "")), chunk)] = i
-        titles, titled = title_index(docs)
+        titles, titled = title_index(docs, bodies)
         self._index = _Index(  # one atomic swap
             docs=docs,
             vectors=vectors,
