@@ -276,7 +276,7 @@ class HybridRetriever(BaseRetriever):
     lexical_weight: float = 0.3
     title_weight: float = 0.15
     max_per_file: int = 2
-    context_chars: int = 1600
+    context_chars: int = 2400
     abstain_threshold: float = 0.72
     abstain_unknown_terms: bool = True
     _index: _Index | None = PrivateAttr(default=None)
