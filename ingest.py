@@ -29,7 +29,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index
 from tqdm import tqdm
 
-from qa.chunking import chunk_markdown, included_files, page_title
+from qa.chunking import ROW_KIND, chunk_markdown, included_files, page_title, table_rows
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
 from qa.store import DocStore, IndexState, StoreError, chunk_key
@@ -113,6 +113,8 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
     """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay.
 
     All files are read before any is chunked: a fragment's title comes from the page including it.
+    Each table row also gets its own small document (`qa.chunking.table_rows`) unless
+    TABLE_ROW_WEIGHT is 0.
     """
     docs: list[Document] = []
     skipped: list[str] = []
@@ -132,18 +134,20 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
     included_by = includers(texts)
     for path, text in texts.items():
         try:
-            docs.extend(
-                chunk_markdown(
-                    text,
-                    source=path,
-                    commit=co.commit,
-                    web_base=settings.docs_web_base.rstrip("/") or co.web_base,
-                    chunk_size=settings.chunk_size,
-                    included_by=included_by.get(path, ""),
-                )
+            chunks = chunk_markdown(
+                text,
+                source=path,
+                commit=co.commit,
+                web_base=settings.docs_web_base.rstrip("/") or co.web_base,
+                chunk_size=settings.chunk_size,
+                included_by=included_by.get(path, ""),
             )
         except ValueError as exc:
             skip(path, exc)
+            continue
+        docs.extend(chunks)
+        if settings.table_row_weight:
+            docs.extend(table_rows(chunks))
     return docs, skipped
 
 
@@ -218,7 +222,7 @@ def run_ingest(
             commit=co.commit,
             embedding_model=embedding_name(embeddings),
             files=state_files,
-            chunks=len(keys),
+            chunks=len({chunk_key(d) for d in docs if d.metadata.get("kind") != ROW_KIND}),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     )

@@ -220,6 +220,42 @@ def _split_body(body: str, splitter: RecursiveCharacterTextSplitter, table_size:
     return pieces
 
 
+MIN_ROW_CHARS = 25  # letters and digits: shorter rows ("| `x` | int |") say too little to be matched alone
+ROW_KIND = "row"  # metadata `kind` of a table row's own document (chunks have none)
+
+
+def table_rows(chunks: list[Document]) -> list[Document]:
+    """One small document per Markdown table row of `chunks`, pointing at its chunk (`row_of`).
+
+    A tag's parameter row ("canRotate | boolean | Show or hide rotation control")
+    is what a question about one attribute matches, but even a 300-character row
+    group blurs it with its neighbours. Embedded alone, under its breadcrumb, the
+    row finds its chunk; the retriever never shows rows, only the chunk they point
+    at (stored in the same collection, so an ingest syncs them with their file).
+    Header rows and rules are left out: they repeat in every row group.
+    """
+    rows: list[Document] = []
+    for doc in chunks:
+        crumb, _, body = doc.page_content.partition("\n\n")
+        for is_table, block in _blocks(body):
+            lines = block.splitlines()
+            if not is_table:
+                continue
+            if len(lines) > 1 and TABLE_RULE.match(lines[1]):
+                lines = lines[2:]
+            for line in lines:
+                if TABLE_RULE.match(line) or len(re.sub(r"[\W_]", "", line)) < MIN_ROW_CHARS:
+                    continue
+                meta = {k: v for k, v in doc.metadata.items() if k != "chunk"}
+                rows.append(
+                    Document(
+                        page_content=f"{crumb}\n\n{line.strip()}",
+                        metadata=meta | {"kind": ROW_KIND, "row_of": doc.metadata.get("chunk")},
+                    )
+                )
+    return rows
+
+
 # What the embedding model reads of a chunk: Markdown and HTML markup cost MiniLM tokens
 # (a table's `|---|---|` rule alone is dozens) and carry no meaning. About 37 % of a chunk's
 # tokens on the Label Studio docs; the stored text and the lexical index keep everything.

@@ -14,6 +14,12 @@ poorly, and the title is what ties them to the question. Titles are matched
 case-sensitively and whole (not "style" in "S3-style"); a title found in
 more than 5 % of all chunks ("Label Studio") says nothing and is skipped.
 
+Every table row is also embedded alone at ingest (`qa.chunking.table_rows`):
+a question about one attribute ("can I switch off the rotate handle?")
+matches its row ("canRotate | Show or hide rotation control") better than
+any chunk. The chunks of the 5 best rows get up to `table_row_weight`, by how
+far each row stands out. Rows are never returned themselves.
+
 Each hit is returned with its neighbouring chunks of the same file (up to
 `context_chars`), so a passage cut in two still reaches the answer whole,
 and at most `max_per_file` hits come from one file. A chunk whose words are
@@ -49,6 +55,7 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
+from qa.chunking import ROW_KIND
 from qa.store import COLLECTION, DocStore
 from qa.types import RetrievalResult
 
@@ -69,6 +76,7 @@ DUPLICATE_JACCARD = 0.8  # word-set overlap from which a chunk repeats a picked 
 TITLE_MAX_WORDS = 4  # longer titles are sentences, never quoted whole in a question
 TITLE_MAX_SHARE = 0.05  # a title printed in more chunks than this is a common phrase, not a page's name
 TITLE_MIN_LIMIT = 10  # ... but in a small docs set, any title printed in up to 10 chunks counts
+ROW_TOP = 5  # table rows whose chunks get a share of `table_row_weight`
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -211,6 +219,8 @@ class _Index:
     titles: re.Pattern[str] | None = None  # page titles a question can name, longest first
     titled: dict[str, np.ndarray] = field(default_factory=dict)  # title -> rows of that page's chunks
     words: list[frozenset[str]] = field(default_factory=list)  # each chunk's body words, for duplicates
+    row_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
+    row_chunks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row -> its chunk
 
     @property
     def log_n(self) -> float:
@@ -275,6 +285,7 @@ class HybridRetriever(BaseRetriever):
     k: int = 5
     lexical_weight: float = 0.3
     title_weight: float = 0.15
+    table_row_weight: float = 0.1
     max_per_file: int = 2
     context_chars: int = 2400
     abstain_threshold: float = 0.72
@@ -287,6 +298,9 @@ class HybridRetriever(BaseRetriever):
         Call it again after an ingest to see the new chunks.
         """
         docs, vectors = self._read_store()
+        is_row = np.asarray([d.metadata.get("kind") == ROW_KIND for d in docs], dtype=bool)
+        rows, row_vectors = [d for d, r in zip(docs, is_row, strict=True) if r], vectors[is_row]
+        docs, vectors = [d for d, r in zip(docs, is_row, strict=True) if not r], vectors[~is_row]
         bm25 = bm25s.BM25()
         crumbs, bodies = (
             zip(*(_split_breadcrumb(d.page_content) for d in docs), strict=True) if docs else ((), ())
@@ -302,6 +316,12 @@ class HybridRetriever(BaseRetriever):
             if isinstance(chunk, int):
                 position[(str(doc.metadata.get("source", "")), chunk)] = i
         titles, titled = title_index(docs, bodies)
+        row_chunks = [
+            position.get((str(r.metadata.get("source", "")), r.metadata.get("row_of"))) for r in rows
+        ]
+        known = np.asarray(
+            [c is not None for c in row_chunks], dtype=bool
+        )  # a row without its chunk is ignored
         self._index = _Index(  # one atomic swap
             docs=docs,
             vectors=vectors,
@@ -310,6 +330,8 @@ class HybridRetriever(BaseRetriever):
             titles=titles,
             titled=titled,
             words=[frozenset(t) for t in body_tokens],
+            row_vectors=row_vectors[known],
+            row_chunks=np.asarray([c for c in row_chunks if c is not None], dtype=np.int64),
         )
         return self
 
@@ -348,9 +370,8 @@ class HybridRetriever(BaseRetriever):
         qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         # einsum, not `@`: a BLAS matmul wakes OpenBLAS threads that fight torch's still-spinning
         # OpenMP threads for the 2 cores (p95 115 ms instead of 14 ms here); einsum runs on this thread.
-        dense = np.einsum(
-            "ij,j->i", vectors, qvec / max(float(np.sqrt(np.einsum("i,i->", qvec, qvec))), 1e-12)
-        )
+        qvec = qvec / max(float(np.sqrt(np.einsum("i,i->", qvec, qvec))), 1e-12)
+        dense = np.einsum("ij,j->i", vectors, qvec)
         ids = bm25.get_tokens_ids(tokens)
         lexical = bm25.get_scores_from_ids(ids) if ids else np.zeros(len(docs), dtype=np.float32)
         best_lexical = float(lexical.max())
@@ -358,6 +379,8 @@ class HybridRetriever(BaseRetriever):
         if index.titles is not None and self.title_weight:
             for name in set(index.titles.findall(query)) & index.titled.keys():
                 fused[index.titled[name]] += self.title_weight
+        if len(index.row_chunks) and self.table_row_weight:
+            self._boost_rows(fused, np.einsum("ij,j->i", index.row_vectors, qvec), index)
 
         picked = self._pick(fused, k, index)
         documents = [
@@ -379,6 +402,25 @@ class HybridRetriever(BaseRetriever):
             seconds=time.perf_counter() - started,
             unknown_terms=unknown,
         )
+
+    def _boost_rows(self, fused: np.ndarray, rows: np.ndarray, index: _Index) -> None:
+        """Add up to `table_row_weight` to the chunks of the best-matching table rows, in place.
+
+        The best row's chunk gets the whole weight, the next ones less, down to 0
+        at the (ROW_TOP + 1)th row's cosine: what counts is how far a row stands out
+        from the others, not its cosine (short texts score lower than chunks).
+        """
+        n = min(ROW_TOP + 1, len(rows))
+        top = np.argpartition(-rows, n - 1)[:n]
+        top = top[np.argsort(-rows[top], kind="stable")]
+        floor = float(rows[top[-1]])
+        spread = max(float(rows[top[0]]) - floor, 1e-6)
+        boosted: set[int] = set()
+        for j in top[:-1]:
+            chunk = int(index.row_chunks[j])
+            if chunk not in boosted:  # a chunk is boosted for its best row only
+                boosted.add(chunk)
+                fused[chunk] += self.table_row_weight * (float(rows[j]) - floor) / spread
 
     def terms_not_in_docs(self, query: str) -> list[str]:
         """The query's words that the docs never use and that are no English word either.
@@ -470,6 +512,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
         k=settings.retrieval_k,
         lexical_weight=settings.lexical_weight,
         title_weight=settings.title_weight,
+        table_row_weight=settings.table_row_weight,
         max_per_file=settings.max_chunks_per_file,
         context_chars=settings.retrieval_context_chars,
         abstain_threshold=settings.abstain_threshold,

@@ -3,7 +3,9 @@
 The pages are written so that meaning alone is ambiguous: three pages talk about
 local files and storage, one defines LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; a
 template talks about parent and child categories in everyday words while the
-Taxonomy tag's parameter table (an included fragment) has the answer.
+Taxonomy tag's parameter table (an included fragment) has the answer; a labeling
+guide talks of turning and resizing shapes while one row of the Ellipse tag's
+parameter table answers how to switch rotation off.
 """
 
 from __future__ import annotations
@@ -66,6 +68,22 @@ PAGES = {
         "| [showFullPath] | <code>boolean</code> | <code>false</code> | Whether to show the full path |\n"
         "| [maxUsages] | <code>number</code> |  | Maximum number of times a choice can be used per task |\n"
     ),
+    "tags/ellipse.md": (
+        "---\ntitle: Ellipse\n---\n\nUse the Ellipse tag to add an elliptical bounding box to an image.\n\n"
+        "### Parameters\n\n| Param | Type | Default | Description |\n| --- | --- | --- | --- |\n"
+        "| name | `string` |  | Name of the element |\n"
+        "| toName | `string` |  | Name of the image to label |\n"
+        "| [opacity] | `float` | `0.6` | Opacity of ellipses |\n"
+        "| [canRotate] | `boolean` | `true` | Show or hide rotation control |\n"
+        "| [fillColor] | `string` |  | Ellipse fill color in hexadecimal |\n"
+        '| [strokeColor] | `string` | `"#f48a42"` | Stroke color in hexadecimal |\n'
+        "| [strokeWidth] | `number` | `1` | Width of the stroke |\n"
+        "| [smart] | `boolean` |  | Show smart tool for interactive pre-annotations |\n"
+    ),
+    "guide/labeling.md": (
+        "---\ntitle: Label images\n---\n\n## Shapes\n\nDraw ellipses, rectangles and polygons on the image. "
+        "Drag a shape's corner handles to resize it, or turn it around its centre as you adjust it. Undo a change with Ctrl+Z.\n"
+    ),
     "templates/hierarchy.md": (
         "---\ntitle: Hierarchical classification\n---\n\n## Categories\n\nAnnotators choose a broad category, "
         "or a narrower one below it, when they classify a document. Clear instructions for each category "
@@ -119,9 +137,14 @@ def retriever_for(docs_data: Path, monkeypatch: pytest.MonkeyPatch):  # noqa: AN
     from qa.retrieval import open_retriever
     from settings import get_settings
 
-    def make(**env: str):  # noqa: ANN202
+    earlier: list[str] = []
+
+    def make(**env: str):  # noqa: ANN202 - each call sees only its own settings, not an earlier call's
+        for key in earlier:
+            monkeypatch.delenv(key, raising=False)
         for key, value in env.items():
             monkeypatch.setenv(key, value)
+        earlier[:] = env
         return open_retriever(get_settings(data_dir=docs_data))
 
     return make

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.chunking import chunk_markdown, plain_text
+from qa.chunking import chunk_markdown, plain_text, table_rows
 
 TABLE = "| Param | Type | Description |\n| --- | --- | --- |\n" + "".join(
     f"| [param{i}] | <code>string</code> | what parameter number {i} of this tag is for |\n"
@@ -28,6 +28,22 @@ def test_tables_inside_code_fences_and_short_tables_stay_whole() -> None:
     assert len(chunk_markdown(fenced, source="a.md", chunk_size=4000)) == 1
     small = "## Small\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n"
     assert len(chunk_markdown(small, source="b.md")) == 1
+
+
+def test_every_table_row_gets_a_document_pointing_at_its_chunk() -> None:
+    docs = chunk_markdown("### Parameters\n\n" + TABLE, source="docs/includes/tags/image.md")
+    rows = table_rows(docs)
+    assert len(rows) == 20  # one per body row: no header, no rule
+    for i, row in enumerate(rows):
+        crumb, line = row.page_content.split("\n\n")
+        assert crumb == "tags/image > Parameters" and line.startswith(f"| [param{i}] |")
+        chunk = next(d for d in docs if d.metadata["chunk"] == row.metadata["row_of"])
+        assert line in chunk.page_content
+        assert row.metadata["kind"] == "row" and "chunk" not in row.metadata
+    fenced = chunk_markdown("## Example\n\n```\n" + TABLE + "```\n", source="a.md", chunk_size=4000)
+    assert table_rows(fenced) == []  # a table shown as code is an example, not a reference
+    short = chunk_markdown("## Small\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n", source="b.md")
+    assert table_rows(short) == []  # too few words to match anything alone
 
 
 def test_a_file_without_front_matter_is_titled_by_its_leading_heading_or_path() -> None:

@@ -71,20 +71,36 @@ def test_parameter_tables_are_found_row_by_row(retriever_for) -> None:
     assert "`24`" in top.page_content and "<code>" not in top.page_content
 
 
+def test_a_question_about_one_attribute_finds_its_table_row(retriever_for) -> None:
+    question = (
+        "people keep accidentally turning ellipses while resizing them. can i switch off the rotate handle?"
+    )
+    result = retriever_for().search(question)
+    assert sources(result)[0] == "tags/ellipse.md"
+    assert "canRotate" in result.documents[0].page_content
+    assert all(d.metadata.get("kind") != "row" for d in result.documents)  # rows point at chunks, never shown
+    without_rows = retriever_for(TABLE_ROW_WEIGHT="0").search(question)
+    assert sources(without_rows)[0] == "guide/labeling.md"  # by the whole chunks' meaning, the guide wins
+
+
 def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) -> None:
     question = (
         "With the Taxonomy tag can I prevent people from picking a parent category and only allow the "
         "most specific ones?"
     )
-    named = retriever_for().search(question)
+    rows_off = {
+        "TABLE_ROW_WEIGHT": "0"
+    }  # the leafsOnly row would find the fragment too: the title alone here
+    named = retriever_for(**rows_off).search(question)
     assert sources(named)[0] == "includes/tags/taxonomy.md"
     assert named.documents[0].metadata["title"] == "Taxonomy (tags/taxonomy)"
-    unnamed = retriever_for(TITLE_WEIGHT="0").search(question)
+    unnamed = retriever_for(TITLE_WEIGHT="0", **rows_off).search(question)
     assert sources(unnamed)[0] == "templates/hierarchy.md"  # by meaning alone the template wins
     # matched as written: lower-case "taxonomy" in running text, or "style" in "S3-style", is no title
-    assert sources(retriever_for().search(question.replace("Taxonomy tag", "taxonomy")))[0] == (
-        "templates/hierarchy.md"
-    )
+    lower = retriever_for(**rows_off).search(question.replace("Taxonomy tag", "taxonomy"))
+    assert sources(lower)[0] == "templates/hierarchy.md"
+    # with every signal on, the fragment is first whether or not the title is written as such
+    assert sources(retriever_for().search(question))[0] == "includes/tags/taxonomy.md"
 
 
 def test_the_same_paragraph_copied_into_many_pages_is_shown_once(retriever_for) -> None:
