@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     # See bench/retrieval.py --calibrate.
     abstain_threshold: float = 0.72
     abstain_unknown_terms: bool = True  # abstain when the question names a non-word the docs never use
+    abstain_unstated_prices: bool = True  # abstain when the question asks a price and no passage states one
     lexical_weight: float = 0.3  # BM25 (scaled to the best hit = 1) added to the cosine when ranking
     title_weight: float = 0.15  # added to a page's chunks when the question names its title ("Video tag")
     # Added (scaled by rank) to the chunks of the 5 table rows a question matches best: a tag's

@@ -273,6 +273,8 @@ class AnswerChain:
         if terms:
             named = terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + f" or {terms[-1]}"
             missing = f" The docs never mention {named}."
+        if state["retrieval"].unstated:
+            missing += f" The passages I found state no {state['retrieval'].unstated}."
         return self.abstain_prompt.text(
             query=state["standalone"], missing=missing, closest=format_closest(state["documents"])
         )

@@ -30,6 +30,8 @@ five different things.
 The abstain verdict (the docs most likely don't cover the question) has two parts:
 - the question names a term the docs never use and that is not an English word
   either (DICOM, FedRAMP, PayPal): the docs can't be about it;
+- the question asks a price (what something costs, a discount) and no passage
+  found states an amount: docs rarely do, and the product's pages match well;
 - the evidence score, `log1p(best bm25 / ln(chunks)) + 0.5 * best cosine`, is
   below `abstain_threshold`: nothing matches in words or meaning (off-topic).
 `bench/retrieval.py --calibrate` prints the threshold for your own question sets.
@@ -70,6 +72,15 @@ STOPWORDS = frozenset(
     "so that the their then there these this to was we what when where which who why will with you your "
     "any there's i'm it's don't can't".split()
 )
+# A question asking what something costs, and a money amount: docs rarely state prices, and a
+# question about one ("cost per seat", "discounted pricing") matches the pages about the product well.
+PRICE_QUESTION = re.compile(
+    r"\bhow much\b[^.?!]*\b(?:cost|costs|charge|charges|pay|price|fee|fees)\b"
+    r"|\b(?:price|prices|pricing|priced|discount|discounts|discounted)\b|\bcosts? per\b"
+    r"|\bwhat does [^.?!]* cost\b",
+    re.IGNORECASE,
+)
+MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars?|euros?)\b", re.IGNORECASE)
 DENSE_EVIDENCE_WEIGHT = 0.5  # share of the best cosine in the evidence score (calibrated with BM25's part)
 MAX_OVERLAP = 200  # longest chunk overlap removed when neighbours are joined (the chunker's is 100)
 DUPLICATE_JACCARD = 0.8  # word-set overlap from which a chunk repeats a picked one
@@ -114,6 +125,18 @@ def english_words() -> frozenset[str]:
         log.warning("no word list for the unknown-term abstain rule (%s); it is off", exc)
         return frozenset()
     return frozenset(w for w in lines if w.isalpha() and w.isascii())
+
+
+def unstated_answer(query: str, passages: Sequence[str]) -> str:
+    """What the question asks for that none of the passages states: "prices", or "".
+
+    A price question ("how much does Enterprise cost per seat?") finds the pages
+    about that product with high evidence, yet none of them can answer it unless
+    it prints an amount ($30, 25 EUR). Asking *how* to track costs is no price question.
+    """
+    if PRICE_QUESTION.search(query) and not any(MONEY.search(p) for p in passages):
+        return "prices"
+    return ""
 
 
 def _edits1(word: str) -> set[str]:
@@ -290,6 +313,7 @@ class HybridRetriever(BaseRetriever):
     context_chars: int = 2400
     abstain_threshold: float = 0.72
     abstain_unknown_terms: bool = True
+    abstain_unstated_prices: bool = True
     _index: _Index | None = PrivateAttr(default=None)
 
     def load(self) -> HybridRetriever:
@@ -393,7 +417,12 @@ class HybridRetriever(BaseRetriever):
         unknown = (
             unknown_terms(tokens, bm25.vocab_dict, english_words()) if self.abstain_unknown_terms else []
         )
-        abstain = bool(unknown) or evidence < self.abstain_threshold
+        unstated = (
+            unstated_answer(query, [d.page_content for d in documents])
+            if self.abstain_unstated_prices
+            else ""
+        )
+        abstain = bool(unknown) or bool(unstated) or evidence < self.abstain_threshold
         return RetrievalResult(
             query=query,
             documents=documents,
@@ -401,6 +430,7 @@ class HybridRetriever(BaseRetriever):
             confidence=round(evidence, 4),
             seconds=time.perf_counter() - started,
             unknown_terms=unknown,
+            unstated=unstated,
         )
 
     def _boost_rows(self, fused: np.ndarray, rows: np.ndarray, index: _Index) -> None:
@@ -517,7 +547,15 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
         context_chars=settings.retrieval_context_chars,
         abstain_threshold=settings.abstain_threshold,
         abstain_unknown_terms=settings.abstain_unknown_terms,
+        abstain_unstated_prices=settings.abstain_unstated_prices,
     ).load()
 
 
-__all__ = ["HybridRetriever", "english_words", "open_retriever", "tokenize", "unknown_terms"]
+__all__ = [
+    "HybridRetriever",
+    "english_words",
+    "open_retriever",
+    "tokenize",
+    "unknown_terms",
+    "unstated_answer",
+]

@@ -52,3 +52,4 @@ class RetrievalResult:
     confidence: float = 0.0
     seconds: float = 0.0  # time the search took
     unknown_terms: list[str] = field(default_factory=list)  # query words the docs never use
+    unstated: str = ""  # what the query asks for that no passage states ("prices"), else ""

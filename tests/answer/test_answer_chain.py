@@ -166,6 +166,18 @@ def test_abstain_names_the_terms_the_docs_never_use(retriever: KeywordRetriever,
     assert 'The docs never mention "lidar" or "cuboids".' in answer.text
 
 
+def test_abstain_says_the_passages_state_no_price(retriever: KeywordRetriever, settings: Settings) -> None:
+    class PriceRetriever(KeywordRetriever):  # what HybridRetriever reports for a price no passage states
+        def search(self, query: str):  # noqa: ANN202
+            result = super().search(query)
+            result.abstain, result.unstated = True, "prices"
+            return result
+
+    chain = AnswerChain(PriceRetriever(retriever.documents), fake_chat(), settings, compact=False)
+    _, answer = run(chain, "how much does the enterprise edition cost per seat?")
+    assert answer.abstained and "The passages I found state no prices." in answer.text
+
+
 @pytest.mark.parametrize("question", ["", "   \n", None])
 def test_empty_question_is_refused(retriever: KeywordRetriever, settings: Settings, question: object) -> None:
     chain = AnswerChain(retriever, fake_chat(), settings)

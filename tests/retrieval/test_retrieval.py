@@ -43,6 +43,27 @@ def test_names_and_numbers_the_docs_never_use_are_named_in_the_verdict(retriever
     assert retriever.terms_not_in_docs("nothing before 1950 got rescaled, reshaped or downgraded") == []
 
 
+def test_a_price_no_passage_states_abstains(retriever_for) -> None:
+    question = "how much does the Label Studio server cost per month?"
+    result = retriever_for(ABSTAIN_THRESHOLD="0").search(question)  # the pages about the server match well
+    assert result.abstain and result.unstated == "prices"
+    assert not retriever_for(ABSTAIN_THRESHOLD="0", ABSTAIN_UNSTATED_PRICES="false").search(question).abstain
+
+
+def test_only_a_price_question_without_an_amount_is_a_price_verdict() -> None:
+    from qa.retrieval import unstated_answer
+
+    page = ["Start the server with label-studio start."]
+    assert unstated_answer("do you offer discounted pricing for universities?", page) == "prices"
+    assert unstated_answer("what does the enterprise plan cost?", page) == "prices"
+    assert (
+        unstated_answer("how much does the enterprise plan cost?", ["Credits worth $5.00 are included."])
+        == ""
+    )
+    assert unstated_answer("how do I track the costs of each model run?", page) == ""  # how, not how much
+    assert unstated_answer("we pay for the cloud plan: do we get plugins?", page) == ""
+
+
 def test_the_abstain_threshold_is_a_setting(retriever_for) -> None:
     question = "how do I start the server without opening a browser tab?"
     default = retriever_for().search(question)
