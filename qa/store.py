@@ -1,6 +1,6 @@
 """The persistent index under DATA_DIR/index: Chroma vectors, LangChain's record manager, state.
 
-- `chroma/`: the Chroma collection of chunks (with their embeddings);
+- `chroma/`: the Chroma collection of chunks and of their table rows (`kind: row`), with embeddings;
 - `records.sqlite`: LangChain's SQLRecordManager, which the indexing API uses
   to skip unchanged chunks and delete stale ones (incremental sync);
 - `state.json`: the commit, repo, embedding model and file → blob map of the
@@ -127,7 +127,7 @@ class DocStore:
         return manager
 
     def all_documents(self) -> list[Document]:
-        """Every stored chunk (for the lexical index and evaluation), without vectors."""
+        """Every stored document (chunks, and the table rows that point at them), without vectors."""
         if not (self.dir / "chroma").exists():
             return []
         try:
