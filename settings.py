@@ -50,9 +50,9 @@ class Settings(BaseSettings):
     abstain_unstated_prices: bool = True  # abstain when the question asks a price and no passage states one
     lexical_weight: float = 0.3  # BM25 (scaled to the best hit = 1) added to the cosine when ranking
     title_weight: float = 0.15  # added to a page's chunks when the question names its title ("Video tag")
-    # Added (scaled by rank) to the chunks of the 5 table rows a question matches best: a tag's
-    # parameter row ("canRotate | Show or hide rotation control") is embedded on its own at ingest.
-    # 0 = off, and the next ingest stores no row vectors.
+    # Added to the chunks of the 5 table rows a question matches best, the most for the row that stands
+    # out most: every table row ("canRotate | Show or hide rotation control") is also embedded alone at
+    # ingest. 0 = off, and the next ingest stores no row vectors.
     table_row_weight: float = 0.1
     max_chunks_per_file: int = 2  # diversity: at most this many of the k passages from one file
     retrieval_context_chars: int = 2400  # each hit is widened to its neighbouring chunks up to this size

@@ -238,9 +238,9 @@ def table_rows(chunks: list[Document]) -> list[Document]:
     for doc in chunks:
         crumb, _, body = doc.page_content.partition("\n\n")
         for is_table, block in _blocks(body):
-            lines = block.splitlines()
             if not is_table:
                 continue
+            lines = block.splitlines()
             if len(lines) > 1 and TABLE_RULE.match(lines[1]):
                 lines = lines[2:]
             for line in lines:

@@ -27,7 +27,7 @@ nearly those of a hit already picked (Jaccard ≥ 0.8: the same "Running with
 Docker" paragraph in twenty ML tutorials) is skipped, so five passages are
 five different things.
 
-The abstain verdict (the docs most likely don't cover the question) has two parts:
+The abstain verdict (the docs most likely don't cover the question) has three parts:
 - the question names a term the docs never use and that is not an English word
   either (DICOM, FedRAMP, PayPal): the docs can't be about it;
 - the question asks a price (what something costs, a discount) and no passage
@@ -343,9 +343,7 @@ class HybridRetriever(BaseRetriever):
         row_chunks = [
             position.get((str(r.metadata.get("source", "")), r.metadata.get("row_of"))) for r in rows
         ]
-        known = np.asarray(
-            [c is not None for c in row_chunks], dtype=bool
-        )  # a row without its chunk is ignored
+        known = np.asarray([c is not None for c in row_chunks], dtype=bool)  # else its chunk is gone
         self._index = _Index(  # one atomic swap
             docs=docs,
             vectors=vectors,
