@@ -5,7 +5,9 @@ Over answerable questions: hit@k (a gold file among the files of the top k
 chunks), MRR@k (1 / rank of the first chunk from a gold file) and fact
 recall@k (share of `answer_facts` found, case-insensitively, in the text of
 the top k chunks). Over unanswerable ones: the abstain rate; over answerable
-ones: the false-abstain rate.
+ones: the false-abstain rate. The same figures per `kind` show which sort of
+question is weak, and each abstention says why (a term the docs never use, a
+price no passage states, or a low evidence score).
 """
 
 from __future__ import annotations
@@ -79,6 +81,8 @@ def score_question(q: dict, result: RetrievalResult, k: int) -> dict:
         "facts_found": found,
         "fact_recall": (len(found) / len(facts)) if facts else None,
         "abstained": result.abstain,
+        "unknown_terms": list(result.unknown_terms),  # why it abstained, besides a low evidence score
+        "unstated": result.unstated,
         "confidence": round(result.confidence, 4),
         "ms": round(result.seconds * 1000, 1),
     }
@@ -111,11 +115,14 @@ def evaluate(
         score_question(q, search(q["question"], k), k)
         for q in tqdm(questions, desc="questions", disable=not progress, file=sys.stderr)
     ]
-    return {"metrics": summarize(rows, k), "questions": rows}
+    kinds = sorted({r["kind"] or "-" for r in rows})
+    by_kind = {kind: summarize([r for r in rows if (r["kind"] or "-") == kind], k) for kind in kinds}
+    return {"metrics": summarize(rows, k), "by_kind": by_kind, "questions": rows}
 
 
 def print_report(report: dict, k: int, console: Console | None = None) -> None:
-    console = console or Console()
+    # piped or in CI, rich would cut the table to 80 columns and the sources to "docs/source/t…"
+    console = console or Console(width=None if sys.stdout.isatty() else 160)
     table = Table(title=f"Retrieval over {len(report['questions'])} questions")
     table.add_column("id")
     table.add_column("kind")
@@ -127,14 +134,44 @@ def print_report(report: dict, k: int, console: Console | None = None) -> None:
         facts = "" if r["fact_recall"] is None else f"{r['fact_recall']:.2f}"
         rank = "-" if not r["answerable"] else (str(r["rank"]) if r["rank"] else "miss")
         top = r["retrieved"][0]["source"] if r["retrieved"] else ""
-        table.add_row(r["id"], r["kind"], rank, facts, "yes" if r["abstained"] else "", top)
+        table.add_row(r["id"], r["kind"], rank, facts, abstain_reason(r), top)
     console.print(table)
+    kinds = Table(title="By kind")
+    for column in ("kind", "questions", f"hit@{k}", f"MRR@{k}", f"facts@{k}", "abstain", "false-ab"):
+        kinds.add_column(column, justify="left" if column == "kind" else "right")
+    for kind, m in report.get("by_kind", {}).items():
+        answerable = m["answerable"] > 0
+
+        def cell(name: str, show: bool, m: dict = m) -> str:
+            return f"{m[name]:.3f}" if show else "-"
+
+        kinds.add_row(
+            kind,
+            str(m["answerable"] + m["unanswerable"]),
+            cell(f"hit@{k}", answerable),
+            cell(f"mrr@{k}", answerable),
+            cell(f"fact_recall@{k}", answerable),
+            cell("abstain_rate", m["unanswerable"] > 0),
+            cell("false_abstain_rate", answerable),
+        )
+    console.print(kinds)
     metrics = Table(title="Metrics")
     metrics.add_column("metric")
     metrics.add_column("value", justify="right")
     for name, value in report["metrics"].items():
         metrics.add_row(name, f"{value:.3f}" if isinstance(value, float) else str(value))
     console.print(metrics)
+
+
+def abstain_reason(row: dict) -> str:
+    """'' when it answered; else why it abstained: the terms the docs never use, a price, or the score."""
+    if not row["abstained"]:
+        return ""
+    if row.get("unknown_terms"):
+        return "unknown: " + ", ".join(row["unknown_terms"])
+    if row.get("unstated"):
+        return f"no {row['unstated']}"
+    return f"score {row['confidence']:.2f}"
 
 
 def main(argv: list[str] | None = None) -> int:
