@@ -24,11 +24,13 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index
 from tqdm import tqdm
 
+from qa.adapter import ADAPTER_FILE, fit_adapter
 from qa.chunking import ROW_KIND, chunk_markdown, included_files, page_title, table_rows
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
@@ -210,6 +212,15 @@ def run_ingest(
     summary.chunks_added = result["num_added"]
     summary.chunks_deleted = result["num_deleted"]
     summary.chunks_skipped = result["num_skipped"]
+    if settings.query_adapter and (
+        result["num_added"] or result["num_deleted"] or not (store.dir / ADAPTER_FILE).exists()
+    ):
+        chunks, vectors = store.documents_and_vectors()
+        is_chunk = np.asarray([d.metadata.get("kind") != ROW_KIND for d in chunks], dtype=bool)
+        crumbs = [d.page_content.partition("\n\n")[0] for d, c in zip(chunks, is_chunk, strict=True) if c]
+        fit_adapter(store.dir, crumbs, vectors[is_chunk], embeddings)
+    elif not settings.query_adapter:
+        (store.dir / ADAPTER_FILE).unlink(missing_ok=True)  # switched off: no stale map for later
     state_files = dict(new_files)
     for path in skipped:  # a skipped file is not up to date: the next run must look at it again
         state_files.pop(path, None)

@@ -57,8 +57,9 @@ from langchain_core.embeddings import Embeddings
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
+from qa.adapter import load_adapter
 from qa.chunking import ROW_KIND
-from qa.store import COLLECTION, DocStore
+from qa.store import DocStore
 from qa.types import RetrievalResult
 
 if TYPE_CHECKING:
@@ -244,6 +245,7 @@ class _Index:
     words: list[frozenset[str]] = field(default_factory=list)  # each chunk's body words, for duplicates
     row_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     row_chunks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row -> its chunk
+    adapter: np.ndarray | None = None  # the query map of qa.adapter, if one was fitted
 
     @property
     def log_n(self) -> float:
@@ -314,6 +316,7 @@ class HybridRetriever(BaseRetriever):
     abstain_threshold: float = 0.72
     abstain_unknown_terms: bool = True
     abstain_unstated_prices: bool = True
+    query_adapter: bool = True
     _index: _Index | None = PrivateAttr(default=None)
 
     def load(self) -> HybridRetriever:
@@ -354,27 +357,14 @@ class HybridRetriever(BaseRetriever):
             words=[frozenset(t) for t in body_tokens],
             row_vectors=row_vectors[known],
             row_chunks=np.asarray([c for c in row_chunks if c is not None], dtype=np.int64),
+            adapter=load_adapter(self.store.dir, vectors.shape[1])
+            if self.query_adapter and len(docs)
+            else None,
         )
         return self
 
     def _read_store(self) -> tuple[list[Document], np.ndarray]:
-        if not (self.store.dir / "chroma").exists():
-            return [], np.zeros((0, 0), dtype=np.float32)
-        try:
-            collection = self.store.client().get_collection(COLLECTION)
-        except Exception:  # noqa: BLE001 - no collection yet: an empty index
-            return [], np.zeros((0, 0), dtype=np.float32)
-        got = collection.get(include=["documents", "metadatas", "embeddings"])
-        docs = [
-            Document(id=i, page_content=text or "", metadata=dict(meta or {}))
-            for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        ]
-        embeddings = got.get("embeddings")
-        if embeddings is None or len(docs) == 0:
-            return docs, np.zeros((len(docs), 0), dtype=np.float32)
-        vectors = np.asarray(embeddings, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        return docs, vectors / np.maximum(norms, 1e-12)  # cosine = dot product
+        return self.store.documents_and_vectors()
 
     @property
     def size(self) -> int:
@@ -392,6 +382,8 @@ class HybridRetriever(BaseRetriever):
         qvec = np.asarray(self.embeddings.embed_query(query), dtype=np.float32)
         # einsum, not `@`: a BLAS matmul wakes OpenBLAS threads that fight torch's still-spinning
         # OpenMP threads for the 2 cores (p95 115 ms instead of 14 ms here); einsum runs on this thread.
+        if index.adapter is not None:
+            qvec = np.einsum("i,ij->j", qvec, index.adapter)
         qvec = qvec / max(float(np.sqrt(np.einsum("i,i->", qvec, qvec))), 1e-12)
         dense = np.einsum("ij,j->i", vectors, qvec)
         ids = bm25.get_tokens_ids(tokens)
@@ -546,6 +538,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
         abstain_threshold=settings.abstain_threshold,
         abstain_unknown_terms=settings.abstain_unknown_terms,
         abstain_unstated_prices=settings.abstain_unstated_prices,
+        query_adapter=settings.query_adapter,
     ).load()
 
 

@@ -16,6 +16,7 @@ import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 
@@ -139,6 +140,26 @@ class DocStore:
             Document(id=i, page_content=text or "", metadata=dict(meta or {}))
             for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
         ]
+
+    def documents_and_vectors(self) -> tuple[list[Document], np.ndarray]:
+        """Every stored document and its unit-length vector (cosine = dot product)."""
+        if not (self.dir / "chroma").exists():
+            return [], np.zeros((0, 0), dtype=np.float32)
+        try:
+            collection = self.client().get_collection(COLLECTION)
+        except Exception:  # noqa: BLE001 - no collection yet: an empty index
+            return [], np.zeros((0, 0), dtype=np.float32)
+        got = collection.get(include=["documents", "metadatas", "embeddings"])
+        docs = [
+            Document(id=i, page_content=text or "", metadata=dict(meta or {}))
+            for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+        ]
+        embeddings = got.get("embeddings")
+        if embeddings is None or len(docs) == 0:
+            return docs, np.zeros((len(docs), 0), dtype=np.float32)
+        vectors = np.asarray(embeddings, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        return docs, vectors / np.maximum(norms, 1e-12)
 
     def documents_of(self, vectorstore, source: str) -> list[Document]:
         got = vectorstore.get(where={"source": source}, include=["documents", "metadatas"])

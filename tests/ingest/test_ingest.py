@@ -14,6 +14,7 @@ import pytest
 from gitrepo import ROOT, commit, git, page, summary, write
 
 from ingest import IngestError, run_ingest
+from qa.adapter import ADAPTER_FILE
 from qa.repo import RepoError
 from qa.store import DocStore, StoreError
 from settings import get_settings
@@ -37,6 +38,7 @@ def test_incremental_add_modify_rename_delete(docs_repo: Path, run_ingest_cli) -
         "files_unchanged": 0,
     }
     assert (first["chunks_added"], first["chunks_deleted"], first["chunks_skipped"]) == (4, 0, 0)
+    assert not (get_settings().index_dir / ADAPTER_FILE).exists()  # 4 chunks teach no query map
     assert first["commit"] == git(docs_repo, "rev-parse", "v1").strip()
     assert stored_sources() == ["a.md", "b.md", "c.md", "guide/d.md"]
 
@@ -199,5 +201,9 @@ def test_a_killed_run_leaves_a_consistent_store(tmp_path: Path, run_ingest_cli) 
     assert result["chunks_skipped"] >= 256  # the batches written before the kill are not embedded again
     sources = stored_sources()
     assert len(sources) == len(set(sources)) == 700
+    adapter = get_settings().index_dir / ADAPTER_FILE
+    assert adapter.exists()  # 700 chunks: enough headings to learn the query map from
+    fitted = adapter.stat().st_mtime_ns
     again = ingest(repo)
     assert (again["chunks_added"], again["chunks_deleted"]) == (0, 0)
+    assert adapter.stat().st_mtime_ns == fitted  # nothing changed: not fitted again
