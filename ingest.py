@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
 from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
 from langchain_core.indexing import index
@@ -215,10 +214,12 @@ def run_ingest(
     if settings.query_adapter and (
         result["num_added"] or result["num_deleted"] or not (store.dir / ADAPTER_FILE).exists()
     ):
-        chunks, vectors = store.documents_and_vectors()
-        is_chunk = np.asarray([d.metadata.get("kind") != ROW_KIND for d in chunks], dtype=bool)
-        crumbs = [d.page_content.partition("\n\n")[0] for d, c in zip(chunks, is_chunk, strict=True) if c]
-        fit_adapter(store.dir, crumbs, vectors[is_chunk], embeddings)
+        stored, vectors = store.documents_and_vectors()
+        # in id order (content hashes): the same docs give the same map, fresh or incremental
+        keep = sorted((d.id or "", i) for i, d in enumerate(stored) if d.metadata.get("kind") != ROW_KIND)
+        rows = [i for _, i in keep]
+        crumbs = [stored[i].page_content.partition("\n\n")[0] for i in rows]
+        fit_adapter(store.dir, crumbs, vectors[rows], embeddings)
     elif not settings.query_adapter:
         (store.dir / ADAPTER_FILE).unlink(missing_ok=True)  # switched off: no stale map for later
     state_files = dict(new_files)

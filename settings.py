@@ -55,7 +55,7 @@ class Settings(BaseSettings):
     # ingest. 0 = off, and the next ingest stores no row vectors.
     table_row_weight: float = 0.1
     # Map question vectors with a linear adapter learned at ingest from the docs' own headings
-    # (qa/adapter.py; docs sets of 500+ chunks): fresh-set MRR@5 +0.04-0.05.
+    # (qa/adapter.py; docs sets of 500+ chunks): MRR@5 on the two blind sets +0.02, public hit -1 question.
     query_adapter: bool = True
     max_chunks_per_file: int = 2  # diversity: at most this many of the k passages from one file
     retrieval_context_chars: int = 2400  # each hit is widened to its neighbouring chunks up to this size

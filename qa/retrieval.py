@@ -20,6 +20,9 @@ matches its row ("canRotate | Show or hide rotation control") better than
 any chunk. The chunks of the 5 best rows get up to `table_row_weight`, by how
 far each row stands out. Rows are never returned themselves.
 
+The question's vector first goes through the query adapter that ingest
+fitted to this docs set (`qa.adapter`), when there is one.
+
 Each hit is returned with its neighbouring chunks of the same file (up to
 `context_chars`), so a passage cut in two still reaches the answer whole,
 and at most `max_per_file` hits come from one file. A chunk whose words are
