@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
     retrieval_k: int = 5
     # Abstain below this evidence score: log1p(best BM25 / ln(chunks)) + 0.5 * best cosine.
-    # 0.72 over 5 sets (167 answerable, 56 unanswerable, two written blind): 87.5 % abstained, one
-    # false abstention (0.6 %); 0.78 abstains on 91 % but wrongly on 3 of one fresh set's 34 (8.8 %).
+    # 0.72 over 5 sets (167 answerable, 56 unanswerable, two written blind): 89 % abstained, 2 false
+    # abstentions (1.2 %); 0.78: 93 % but 3.6 % false, and earlier 3 of one fresh set's 34 (8.8 %).
     # See bench/retrieval.py --calibrate.
     abstain_threshold: float = 0.72
     abstain_unknown_terms: bool = True  # abstain when the question names a non-word the docs never use
