@@ -30,7 +30,7 @@ from langchain_core.indexing import index
 from tqdm import tqdm
 
 from qa.adapter import ADAPTER_FILE, fit_adapter
-from qa.chunking import ROW_KIND, chunk_markdown, included_files, page_title, table_rows
+from qa.chunking import chunk_markdown, included_files, is_row, page_title, table_rows
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
 from qa.store import DocStore, IndexState, StoreError, chunk_key
@@ -193,7 +193,8 @@ def run_ingest(
     vectorstore = store.vectorstore(_CountingEmbeddings(embeddings, bar))
     docs, skipped = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
     summary.files_skipped = len(skipped)
-    keys = list(dict.fromkeys(chunk_key(d) for d in docs))
+    doc_keys = [chunk_key(d) for d in docs]
+    keys = list(dict.fromkeys(doc_keys))
     bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)
     bar.refresh()
     try:
@@ -214,12 +215,7 @@ def run_ingest(
     if settings.query_adapter and (
         result["num_added"] or result["num_deleted"] or not (store.dir / ADAPTER_FILE).exists()
     ):
-        stored, vectors = store.documents_and_vectors()
-        # in id order (content hashes): the same docs give the same map, fresh or incremental
-        keep = sorted((d.id or "", i) for i, d in enumerate(stored) if d.metadata.get("kind") != ROW_KIND)
-        rows = [i for _, i in keep]
-        crumbs = [stored[i].page_content.partition("\n\n")[0] for i in rows]
-        fit_adapter(store.dir, crumbs, vectors[rows], embeddings)
+        fit_adapter(store.dir, *store.documents_and_vectors(), embeddings)
     elif not settings.query_adapter:
         (store.dir / ADAPTER_FILE).unlink(missing_ok=True)  # switched off: no stale map for later
     state_files = dict(new_files)
@@ -234,7 +230,7 @@ def run_ingest(
             commit=co.commit,
             embedding_model=embedding_name(embeddings),
             files=state_files,
-            chunks=len({chunk_key(d) for d in docs if d.metadata.get("kind") != ROW_KIND}),
+            chunks=len({key for key, d in zip(doc_keys, docs, strict=True) if not is_row(d)}),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
     )

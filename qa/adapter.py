@@ -26,7 +26,10 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from langchain_core.documents import Document
 from langchain_core.embeddings import Embeddings
+
+from qa.chunking import is_row, split_breadcrumb
 
 ADAPTER_FILE = "query_adapter.npy"
 MIN_PAIRS = 500  # chunks; fewer teach a 384 x 384 map nothing but the noise of a few pages
@@ -73,21 +76,26 @@ def train_adapter(queries: np.ndarray, targets: np.ndarray, *, seed: int = 0) ->
 
 
 def fit_adapter(
-    index_dir: Path, breadcrumbs: Sequence[str], vectors: np.ndarray, embeddings: Embeddings
+    index_dir: Path, stored: Sequence[Document], vectors: np.ndarray, embeddings: Embeddings
 ) -> bool:
-    """Train on (breadcrumb, chunk vector) pairs and save the map under `index_dir`.
+    """Train on the (breadcrumb, chunk vector) pairs of the stored chunks; save the map under `index_dir`.
 
-    Returns False, and removes any old map, when there are fewer than `MIN_PAIRS` chunks.
+    `stored` and `vectors` are what `DocStore.documents_and_vectors` returns (table
+    rows are skipped). Returns False, and removes any old map, when there are fewer
+    than `MIN_PAIRS` chunks.
     """
     path = index_dir / ADAPTER_FILE
-    if len(breadcrumbs) < MIN_PAIRS:
+    # in id order (content hashes): the same docs give the same map, fresh or incremental
+    order = [i for _, i in sorted((d.id or "", i) for i, d in enumerate(stored) if not is_row(d))]
+    if len(order) < MIN_PAIRS:
         path.unlink(missing_ok=True)
         return False
+    breadcrumbs = [split_breadcrumb(stored[i].page_content)[0] for i in order]
     unique = sorted(set(breadcrumbs))
     embedded = np.asarray(embeddings.embed_documents(unique), dtype=np.float32)
     row = {crumb: i for i, crumb in enumerate(unique)}
     queries = embedded[[row[c] for c in breadcrumbs]]
-    matrix = train_adapter(queries, vectors)
+    matrix = train_adapter(queries, vectors[order])
     tmp = path.with_suffix(".tmp.npy")
     np.save(tmp, matrix)
     tmp.replace(path)  # a reader never sees half a file

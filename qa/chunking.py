@@ -224,6 +224,17 @@ MIN_ROW_CHARS = 25  # letters and digits: shorter rows ("| `x` | int |") say too
 ROW_KIND = "row"  # metadata `kind` of a table row's own document (chunks have none)
 
 
+def split_breadcrumb(text: str) -> tuple[str, str]:
+    """A stored chunk's ("Title > Heading" breadcrumb, body); ("", text) for text without one."""
+    crumb, sep, body = text.partition("\n\n")
+    return (crumb, body) if sep else ("", text)
+
+
+def is_row(doc: Document) -> bool:
+    """Whether a stored document is a table row of `table_rows`, not a chunk."""
+    return doc.metadata.get("kind") == ROW_KIND
+
+
 def table_rows(chunks: list[Document]) -> list[Document]:
     """One small document per Markdown table row of `chunks`, pointing at its chunk (`row_of`).
 
@@ -236,7 +247,7 @@ def table_rows(chunks: list[Document]) -> list[Document]:
     """
     rows: list[Document] = []
     for doc in chunks:
-        crumb, _, body = doc.page_content.partition("\n\n")
+        crumb, body = split_breadcrumb(doc.page_content)
         for is_table, block in _blocks(body):
             if not is_table:
                 continue

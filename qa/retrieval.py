@@ -61,7 +61,7 @@ from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict, PrivateAttr
 
 from qa.adapter import load_adapter
-from qa.chunking import ROW_KIND
+from qa.chunking import is_row, split_breadcrumb
 from qa.store import DocStore
 from qa.types import RetrievalResult
 
@@ -298,11 +298,6 @@ def _repeats(i: int, picked: Sequence[int], words: Sequence[frozenset[str]]) -> 
     return any(len(mine & words[j]) >= DUPLICATE_JACCARD * len(mine | words[j]) > 0 for j in picked)
 
 
-def _split_breadcrumb(text: str) -> tuple[str, str]:
-    crumb, sep, body = text.partition("\n\n")
-    return (crumb, body) if sep else ("", text)
-
-
 class HybridRetriever(BaseRetriever):
     """A LangChain retriever over the ingested store; `search` also returns the abstain verdict."""
 
@@ -327,13 +322,13 @@ class HybridRetriever(BaseRetriever):
 
         Call it again after an ingest to see the new chunks.
         """
-        docs, vectors = self._read_store()
-        is_row = np.asarray([d.metadata.get("kind") == ROW_KIND for d in docs], dtype=bool)
-        rows, row_vectors = [d for d, r in zip(docs, is_row, strict=True) if r], vectors[is_row]
-        docs, vectors = [d for d, r in zip(docs, is_row, strict=True) if not r], vectors[~is_row]
+        docs, vectors = self.store.documents_and_vectors()
+        row_mask = np.asarray([is_row(d) for d in docs], dtype=bool)
+        rows, row_vectors = [d for d in docs if is_row(d)], vectors[row_mask]
+        docs, vectors = [d for d in docs if not is_row(d)], vectors[~row_mask]
         bm25 = bm25s.BM25()
         crumbs, bodies = (
-            zip(*(_split_breadcrumb(d.page_content) for d in docs), strict=True) if docs else ((), ())
+            zip(*(split_breadcrumb(d.page_content) for d in docs), strict=True) if docs else ((), ())
         )
         body_tokens = tokenize(bodies)
         if docs:  # the same tokens as the whole text's: no token spans the blank line after the breadcrumb
@@ -365,9 +360,6 @@ class HybridRetriever(BaseRetriever):
             else None,
         )
         return self
-
-    def _read_store(self) -> tuple[list[Document], np.ndarray]:
-        return self.store.documents_and_vectors()
 
     @property
     def size(self) -> int:
@@ -503,7 +495,7 @@ class HybridRetriever(BaseRetriever):
         parts = self._neighbours(i, index)
         text, last_crumb = "", None
         for j in parts:
-            crumb, body = _split_breadcrumb(docs[j].page_content)
+            crumb, body = split_breadcrumb(docs[j].page_content)
             if crumb != last_crumb:
                 piece = f"{crumb}\n\n{body}" if crumb else body
                 text = f"{text}\n\n{piece}" if text else piece

@@ -127,33 +127,33 @@ class DocStore:
         manager.create_schema()
         return manager
 
-    def all_documents(self) -> list[Document]:
-        """Every stored document (chunks, and the table rows that point at them), without vectors."""
+    def _read(self, *, vectors: bool) -> dict:
+        """The collection's ids, texts and metadata (and embeddings); empty when there is none yet."""
         if not (self.dir / "chroma").exists():
-            return []
-        try:
-            collection = self.client().get_collection(COLLECTION)
-        except Exception:
-            return []
-        got = collection.get(include=["documents", "metadatas"])
-        return [
-            Document(id=i, page_content=text or "", metadata=dict(meta or {}))
-            for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
-        ]
-
-    def documents_and_vectors(self) -> tuple[list[Document], np.ndarray]:
-        """Every stored document and its unit-length vector (cosine = dot product)."""
-        if not (self.dir / "chroma").exists():
-            return [], np.zeros((0, 0), dtype=np.float32)
+            return {}
         try:
             collection = self.client().get_collection(COLLECTION)
         except Exception:  # noqa: BLE001 - no collection yet: an empty index
-            return [], np.zeros((0, 0), dtype=np.float32)
-        got = collection.get(include=["documents", "metadatas", "embeddings"])
-        docs = [
+            return {}
+        return collection.get(include=["documents", "metadatas", *(["embeddings"] if vectors else [])])
+
+    @staticmethod
+    def _documents(got: dict) -> list[Document]:
+        return [
             Document(id=i, page_content=text or "", metadata=dict(meta or {}))
-            for i, text, meta in zip(got["ids"], got["documents"], got["metadatas"], strict=True)
+            for i, text, meta in zip(
+                got.get("ids", []), got.get("documents", []), got.get("metadatas", []), strict=True
+            )
         ]
+
+    def all_documents(self) -> list[Document]:
+        """Every stored document (chunks, and the table rows that point at them), without vectors."""
+        return self._documents(self._read(vectors=False))
+
+    def documents_and_vectors(self) -> tuple[list[Document], np.ndarray]:
+        """Every stored document and its unit-length vector (cosine = dot product)."""
+        got = self._read(vectors=True)
+        docs = self._documents(got)
         embeddings = got.get("embeddings")
         if embeddings is None or len(docs) == 0:
             return docs, np.zeros((len(docs), 0), dtype=np.float32)

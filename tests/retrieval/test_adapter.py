@@ -6,6 +6,7 @@ import shutil
 from pathlib import Path
 
 import numpy as np
+from langchain_core.documents import Document
 
 from qa.adapter import ADAPTER_FILE, fit_adapter, train_adapter
 from qa.retrieval import open_retriever
@@ -38,9 +39,8 @@ def test_the_adapter_learns_the_map_its_pairs_share() -> None:
 
 def test_a_small_docs_set_gets_no_adapter(tmp_path: Path) -> None:
     (tmp_path / ADAPTER_FILE).write_bytes(b"an old map")
-    assert not fit_adapter(
-        tmp_path, ["Page > Section"] * 10, np.eye(10, 8, dtype=np.float32), embeddings=None
-    )
+    chunks = [Document(id=str(i), page_content=f"Page > Section {i}\n\nText.") for i in range(10)]
+    assert not fit_adapter(tmp_path, chunks, np.eye(10, 8, dtype=np.float32), embeddings=None)
     assert not (tmp_path / ADAPTER_FILE).exists()  # an old map of a bigger docs set is not kept
 
 
