@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     # out most: every table row ("canRotate | Show or hide rotation control") is also embedded alone at
     # ingest. 0 = off, and the next ingest stores no row vectors.
     table_row_weight: float = 0.1
+    # Taken off the chunks of the other edition's pages (front matter `tier`) when a question names one:
+    # "community edition"/"open source" or "LSE"/"Enterprise". 0 = off.
+    edition_weight: float = 0.1
     # Map question vectors with a linear adapter learned at ingest from the docs' own headings
     # (qa/adapter.py; docs sets of 500+ chunks): MRR@5 on the two blind sets +0.02, public hit -1 question.
     query_adapter: bool = True

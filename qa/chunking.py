@@ -302,12 +302,16 @@ def chunk_markdown(
     table_chunk_size: int = 300,
     included_by: str = "",
 ) -> list[Document]:
-    """Chunk one Markdown file. Metadata: source, title, section, anchor, url, commit, chunk.
+    """Chunk one Markdown file. Metadata: source, title, section, anchor, url, commit, chunk, tier.
 
     `included_by` is the title of the page that includes this file (a fragment
     without a title of its own, such as a tag's parameter table): its chunks
     are titled "Video (tags/video)", after the page where a reader meets them,
     not by their path alone.
+
+    `tier` is the edition the page is written for ("opensource", "enterprise" or
+    "all", from its front matter), only on pages that say: Label Studio has a
+    community page and an Enterprise page for the same thing ("Project settings").
 
     `table_chunk_size` (0 = off) cuts Markdown tables into row groups of about
     that size, each under the table's header: a tag's parameter table answers
@@ -320,6 +324,7 @@ def chunk_markdown(
     if not title and included_by:
         title = f"{included_by} ({fallback_title(body, source)})"
     title = title or fallback_title(body, source)
+    tier = {"tier": str(front["tier"]).strip().lower()} if front.get("tier") else {}
     splitter = RecursiveCharacterTextSplitter.from_language(
         Language.MARKDOWN, chunk_size=chunk_size, chunk_overlap=chunk_overlap
     )
@@ -347,7 +352,8 @@ def chunk_markdown(
                         "url": url,
                         "commit": commit,
                         "chunk": len(docs),
-                    },
+                    }
+                    | tier,
                 )
             )
     return docs

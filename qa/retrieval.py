@@ -20,6 +20,11 @@ matches its row ("canRotate | Show or hide rotation control") better than
 any chunk. The chunks of the 5 best rows get up to `table_row_weight`, by how
 far each row stands out. Rows are never returned themselves.
 
+A question that says which edition it is about ("community edition", "open
+source"; "LSE", "Enterprise") takes `edition_weight` off the chunks of pages
+written for the other one (their front matter's `tier`): the docs have a
+community "Project settings" page and an Enterprise one, nearly alike.
+
 The question's vector first goes through the query adapter that ingest
 fitted to this docs set (`qa.adapter`), when there is one.
 
@@ -85,6 +90,12 @@ PRICE_QUESTION = re.compile(
     re.IGNORECASE,
 )
 MONEY = re.compile(r"[$€£¥]\s?\d|\b\d[\d,.]*\s?(?:usd|eur|gbp|dollars?|euros?)\b", re.IGNORECASE)
+# The edition a question is about, by the names users give it; the other edition's pages are penalised.
+EDITION_NAMES = {
+    "opensource": re.compile(r"\bcommunity (?:edition|version)\b|\bopen[- ]?source\b", re.IGNORECASE),
+    "enterprise": re.compile(r"\blse\b|\benterprise\b", re.IGNORECASE),
+}
+OTHER_EDITION = {"opensource": "enterprise", "enterprise": "opensource"}
 DENSE_EVIDENCE_WEIGHT = 0.5  # share of the best cosine in the evidence score (calibrated with BM25's part)
 MAX_OVERLAP = 200  # longest chunk overlap removed when neighbours are joined (the chunker's is 100)
 DUPLICATE_JACCARD = 0.8  # word-set overlap from which a chunk repeats a picked one
@@ -249,11 +260,18 @@ class _Index:
     row_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     row_chunks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row -> its chunk
     adapter: np.ndarray | None = None  # the query map of qa.adapter, if one was fitted
+    tiers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # each chunk's page edition
 
     @property
     def log_n(self) -> float:
         """~ the IDF of a term found in one chunk: scales BM25 scores to "rare terms matched"."""
         return math.log1p(len(self.docs))
+
+
+def edition_asked(query: str) -> str:
+    """ "opensource" or "enterprise" if the question names that edition (and not both), else ""."""
+    named = [edition for edition, names in EDITION_NAMES.items() if names.search(query)]
+    return named[0] if len(named) == 1 else ""
 
 
 def page_name(title: str) -> str:
@@ -309,6 +327,7 @@ class HybridRetriever(BaseRetriever):
     lexical_weight: float = 0.3
     title_weight: float = 0.15
     table_row_weight: float = 0.1
+    edition_weight: float = 0.1
     max_per_file: int = 2
     context_chars: int = 2400
     abstain_threshold: float = 0.72
@@ -358,6 +377,7 @@ class HybridRetriever(BaseRetriever):
             adapter=load_adapter(self.store.dir, vectors.shape[1])
             if self.query_adapter and len(docs)
             else None,
+            tiers=np.asarray([str(d.metadata.get("tier", "")) for d in docs]),
         )
         return self
 
@@ -390,6 +410,8 @@ class HybridRetriever(BaseRetriever):
                 fused[index.titled[name]] += self.title_weight
         if len(index.row_chunks) and self.table_row_weight:
             self._boost_rows(fused, np.einsum("ij,j->i", index.row_vectors, qvec), index)
+        if self.edition_weight and (edition := edition_asked(query)):
+            fused[index.tiers == OTHER_EDITION[edition]] -= self.edition_weight
 
         picked = self._pick(fused, k, index)
         documents = [
@@ -528,6 +550,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
         lexical_weight=settings.lexical_weight,
         title_weight=settings.title_weight,
         table_row_weight=settings.table_row_weight,
+        edition_weight=settings.edition_weight,
         max_per_file=settings.max_chunks_per_file,
         context_chars=settings.retrieval_context_chars,
         abstain_threshold=settings.abstain_threshold,
@@ -539,6 +562,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
 
 __all__ = [
     "HybridRetriever",
+    "edition_asked",
     "english_words",
     "open_retriever",
     "tokenize",

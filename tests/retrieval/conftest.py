@@ -5,7 +5,8 @@ local files and storage, one defines LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT; a
 template talks about parent and child categories in everyday words while the
 Taxonomy tag's parameter table (an included fragment) has the answer; a labeling
 guide talks of turning and resizing shapes while one row of the Ellipse tag's
-parameter table answers how to switch rotation off.
+parameter table answers how to switch rotation off; the community and the
+Enterprise "Project settings" pages say nearly the same about task order.
 """
 
 from __future__ import annotations
@@ -97,6 +98,15 @@ PAGES = {
         )
         for name in ("yolo", "ner", "sam")
     },
+    "guide/project_settings.md": (
+        "---\ntitle: Project settings\ntier: opensource\n---\n\n## Task sampling\n\nChoose how annotators "
+        "get tasks: in the order of the Data Manager list, or in random order with Random sampling.\n"
+    ),
+    "guide/project_settings_lse.md": (
+        "---\ntitle: Project settings\ntier: enterprise\n---\n\n## Task sampling\n\nChoose the order in which "
+        "annotators get tasks: in the order of the Data Manager list, in random order with Random sampling, "
+        "or by uncertainty, and whether tasks are distributed to annotators automatically or manually.\n"
+    ),
     "guide/ml.md": (
         "---\ntitle: Machine learning backends\n---\n\n## Docker networking\n\nWhen Label Studio runs in "
         "Docker, `localhost` is the container itself: connect the backend at "

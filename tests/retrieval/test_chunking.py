@@ -46,6 +46,15 @@ def test_every_table_row_gets_a_document_pointing_at_its_chunk() -> None:
     assert table_rows(short) == []  # too few words to match anything alone
 
 
+def test_a_page_says_which_edition_it_is_for() -> None:
+    (doc,) = chunk_markdown(
+        "---\ntitle: Project settings\ntier: Enterprise \n---\n\n## Sampling\n\nOrder.", source="a.md"
+    )
+    assert doc.metadata["tier"] == "enterprise"
+    (doc,) = chunk_markdown("---\ntitle: Projects\n---\n\n## Sampling\n\nOrder of tasks.", source="b.md")
+    assert "tier" not in doc.metadata  # pages that don't say keep the metadata (and record keys) they had
+
+
 def test_a_file_without_front_matter_is_titled_by_its_leading_heading_or_path() -> None:
     (doc,) = chunk_markdown("# Data import\n\nThe import app parses uploaded files.", source="x/README.md")
     assert doc.metadata["title"] == "Data import"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from qa.retrieval import edition_asked
+
 
 def sources(result) -> list[str]:  # noqa: ANN001
     return [d.metadata["source"] for d in result.documents]
@@ -122,6 +124,21 @@ def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) ->
     assert sources(lower)[0] == "templates/hierarchy.md"
     # with every signal on, the fragment is first whether or not the title is written as such
     assert sources(retriever_for().search(question))[0] == "includes/tags/taxonomy.md"
+
+
+def test_a_question_naming_an_edition_prefers_that_editions_page(retriever_for) -> None:
+    community = (
+        "community edition: can annotators get tasks in random order instead of the Data Manager order?"
+    )
+    assert sources(retriever_for().search(community))[0] == "guide/project_settings.md"
+    # the Enterprise page says more, so without the edition it is first
+    assert sources(retriever_for(EDITION_WEIGHT="0").search(community))[0] == "guide/project_settings_lse.md"
+    assert sources(retriever_for().search(community.replace("community edition", "LSE")))[0] == (
+        "guide/project_settings_lse.md"
+    )
+    assert edition_asked("open-source version, self hosted") == "opensource"
+    assert edition_asked("Enterprise or community edition?") == ""  # both named: no preference
+    assert edition_asked("else, elsewhere") == ""
 
 
 def test_the_same_paragraph_copied_into_many_pages_is_shown_once(retriever_for) -> None:
