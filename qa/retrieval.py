@@ -37,7 +37,7 @@ five different things.
 
 The abstain verdict (the docs most likely don't cover the question) has three parts:
 - the question names a term the docs never use and that is not an English word
-  either (DICOM, FedRAMP, PayPal): the docs can't be about it;
+  either (DICOM, FedRAMP, PayPal) or is a name (Arabic, Java): the docs can't be about it;
 - the question asks a price (what something costs, a discount) and no passage
   found states an amount: docs rarely do, and the product's pages match well;
 - the evidence score, `log1p(best bm25 / ln(chunks)) + 0.5 * best cosine`, is
@@ -96,6 +96,10 @@ EDITION_NAMES = {
     "enterprise": re.compile(r"\blse\b|\benterprise\b", re.IGNORECASE),
 }
 OTHER_EDITION = {"opensource": "enterprise", "enterprise": "opensource"}
+CALENDAR = frozenset(
+    "january february march april may june july august september october november december "
+    "monday tuesday wednesday thursday friday saturday sunday".split()
+)
 DENSE_EVIDENCE_WEIGHT = 0.5  # share of the best cosine in the evidence score (calibrated with BM25's part)
 MAX_OVERLAP = 200  # longest chunk overlap removed when neighbours are joined (the chunker's is 100)
 DUPLICATE_JACCARD = 0.8  # word-set overlap from which a chunk repeats a picked one
@@ -126,11 +130,13 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 @lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
-    """Whole words of the MiniLM tokenizer's vocabulary: a ~20k-word English dictionary.
+    """Whole words of the MiniLM tokenizer's vocabulary, less proper names: ~19k English words.
 
     It tells "stereo" (a word the docs happen not to use) from "captcha" (a
-    thing the docs never mention). Empty if the model package is missing: the
-    unknown-term rule is then off.
+    thing the docs never mention). The tokenizer also knows names ("arabic",
+    "java", "paris"), and a name the docs never print is a thing they don't
+    cover ("does it handle Arabic text?"), so `proper_names` are taken out.
+    Empty if the model package is missing: the unknown-term rule is then off.
     """
     try:
         from qa.embeddings import LocalMiniLM
@@ -139,7 +145,26 @@ def english_words() -> frozenset[str]:
     except Exception as exc:  # noqa: BLE001 - any failure only switches the rule off
         log.warning("no word list for the unknown-term abstain rule (%s); it is off", exc)
         return frozenset()
-    return frozenset(w for w in lines if w.isalpha() and w.isascii())
+    return frozenset(w for w in lines if w.isalpha() and w.isascii()) - proper_names()
+
+
+@lru_cache(maxsize=1)
+def proper_names() -> frozenset[str]:
+    """Words that Webster's 2nd International (english-words' "web2" list) has only capitalised.
+
+    Languages, peoples, places and given names: "arabic", "hebrew", "java". Not
+    "oracle" or "discord", which are ordinary words too. Months and weekdays
+    stay ordinary words: a question dates things ("since the April release").
+    """
+    try:
+        from english_words import get_english_words_set
+
+        web2 = get_english_words_set(["web2"])
+    except Exception as exc:  # noqa: BLE001 - without the list, names count as English words
+        log.warning("no list of proper names (%s); names count as English words", exc)
+        return frozenset()
+    names = {w.lower() for w in web2 if w[:1].isupper()} - {w for w in web2 if w.islower()}
+    return frozenset(names - CALENDAR)
 
 
 def unstated_answer(query: str, passages: Sequence[str]) -> str:

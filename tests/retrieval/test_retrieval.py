@@ -43,6 +43,10 @@ def test_names_and_numbers_the_docs_never_use_are_named_in_the_verdict(retriever
     assert retriever.terms_not_in_docs("export the rectangle coordinates") == []
     # inflected, prefixed or a year: ordinary words the dictionary holds in their base form
     assert retriever.terms_not_in_docs("nothing before 1950 got rescaled, reshaped or downgraded") == []
+    # a name is no ordinary word: the tokenizer knows "arabic", the docs never print it
+    assert retriever.terms_not_in_docs("does the export keep arabic or hebrew text?") == ["arabic", "hebrew"]
+    assert retriever.terms_not_in_docs("since the april release on a monday the export is slow") == []
+    assert retriever.terms_not_in_docs("can it export to an oracle?") == []  # an ordinary word as well
 
 
 def test_a_price_no_passage_states_abstains(retriever_for) -> None:
