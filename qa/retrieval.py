@@ -13,6 +13,8 @@ the tag pages' parameter tables are rows of identifiers that MiniLM reads
 poorly, and the title is what ties them to the question. Titles are matched
 case-sensitively and whole (not "style" in "S3-style"); a title found in
 more than 5 % of all chunks ("Label Studio") says nothing and is skipped.
+A release note titled "Label Studio Enterprise 2.22.0" is named by "2.22.0"
+(and "2.30" names 2.30.0).
 
 Every table row is also embedded alone at ingest (`qa.chunking.table_rows`):
 a question about one attribute ("can I switch off the rotate handle?")
@@ -304,11 +306,27 @@ def page_name(title: str) -> str:
     return re.sub(r"\s*\([^()]*\)$", "", title).strip()
 
 
+def versions_named(title: str) -> list[str]:
+    """The release a title names, as a question may write it: "… 2.22.0" → 2.22.0; "… 2.30.0" → also 2.30.
+
+    A release note is titled "Label Studio Enterprise 2.22.0", and nobody types
+    that whole: "which helm chart shipped with 2.22.0?", "since upgrading to 2.30".
+    """
+    found = re.search(r"(?:^|\s)v?(\d+\.\d+)(\.\d+)?(?:\.post\d+)?$", title)
+    if not found:
+        return []
+    major_minor, patch = found.groups()
+    if not patch:
+        return [major_minor]
+    return [major_minor + patch] + ([major_minor] if patch == ".0" else [])
+
+
 def title_index(
     docs: Sequence[Document], bodies: Sequence[str]
 ) -> tuple[re.Pattern[str] | None, dict[str, np.ndarray]]:
     """A regex of the page titles a question may name, and the chunk rows of each useful one.
 
+    A title ending in a release number also counts as named by that number (`versions_named`).
     Every title stays in the regex, longest first, so "Label Studio" is read as
     one name and never as the page "Label"; only titles printed in at most
     `TITLE_MAX_SHARE` of the chunks (or `TITLE_MIN_LIMIT`) get rows, and so a boost.
@@ -319,6 +337,8 @@ def title_index(
         name = page_name(str(doc.metadata.get("title", "")))
         if name and len(name.split()) <= TITLE_MAX_WORDS and re.search(r"\w", name):
             rows[name].append(i)
+        for version in versions_named(name):
+            rows[version].append(i)
     if not rows:
         return None, {}
     names = sorted(rows, key=len, reverse=True)  # the alternation then takes "TextArea" before "Text"
@@ -593,4 +613,5 @@ __all__ = [
     "tokenize",
     "unknown_terms",
     "unstated_answer",
+    "versions_named",
 ]

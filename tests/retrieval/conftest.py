@@ -6,7 +6,9 @@ template talks about parent and child categories in everyday words while the
 Taxonomy tag's parameter table (an included fragment) has the answer; a labeling
 guide talks of turning and resizing shapes while one row of the Ellipse tag's
 parameter table answers how to switch rotation off; the community and the
-Enterprise "Project settings" pages say nearly the same about task order.
+Enterprise "Project settings" pages say nearly the same about task order; an
+older release note is about the Helm chart while the one a question names by
+its number states the chart's version.
 """
 
 from __future__ import annotations
@@ -106,6 +108,15 @@ PAGES = {
         "---\ntitle: Project settings\ntier: enterprise\n---\n\n## Task sampling\n\nChoose the order in which "
         "annotators get tasks: in the order of the Data Manager list, in random order with Random sampling, "
         "or by uncertainty, and whether tasks are distributed to annotators automatically or manually.\n"
+    ),
+    "release_notes/2.3.1.md": (
+        "---\nhide_sidebar: true\n---\n\n## Label Studio Enterprise 2.3.1\n\n### New helm chart\n\n"
+        "Which Helm chart version ships with this release: a new chart version for Kubernetes 1.22 or "
+        "later. Check the chart version you run before you upgrade.\n"
+    ),
+    "release_notes/2.22.0.md": (
+        "---\nhide_sidebar: true\n---\n\n## Label Studio Enterprise 2.22.0\n\nChart version: 1.9.6\n\n"
+        "### New features\n\nPause an annotator from the Members dashboard.\n"
     ),
     "guide/ml.md": (
         "---\ntitle: Machine learning backends\n---\n\n## Docker networking\n\nWhen Label Studio runs in "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.retrieval import edition_asked
+from qa.retrieval import edition_asked, versions_named
 
 
 def sources(result) -> list[str]:  # noqa: ANN001
@@ -128,6 +128,16 @@ def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) ->
     assert sources(lower)[0] == "templates/hierarchy.md"
     # with every signal on, the fragment is first whether or not the title is written as such
     assert sources(retriever_for().search(question))[0] == "includes/tags/taxonomy.md"
+
+
+def test_a_release_named_by_its_number_finds_its_release_note(retriever_for) -> None:
+    question = "which helm chart version shipped with on-prem LSE 2.22.0?"
+    assert sources(retriever_for().search(question))[0] == "release_notes/2.22.0.md"
+    # by meaning, the older note about a new Helm chart is closer
+    assert sources(retriever_for(TITLE_WEIGHT="0").search(question))[0] == "release_notes/2.3.1.md"
+    assert versions_named("Label Studio Enterprise 2.30.0") == ["2.30.0", "2.30"]  # "since upgrading to 2.30"
+    assert versions_named("Label Studio Enterprise 2.10.1.post1") == ["2.10.1"]
+    assert versions_named("Python 3") == [] and versions_named("Video") == []
 
 
 def test_a_question_naming_an_edition_prefers_that_editions_page(retriever_for) -> None:
