@@ -30,7 +30,7 @@ from langchain_core.indexing import index
 from tqdm import tqdm
 
 from qa.adapter import ADAPTER_FILE, fit_adapter
-from qa.chunking import chunk_markdown, included_files, is_row, page_title, table_rows
+from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_documents
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
 from qa.store import DocStore, IndexState, StoreError, chunk_key
@@ -114,8 +114,8 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
     """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay.
 
     All files are read before any is chunked: a fragment's title comes from the page including it.
-    Each table row also gets its own small document (`qa.chunking.table_rows`) unless
-    TABLE_ROW_WEIGHT is 0.
+    Each table row, and each item of a release note, also gets its own small document
+    (`qa.chunking.row_documents`) unless TABLE_ROW_WEIGHT is 0.
     """
     docs: list[Document] = []
     skipped: list[str] = []
@@ -148,7 +148,7 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
             continue
         docs.extend(chunks)
         if settings.table_row_weight:
-            docs.extend(table_rows(chunks))
+            docs.extend(row_documents(chunks))
     return docs, skipped
 
 

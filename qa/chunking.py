@@ -221,6 +221,8 @@ def _split_body(body: str, splitter: RecursiveCharacterTextSplitter, table_size:
 
 
 MIN_ROW_CHARS = 25  # letters and digits: shorter rows ("| `x` | int |") say too little to be matched alone
+LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
+CHANGELOG_PATH = re.compile(r"(?i)(?:^|/)(?:release[_-]?notes?|changelog|changes)(?:/|\.md$)")
 ROW_KIND = "row"  # metadata `kind` of a table row's own document (chunks have none)
 
 
@@ -254,17 +256,61 @@ def table_rows(chunks: list[Document]) -> list[Document]:
             lines = block.splitlines()
             if len(lines) > 1 and TABLE_RULE.match(lines[1]):
                 lines = lines[2:]
-            for line in lines:
-                if TABLE_RULE.match(line) or len(re.sub(r"[\W_]", "", line)) < MIN_ROW_CHARS:
-                    continue
-                meta = {k: v for k, v in doc.metadata.items() if k != "chunk"}
-                rows.append(
-                    Document(
-                        page_content=f"{crumb}\n\n{line.strip()}",
-                        metadata=meta | {"kind": ROW_KIND, "row_of": doc.metadata.get("chunk")},
-                    )
-                )
-    return rows
+            rows.extend(_row(doc, crumb, line) for line in lines if not TABLE_RULE.match(line))
+    return [row for row in rows if row is not None]
+
+
+def is_changelog(source: str) -> bool:
+    """Whether a file is release notes: `release_notes/…`, `CHANGELOG.md`, `changes.md`."""
+    return bool(CHANGELOG_PATH.search(source))
+
+
+def item_rows(chunks: list[Document]) -> list[Document]:
+    """One small document per list item or paragraph of `chunks`, like `table_rows`' rows.
+
+    For release notes: one 800-character chunk lists five unrelated changes
+    ("Redis usernames are supported in wait-for-redis", "a Reset Cache action"),
+    and its vector is about none of them; a question about one change matches
+    its own item. Headings, HTML, tables and code are left out.
+    """
+    rows: list[Document | None] = []
+    for doc in chunks:
+        crumb, body = split_breadcrumb(doc.page_content)
+        items: list[str] = []
+        fence: str | None = None
+        for line in body.splitlines():
+            in_code, fence = fence is not None, next_fence(line, fence)
+            stripped = line.strip()
+            if in_code or fence is not None or not stripped or stripped.startswith(("#", "<", "|")):
+                items.append("")  # code, a blank line, a heading, HTML or a table ends an item
+                continue
+            item = LIST_ITEM.match(line)
+            if item and not line.startswith("    "):
+                items.append(item.group(1))
+            elif items and items[-1]:
+                items[-1] += " " + stripped  # the item's or paragraph's next line
+            else:
+                items.append(stripped)
+        rows.extend(_row(doc, crumb, item) for item in items)
+    return [row for row in rows if row is not None]
+
+
+def row_documents(chunks: list[Document]) -> list[Document]:
+    """The row documents ingest stores for one file's chunks: table rows, and a changelog's items."""
+    if chunks and is_changelog(str(chunks[0].metadata.get("source", ""))):
+        return table_rows(chunks) + item_rows(chunks)
+    return table_rows(chunks)
+
+
+def _row(chunk: Document, crumb: str, text: str) -> Document | None:
+    """A row document for `text` of `chunk`, or None if it is too short to be matched alone."""
+    if len(re.sub(r"[\W_]", "", text)) < MIN_ROW_CHARS:
+        return None
+    meta = {k: v for k, v in chunk.metadata.items() if k != "chunk"}
+    return Document(
+        page_content=f"{crumb}\n\n{text.strip()}",
+        metadata=meta | {"kind": ROW_KIND, "row_of": chunk.metadata.get("chunk")},
+    )
 
 
 # What the embedding model reads of a chunk: Markdown and HTML markup cost MiniLM tokens

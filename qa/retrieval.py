@@ -14,7 +14,7 @@ poorly, and the title is what ties them to the question. Titles are matched
 case-sensitively and whole (not "style" in "S3-style"); a title found in
 more than 5 % of all chunks ("Label Studio") says nothing and is skipped.
 A release note titled "Label Studio Enterprise 2.22.0" is named by "2.22.0"
-(and "2.30" names 2.30.0).
+(and "2.30" names 2.30.0), and gets twice the weight.
 
 Every table row is also embedded alone at ingest (`qa.chunking.table_rows`):
 a question about one attribute ("can I switch off the rotate handle?")
@@ -54,7 +54,7 @@ import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
@@ -102,12 +102,22 @@ CALENDAR = frozenset(
     "january february march april may june july august september october november december "
     "monday tuesday wednesday thursday friday saturday sunday".split()
 )
+# Chat shorthand and contractions typed without their apostrophe: words, not unknown things.
+CHAT_WORDS = frozenset(
+    "ppl pls plz thx btw imo imho afaik idk tbh fyi asap ur bc cuz rn wrt lol ok okay cant dont doesnt "
+    "didnt isnt arent wasnt werent wont wouldnt shouldnt couldnt hasnt havent hadnt im ive youre theyre "
+    "thats whats wheres theres heres lets".split()
+)
 DENSE_EVIDENCE_WEIGHT = 0.5  # share of the best cosine in the evidence score (calibrated with BM25's part)
 MAX_OVERLAP = 200  # longest chunk overlap removed when neighbours are joined (the chunker's is 100)
 DUPLICATE_JACCARD = 0.8  # word-set overlap from which a chunk repeats a picked one
 TITLE_MAX_WORDS = 4  # longer titles are sentences, never quoted whole in a question
 TITLE_MAX_SHARE = 0.05  # a title printed in more chunks than this is a common phrase, not a page's name
 TITLE_MIN_LIMIT = 10  # ... but in a small docs set, any title printed in up to 10 chunks counts
+RELEASE_NUMBER = re.compile(r"\d+(?:\.\d+)+")  # a name `versions_named` gave a release note
+# A question naming a release gets twice the title weight for its note: the notes' many items
+# (row vectors) otherwise outweigh it ("which helm chart shipped with 2.22.0?" found 2.3.1's new chart).
+RELEASE_NUMBER_FACTOR = 2.0
 ROW_TOP = 5  # table rows whose chunks get a share of `table_row_weight`
 
 
@@ -132,13 +142,12 @@ def tokenize(texts: Sequence[str]) -> list[list[str]]:
 
 @lru_cache(maxsize=1)
 def english_words() -> frozenset[str]:
-    """Whole words of the MiniLM tokenizer's vocabulary, less proper names: ~19k English words.
+    """Whole words of the MiniLM tokenizer's vocabulary, less proper names: ~19k common English words.
 
-    It tells "stereo" (a word the docs happen not to use) from "captcha" (a
-    thing the docs never mention). The tokenizer also knows names ("arabic",
-    "java", "paris"), and a name the docs never print is a thing they don't
-    cover ("does it handle Arabic text?"), so `proper_names` are taken out.
-    Empty if the model package is missing: the unknown-term rule is then off.
+    The tokenizer also knows names ("arabic", "java", "paris"), and a name the
+    docs never print is a thing they don't cover ("does it handle Arabic
+    text?"), so `proper_names` are taken out. Empty if the model package is
+    missing: the unknown-term rule is then off.
     """
     try:
         from qa.embeddings import LocalMiniLM
@@ -151,22 +160,56 @@ def english_words() -> frozenset[str]:
 
 
 @lru_cache(maxsize=1)
-def proper_names() -> frozenset[str]:
-    """Words that Webster's 2nd International (english-words' "web2" list) has only capitalised.
-
-    Languages, peoples, places and given names: "arabic", "hebrew", "java". Not
-    "oracle" or "discord", which are ordinary words too. Months and weekdays
-    stay ordinary words: a question dates things ("since the April release").
-    """
+def _webster() -> frozenset[str]:
+    """Webster's 2nd International's 236k words as printed (english-words' "web2" list), or none."""
     try:
         from english_words import get_english_words_set
 
-        web2 = get_english_words_set(["web2"])
-    except Exception as exc:  # noqa: BLE001 - without the list, names count as English words
-        log.warning("no list of proper names (%s); names count as English words", exc)
+        return frozenset(get_english_words_set(["web2"]))
+    except Exception as exc:  # noqa: BLE001 - without it, names count as words and rare words as unknown
+        log.warning("no Webster's word list (%s): the unknown-term rule knows fewer words", exc)
         return frozenset()
+
+
+@lru_cache(maxsize=1)
+def proper_names() -> frozenset[str]:
+    """Words that Webster's 2nd has only capitalised: languages, peoples, places, given names.
+
+    "arabic", "hebrew", "java"; not "oracle" or "discord", which are ordinary
+    words too. Months and weekdays stay ordinary words: a question dates things
+    ("since the April release").
+    """
+    web2 = _webster()
     names = {w.lower() for w in web2 if w[:1].isupper()} - {w for w in web2 if w.islower()}
     return frozenset(names - CALENDAR)
+
+
+@lru_cache(maxsize=1)
+def dictionary_words() -> frozenset[str]:
+    """Every English word the rule forgives: the common ones, Webster's lower-case 200k, chat shorthand.
+
+    Users write "malformed", "dupes" and "ppl"; the common list lacks them and
+    the docs may too. Measured on a fresh question set, 5 of its 34 answerable
+    questions abstained on such words before this list was added.
+    """
+    rare = {w for w in _webster() if w.islower() and w.isalpha() and w.isascii()}
+    return english_words() | (rare - proper_names()) | CHAT_WORDS if english_words() else frozenset()
+
+
+@dataclass(frozen=True)
+class Lexicon:
+    """The words the unknown-term rule knows, for one docs set (built with the index)."""
+
+    docs: frozenset[str] = frozenset()  # every token of the docs
+    docs_forms: frozenset[str] = frozenset()  # their base forms: the docs' "hardcoded" knows "hardcoding"
+    common: frozenset[str] = frozenset()  # `english_words`: a typo is forgiven against these only
+    dictionary: frozenset[str] = frozenset()  # `dictionary_words`
+
+    @classmethod
+    def of(cls, docs_vocab: Iterable[str]) -> Lexicon:
+        docs = frozenset(docs_vocab)
+        forms = frozenset(f for w in docs if w.isalpha() for f in word_forms(w))
+        return cls(docs=docs, docs_forms=forms, common=english_words(), dictionary=dictionary_words())
 
 
 def unstated_answer(query: str, passages: Sequence[str]) -> str:
@@ -229,23 +272,24 @@ def word_forms(word: str) -> set[str]:
     return forms
 
 
-def unknown_terms(
-    query_tokens: Sequence[str], corpus_vocab: set[str] | dict, words: frozenset[str]
-) -> list[str]:
+def unknown_terms(query_tokens: Sequence[str], lexicon: Lexicon) -> list[str]:
     """Query words in neither the docs nor the dictionary, allowing for a typo; long numbers too.
 
-    A word counts as known through its base form ("downgrading", "reshape",
-    "discounted"), and "bouding" (bounding) and "teh" (the) are typos, not
-    unknown things: a swapped letter pair is forgiven against both lists, one
-    edit of a word of 5+ letters against the docs' words only (one edit turns
+    A word counts as known through its base form, against the docs' base forms
+    too ("downgrading", "reshape", "discounted"; "hardcoding" where the docs say
+    "hardcoded"), and "bouding" (bounding) and "teh" (the) are typos, not
+    unknown things: a swapped letter pair is forgiven against the docs and the
+    common words (Webster's 236k would forgive "coreml" as "cormel"), one edit
+    of a word of 5+ letters against the docs' words only (one edit turns
     "zapier" into an English word, "rapier"). A number of 4+ digits counts
     unless it can be a year (1900-2099).
     """
-    if not words:
+    if not lexicon.common:
         return []
+    docs, words = lexicon.docs, lexicon.dictionary
     found = []
     for tok in dict.fromkeys(query_tokens):
-        if not tok.isascii() or tok in corpus_vocab or tok in words:
+        if not tok.isascii() or tok in docs or tok in words:
             continue
         if tok.isdigit():  # a standard's or product's number the docs never print (ISO 27001)
             if len(tok) >= 4 and not (len(tok) == 4 and tok[:2] in ("19", "20")):
@@ -253,13 +297,14 @@ def unknown_terms(
             continue
         if len(tok) < 3 or not tok.isalpha():
             continue
-        if any(f in corpus_vocab or f in words for f in word_forms(tok) - {tok}):
+        forms = word_forms(tok)
+        if any(f in docs or f in words for f in forms - {tok}) or forms & lexicon.docs_forms:
             continue
         swaps = {tok[:i] + tok[i + 1] + tok[i] + tok[i + 2 :] for i in range(len(tok) - 1)}
-        if any(s in corpus_vocab or s in words for s in swaps):
+        if any(s in docs or s in lexicon.common for s in swaps):
             continue
         # a typo of a docs word; a short word one letter away is another word ("wandb" is no "wand")
-        if len(tok) >= 5 and any(len(e) >= 5 and e in corpus_vocab for e in _edits1(tok)):
+        if len(tok) >= 5 and any(len(e) >= 5 and e in docs for e in _edits1(tok)):
             continue
         found.append(tok)
     return found
@@ -287,6 +332,7 @@ class _Index:
     row_vectors: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.float32))
     row_chunks: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))  # row -> its chunk
     adapter: np.ndarray | None = None  # the query map of qa.adapter, if one was fitted
+    lexicon: Lexicon = field(default_factory=Lexicon)  # the words the unknown-term rule knows
     tiers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # each chunk's page edition
 
     @property
@@ -423,6 +469,7 @@ class HybridRetriever(BaseRetriever):
             if self.query_adapter and len(docs)
             else None,
             tiers=np.asarray([str(d.metadata.get("tier", "")) for d in docs]),
+            lexicon=Lexicon.of(bm25.vocab_dict) if docs and self.abstain_unknown_terms else Lexicon(),
         )
         return self
 
@@ -452,7 +499,9 @@ class HybridRetriever(BaseRetriever):
         fused = dense + self.lexical_weight * (lexical / best_lexical if best_lexical > 0 else lexical)
         if index.titles is not None and self.title_weight:
             for name in set(index.titles.findall(query)) & index.titled.keys():
-                fused[index.titled[name]] += self.title_weight
+                # a release number names one page exactly, where a title ("Video") may be a word of the question
+                factor = RELEASE_NUMBER_FACTOR if RELEASE_NUMBER.fullmatch(name) else 1.0
+                fused[index.titled[name]] += self.title_weight * factor
         if len(index.row_chunks) and self.table_row_weight:
             self._boost_rows(fused, np.einsum("ij,j->i", index.row_vectors, qvec), index)
         if self.edition_weight and (edition := edition_asked(query)):
@@ -466,9 +515,7 @@ class HybridRetriever(BaseRetriever):
             for i in picked
         ]
         evidence = math.log1p(best_lexical / index.log_n) + DENSE_EVIDENCE_WEIGHT * float(dense.max())
-        unknown = (
-            unknown_terms(tokens, bm25.vocab_dict, english_words()) if self.abstain_unknown_terms else []
-        )
+        unknown = unknown_terms(tokens, index.lexicon) if self.abstain_unknown_terms else []
         unstated = (
             unstated_answer(query, [d.page_content for d in documents])
             if self.abstain_unstated_prices
@@ -513,7 +560,7 @@ class HybridRetriever(BaseRetriever):
         index = self._index or self.load()._index
         if not index.docs:
             return []
-        return unknown_terms(tokenize([query])[0], index.bm25.vocab_dict, english_words())
+        return unknown_terms(tokenize([query])[0], index.lexicon)
 
     def _pick(self, fused: np.ndarray, k: int, index: _Index) -> list[int]:
         """Best chunks first, at most `max_per_file` per file, none inside a picked one's context or repeating it."""
@@ -607,6 +654,8 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
 
 __all__ = [
     "HybridRetriever",
+    "Lexicon",
+    "dictionary_words",
     "edition_asked",
     "english_words",
     "open_retriever",

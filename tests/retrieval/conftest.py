@@ -8,7 +8,8 @@ guide talks of turning and resizing shapes while one row of the Ellipse tag's
 parameter table answers how to switch rotation off; the community and the
 Enterprise "Project settings" pages say nearly the same about task order; an
 older release note is about the Helm chart while the one a question names by
-its number states the chart's version.
+its number states the chart's version; a release note lists six unrelated
+fixes, one of them about Redis, while a guide page is all about Redis.
 """
 
 from __future__ import annotations
@@ -117,6 +118,19 @@ PAGES = {
     "release_notes/2.22.0.md": (
         "---\nhide_sidebar: true\n---\n\n## Label Studio Enterprise 2.22.0\n\nChart version: 1.9.6\n\n"
         "### New features\n\nPause an annotator from the Members dashboard.\n"
+    ),
+    "release_notes/2.26.1.md": (
+        "---\nhide_sidebar: true\n---\n\n## Label Studio Enterprise 2.26.1\n\n### Bug fixes\n\n"
+        "- Fixed an issue where task data appeared in notification emails.\n"
+        "- Fixed an issue where Redis usernames were not supported in the wait-for-redis deploy script.\n"
+        "- Fixed an issue where the project list loaded slowly for organizations with many workspaces.\n"
+        "- Fixed an issue where exported CSV files were missing the annotator column.\n"
+        "- Fixed an issue where keyboard shortcuts stopped working after a page reload.\n"
+        "- Fixed an issue where long labels overflowed the side panel.\n"
+    ),
+    "guide/redis.md": (
+        "---\ntitle: Set up Redis\n---\n\n## Redis connection\n\nThe deployment waits for Redis before it "
+        "starts. Give Redis a username and password with `REDIS_URL=redis://user:password@host:6379`.\n"
     ),
     "guide/ml.md": (
         "---\ntitle: Machine learning backends\n---\n\n## Docker networking\n\nWhen Label Studio runs in "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.chunking import chunk_markdown, plain_text, table_rows
+from qa.chunking import chunk_markdown, is_changelog, plain_text, row_documents, table_rows
 
 TABLE = "| Param | Type | Description |\n| --- | --- | --- |\n" + "".join(
     f"| [param{i}] | <code>string</code> | what parameter number {i} of this tag is for |\n"
@@ -44,6 +44,27 @@ def test_every_table_row_gets_a_document_pointing_at_its_chunk() -> None:
     assert table_rows(fenced) == []  # a table shown as code is an example, not a reference
     short = chunk_markdown("## Small\n\n| a | b |\n| --- | --- |\n| 1 | 2 |\n", source="b.md")
     assert table_rows(short) == []  # too few words to match anything alone
+
+
+def test_each_change_in_a_release_note_gets_a_document_pointing_at_its_chunk() -> None:
+    note = (
+        "## Label Studio Enterprise 2.26.1\n\n### Bug fixes\n\n"
+        "- Fixed an issue where Redis usernames were not supported in the\n  wait-for-redis deploy script.\n"
+        "- Fixed an issue where task data appeared in notification emails.\n- Fixed a typo.\n\n"
+        "A paragraph about the new Reset Cache action in the Danger Zone.\n\n"
+        "```bash\n- not an item: helm upgrade --install with all of its flags\n```\n"
+    )
+    docs = chunk_markdown(note, source="docs/release_notes/onprem/2.26.1.md")
+    rows = row_documents(docs)
+    assert [r.page_content.split("\n\n", 1)[1] for r in rows] == [
+        "Fixed an issue where Redis usernames were not supported in the wait-for-redis deploy script.",
+        "Fixed an issue where task data appeared in notification emails.",
+        "A paragraph about the new Reset Cache action in the Danger Zone.",
+    ]  # an item's next line joins it; too short ("a typo") and code are left out
+    assert all(r.metadata["kind"] == "row" and r.metadata["row_of"] == 0 for r in rows)
+    assert row_documents(chunk_markdown(note, source="docs/guide/install.md")) == []  # no changelog
+    assert is_changelog("CHANGELOG.md") and is_changelog("docs/release-notes/1.2.md")
+    assert not is_changelog("docs/guide/release_process.md")
 
 
 def test_a_page_says_which_edition_it_is_for() -> None:

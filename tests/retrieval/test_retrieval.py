@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qa.retrieval import edition_asked, versions_named
+from qa.retrieval import Lexicon, edition_asked, unknown_terms, versions_named
 
 
 def sources(result) -> list[str]:  # noqa: ANN001
@@ -47,6 +47,15 @@ def test_names_and_numbers_the_docs_never_use_are_named_in_the_verdict(retriever
     assert retriever.terms_not_in_docs("does the export keep arabic or hebrew text?") == ["arabic", "hebrew"]
     assert retriever.terms_not_in_docs("since the april release on a monday the export is slow") == []
     assert retriever.terms_not_in_docs("can it export to an oracle?") == []  # an ordinary word as well
+    # how users write: rarer words, chat shorthand, a contraction without its apostrophe
+    assert retriever.terms_not_in_docs("its malformed, i cant merge the dupes, ppl lose work") == []
+    assert retriever.terms_not_in_docs("run a coreml model") == ["coreml"]  # no typo of Webster's "cormel"
+
+
+def test_a_word_of_the_docs_family_is_known() -> None:
+    lexicon = Lexicon.of(["hardcoded", "export"])
+    assert unknown_terms(["hardcoding", "exporting"], lexicon) == []  # the docs' "hardcoded"
+    assert unknown_terms(["lidar"], lexicon) == ["lidar"]
 
 
 def test_a_price_no_passage_states_abstains(retriever_for) -> None:
@@ -110,6 +119,13 @@ def test_a_question_about_one_attribute_finds_its_table_row(retriever_for) -> No
     assert sources(without_rows)[0] == "guide/labeling.md"  # by the whole chunks' meaning, the guide wins
 
 
+def test_a_question_about_one_change_finds_the_release_note_listing_it(retriever_for) -> None:
+    question = "which version fixed redis usernames in wait-for-redis?"
+    assert sources(retriever_for().search(question))[0] == "release_notes/2.26.1.md"
+    # the note's six fixes blur its vector: by whole chunks, the Redis guide wins
+    assert sources(retriever_for(TABLE_ROW_WEIGHT="0").search(question))[0] == "guide/redis.md"
+
+
 def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) -> None:
     question = (
         "With the Taxonomy tag can I prevent people from picking a parent category and only allow the "
@@ -133,7 +149,7 @@ def test_a_question_naming_a_page_by_its_title_finds_that_page(retriever_for) ->
 def test_a_release_named_by_its_number_finds_its_release_note(retriever_for) -> None:
     question = "which helm chart version shipped with on-prem LSE 2.22.0?"
     assert sources(retriever_for().search(question))[0] == "release_notes/2.22.0.md"
-    # by meaning, the older note about a new Helm chart is closer
+    # by meaning, and by the older note's item about its new chart, 2.3.1 is closer
     assert sources(retriever_for(TITLE_WEIGHT="0").search(question))[0] == "release_notes/2.3.1.md"
     assert versions_named("Label Studio Enterprise 2.30.0") == ["2.30.0", "2.30"]  # "since upgrading to 2.30"
     assert versions_named("Label Studio Enterprise 2.10.1.post1") == ["2.10.1"]
