@@ -46,6 +46,7 @@ DEFAULT_QUESTIONS = [
     ROOT / "bench" / "holdout.jsonl",
     ROOT / "bench" / "holdout2.jsonl",
     ROOT / "bench" / "holdout3.jsonl",
+    ROOT / "bench" / "holdout4.jsonl",
 ]
 
 

@@ -421,7 +421,7 @@ class HybridRetriever(BaseRetriever):
     edition_weight: float = 0.1
     max_per_file: int = 2
     context_chars: int = 2400
-    abstain_threshold: float = 0.72
+    abstain_threshold: float = 0.74
     abstain_unknown_terms: bool = True
     abstain_unstated_prices: bool = True
     query_adapter: bool = True
