@@ -247,7 +247,7 @@ def table_rows(chunks: list[Document]) -> list[Document]:
     at (stored in the same collection, so an ingest syncs them with their file).
     Header rows and rules are left out: they repeat in every row group.
     """
-    rows: list[Document] = []
+    rows: list[Document | None] = []
     for doc in chunks:
         crumb, body = split_breadcrumb(doc.page_content)
         for is_table, block in _blocks(body):

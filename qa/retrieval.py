@@ -469,7 +469,7 @@ class HybridRetriever(BaseRetriever):
             if self.query_adapter and len(docs)
             else None,
             tiers=np.asarray([str(d.metadata.get("tier", "")) for d in docs]),
-            lexicon=Lexicon.of(bm25.vocab_dict) if docs and self.abstain_unknown_terms else Lexicon(),
+            lexicon=Lexicon.of(bm25.vocab_dict) if docs else Lexicon(),  # terms_not_in_docs: setting or not
         )
         return self
 
