@@ -47,6 +47,7 @@ DEFAULT_QUESTIONS = [
     ROOT / "bench" / "holdout2.jsonl",
     ROOT / "bench" / "holdout3.jsonl",
     ROOT / "bench" / "holdout4.jsonl",
+    ROOT / "bench" / "holdout5.jsonl",
 ]
 
 

@@ -37,9 +37,16 @@ nearly those of a hit already picked (Jaccard ≥ 0.8: the same "Running with
 Docker" paragraph in twenty ML tutorials) is skipped, so five passages are
 five different things.
 
+A question asking which tag to use ("which tag do I use for…", "is there a
+tag that…") adds `tag_page_weight` to the tag reference pages (`…/tags/…`):
+templates that use a tag describe it in everyday words and otherwise win.
+
 The abstain verdict (the docs most likely don't cover the question) has three parts:
 - the question names a term the docs never use and that is not an English word
-  either (DICOM, FedRAMP, PayPal) or is a name (Arabic, Java): the docs can't be about it;
+  either (DICOM, FedRAMP, PayPal) or is a name (Arabic, Java): the docs can't be about it,
+  unless the rest of the question matches them strongly (evidence ≥ 1.0: "prompts for
+  SFT", "the Chinese translation of the UI" are about the docs; no unanswerable question
+  of seven sets scored above 0.97);
 - the question asks a price (what something costs, a discount) and no passage
   found states an amount: docs rarely do, and the product's pages match well;
 - the evidence score, `log1p(best bm25 / ln(chunks)) + 0.5 * best cosine`, is
@@ -119,6 +126,17 @@ RELEASE_NUMBER = re.compile(r"\d+(?:\.\d+)+")  # a name `versions_named` gave a 
 # (row vectors) otherwise outweigh it ("which helm chart shipped with 2.22.0?" found 2.3.1's new chart).
 RELEASE_NUMBER_FACTOR = 2.0
 ROW_TOP = 5  # table rows whose chunks get a share of `table_row_weight`
+# An unknown term makes the search abstain only below this evidence: above it the question matches
+# the docs in words and meaning, and the term is a synonym or an acronym they spell out ("SFT").
+# Seven question sets: unanswerable questions with an unknown term scored 0.53-0.96, and the two
+# answerable ones it wrongly silenced 1.03 and 1.53.
+UNKNOWN_TERM_MAX_EVIDENCE = 1.0
+# A question asking which tag to use, and the tag reference pages (and their included fragments).
+TAG_QUESTION = re.compile(
+    r"\b(?:which|what|right|correct|best|a|any)(?: [\w-]+){0,2} tag\b(?!s)|\btag (?:do|should|would|is|for)\b",
+    re.IGNORECASE,
+)
+TAG_PAGE = re.compile(r"(?:^|/)tags/")
 
 
 def tokenize(texts: Sequence[str]) -> list[list[str]]:
@@ -334,6 +352,7 @@ class _Index:
     adapter: np.ndarray | None = None  # the query map of qa.adapter, if one was fitted
     lexicon: Lexicon = field(default_factory=Lexicon)  # the words the unknown-term rule knows
     tiers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # each chunk's page edition
+    tag_pages: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # chunk of a tag page?
 
     @property
     def log_n(self) -> float:
@@ -345,6 +364,11 @@ def edition_asked(query: str) -> str:
     """ "opensource" or "enterprise" if the question names that edition (and not both), else ""."""
     named = [edition for edition, names in EDITION_NAMES.items() if names.search(query)]
     return named[0] if len(named) == 1 else ""
+
+
+def asks_which_tag(query: str) -> bool:
+    """Whether the question asks which tag to use ("which tag do I use…", "is there a tag that…")."""
+    return bool(TAG_QUESTION.search(query))
 
 
 def page_name(title: str) -> str:
@@ -415,10 +439,11 @@ class HybridRetriever(BaseRetriever):
     store: DocStore
     embeddings: Embeddings
     k: int = 5
-    lexical_weight: float = 0.3
+    lexical_weight: float = 0.25
     title_weight: float = 0.15
     table_row_weight: float = 0.1
     edition_weight: float = 0.1
+    tag_page_weight: float = 0.1
     max_per_file: int = 2
     context_chars: int = 2400
     abstain_threshold: float = 0.74
@@ -469,6 +494,7 @@ class HybridRetriever(BaseRetriever):
             if self.query_adapter and len(docs)
             else None,
             tiers=np.asarray([str(d.metadata.get("tier", "")) for d in docs]),
+            tag_pages=np.asarray([bool(TAG_PAGE.search(str(d.metadata.get("source", "")))) for d in docs]),
             lexicon=Lexicon.of(bm25.vocab_dict) if docs else Lexicon(),  # terms_not_in_docs: setting or not
         )
         return self
@@ -506,6 +532,8 @@ class HybridRetriever(BaseRetriever):
             self._boost_rows(fused, np.einsum("ij,j->i", index.row_vectors, qvec), index)
         if self.edition_weight and (edition := edition_asked(query)):
             fused[index.tiers == OTHER_EDITION[edition]] -= self.edition_weight
+        if self.tag_page_weight and asks_which_tag(query):
+            fused[index.tag_pages] += self.tag_page_weight
 
         picked = self._pick(fused, k, index)
         documents = [
@@ -521,7 +549,8 @@ class HybridRetriever(BaseRetriever):
             if self.abstain_unstated_prices
             else ""
         )
-        abstain = bool(unknown) or bool(unstated) or evidence < self.abstain_threshold
+        silenced = bool(unknown) and evidence < UNKNOWN_TERM_MAX_EVIDENCE
+        abstain = silenced or bool(unstated) or evidence < self.abstain_threshold
         return RetrievalResult(
             query=query,
             documents=documents,
@@ -643,6 +672,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
         title_weight=settings.title_weight,
         table_row_weight=settings.table_row_weight,
         edition_weight=settings.edition_weight,
+        tag_page_weight=settings.tag_page_weight,
         max_per_file=settings.max_chunks_per_file,
         context_chars=settings.retrieval_context_chars,
         abstain_threshold=settings.abstain_threshold,
@@ -655,6 +685,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
 __all__ = [
     "HybridRetriever",
     "Lexicon",
+    "asks_which_tag",
     "dictionary_words",
     "edition_asked",
     "english_words",

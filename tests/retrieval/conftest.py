@@ -9,7 +9,9 @@ parameter table answers how to switch rotation off; the community and the
 Enterprise "Project settings" pages say nearly the same about task order; an
 older release note is about the Helm chart while the one a question names by
 its number states the chart's version; a release note lists six unrelated
-fixes, one of them about Redis, while a guide page is all about Redis.
+fixes, one of them about Redis, while a guide page is all about Redis; a template
+compares two model answers side by side in plain words, while the Pairwise
+tag's page (the tag it uses) speaks of objects and parameters.
 """
 
 from __future__ import annotations
@@ -131,6 +133,17 @@ PAGES = {
     "guide/redis.md": (
         "---\ntitle: Set up Redis\n---\n\n## Redis connection\n\nThe deployment waits for Redis before it "
         "starts. Give Redis a username and password with `REDIS_URL=redis://user:password@host:6379`.\n"
+    ),
+    "tags/pairwise.md": (
+        "---\ntitle: Pairwise\n---\n\nThe Pairwise tag compares two objects and selects one of them.\n\n"
+        "### Parameters\n\n| Param | Type | Default | Description |\n| --- | --- | --- | --- |\n"
+        "| name | <code>string</code> |  | Name of the element |\n"
+        "| toName | <code>string</code> |  | Comma-separated names of the two elements to compare |\n"
+        "| [leftClass] | <code>string</code> | <code>left</code> | CSS class of the left object |\n"
+    ),
+    "templates/side_by_side.md": (
+        "---\ntitle: Side-by-side LLM responses\n---\n\n## About this template\n\nShow two model responses "
+        "next to each other so reviewers choose the preferred response. The choice is saved with the task.\n"
     ),
     "guide/ml.md": (
         "---\ntitle: Machine learning backends\n---\n\n## Docker networking\n\nWhen Label Studio runs in "
