@@ -36,7 +36,7 @@ from bench.seed import BUNDLE, SeedEmbeddings, build_seed, seed_search  # noqa: 
 from ingest import run_ingest  # noqa: E402
 from qa.embeddings import make_embeddings  # noqa: E402
 from qa.evaluate import is_answerable, load_questions, score_question, summarize  # noqa: E402
-from qa.retrieval import open_retriever  # noqa: E402
+from qa.retrieval import abstains_by_rule, open_retriever  # noqa: E402
 from qa.types import RetrievalResult  # noqa: E402
 from settings import get_settings  # noqa: E402
 
@@ -66,7 +66,8 @@ def run_questions(
             result = search(q["question"], k)
             latencies.append(result.seconds * 1000)
             # abstained by a rule whatever the threshold: a term the docs never use, a price none states
-            extra = {"evidence": result.confidence, "ruled": bool(result.unknown_terms or result.unstated)}
+            ruled = abstains_by_rule(result.unknown_terms, result.unstated, result.confidence)
+            extra = {"evidence": result.confidence, "ruled": ruled}
             rows[name].append(score_question(q, result, k) | extra)
     return rows, latencies
 

@@ -242,6 +242,15 @@ def unstated_answer(query: str, passages: Sequence[str]) -> str:
     return ""
 
 
+def abstains_by_rule(unknown: Sequence[str], unstated: str, evidence: float) -> bool:
+    """Whether a rule silences the question whatever `abstain_threshold` says.
+
+    A price no passage states always does; a term the docs never use does
+    unless the question otherwise matches them strongly (`UNKNOWN_TERM_MAX_EVIDENCE`).
+    """
+    return bool(unstated) or (bool(unknown) and evidence < UNKNOWN_TERM_MAX_EVIDENCE)
+
+
 def _edits1(word: str) -> set[str]:
     """Every string one deletion, transposition, substitution or insertion away (Norvig)."""
     letters = "abcdefghijklmnopqrstuvwxyz"
@@ -549,8 +558,7 @@ class HybridRetriever(BaseRetriever):
             if self.abstain_unstated_prices
             else ""
         )
-        silenced = bool(unknown) and evidence < UNKNOWN_TERM_MAX_EVIDENCE
-        abstain = silenced or bool(unstated) or evidence < self.abstain_threshold
+        abstain = abstains_by_rule(unknown, unstated, evidence) or evidence < self.abstain_threshold
         return RetrievalResult(
             query=query,
             documents=documents,
@@ -685,6 +693,7 @@ def open_retriever(settings: Settings, embeddings: Embeddings | None = None) -> 
 __all__ = [
     "HybridRetriever",
     "Lexicon",
+    "abstains_by_rule",
     "asks_which_tag",
     "dictionary_words",
     "edition_asked",
