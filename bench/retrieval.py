@@ -48,6 +48,7 @@ DEFAULT_QUESTIONS = [
     ROOT / "bench" / "holdout3.jsonl",
     ROOT / "bench" / "holdout4.jsonl",
     ROOT / "bench" / "holdout5.jsonl",
+    ROOT / "bench" / "holdout6.jsonl",
 ]
 
 

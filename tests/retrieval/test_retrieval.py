@@ -67,6 +67,12 @@ def test_a_word_of_the_docs_family_is_known() -> None:
     assert unknown_terms(["lidar"], lexicon) == ["lidar"]
 
 
+def test_a_name_with_digits_is_unknown_when_the_docs_never_print_it() -> None:
+    lexicon = Lexicon.of(["gpt-4o", "gpt", "4o", "mp4", "export"])  # tokens as `tokenize` gives them
+    # "gpt4o" is the docs' "gpt-4o", "gpt5" another GPT, "mp4s" their plural, "h264" too short to tell
+    assert unknown_terms(["gpt4o", "gpt5", "mp4s", "h264", "hdf5"], lexicon) == ["hdf5"]
+
+
 def test_a_price_no_passage_states_abstains(retriever_for) -> None:
     question = "how much does the Label Studio server cost per month?"
     result = retriever_for(ABSTAIN_THRESHOLD="0").search(question)  # the pages about the server match well
