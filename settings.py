@@ -46,7 +46,8 @@ class Settings(BaseSettings):
     # abstentions (1.1 %, at most 1 per set); 0.72: 91 % and 1 false; 0.78: 95 % but 2.6 % false.
     # See bench/retrieval.py --calibrate.
     abstain_threshold: float = 0.74
-    abstain_unknown_terms: bool = True  # abstain when the question names a non-word the docs never use
+    # abstain when the question names a non-word the docs never use, unless it matches them strongly (>= 1.0)
+    abstain_unknown_terms: bool = True
     abstain_unstated_prices: bool = True  # abstain when the question asks a price and no passage states one
     # BM25 (scaled to the best hit = 1) added to the cosine when ranking. 0.25 over seven question sets:
     # MRR@5 0.836 at 0.3, 0.845-0.854 from 0.2 to 0.27 (the title, row and tag boosts carry the words too).

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import yaml
@@ -247,17 +248,20 @@ def table_rows(chunks: list[Document]) -> list[Document]:
     at (stored in the same collection, so an ingest syncs them with their file).
     Header rows and rules are left out: they repeat in every row group.
     """
-    rows: list[Document | None] = []
-    for doc in chunks:
-        crumb, body = split_breadcrumb(doc.page_content)
-        for is_table, block in _blocks(body):
-            if not is_table:
-                continue
-            lines = block.splitlines()
-            if len(lines) > 1 and TABLE_RULE.match(lines[1]):
-                lines = lines[2:]
-            rows.extend(_row(doc, crumb, line) for line in lines if not TABLE_RULE.match(line))
-    return [row for row in rows if row is not None]
+    return _rows(chunks, _table_lines)
+
+
+def _table_lines(body: str) -> list[str]:
+    """The body rows of every Markdown table in `body`, without header rows and rules."""
+    found = []
+    for is_table, block in _blocks(body):
+        if not is_table:
+            continue
+        lines = block.splitlines()
+        if len(lines) > 1 and TABLE_RULE.match(lines[1]):
+            lines = lines[2:]
+        found.extend(line for line in lines if not TABLE_RULE.match(line))
+    return found
 
 
 def is_changelog(source: str) -> bool:
@@ -273,26 +277,27 @@ def item_rows(chunks: list[Document]) -> list[Document]:
     and its vector is about none of them; a question about one change matches
     its own item. Headings, HTML, tables and code are left out.
     """
-    rows: list[Document | None] = []
-    for doc in chunks:
-        crumb, body = split_breadcrumb(doc.page_content)
-        items: list[str] = []
-        fence: str | None = None
-        for line in body.splitlines():
-            in_code, fence = fence is not None, next_fence(line, fence)
-            stripped = line.strip()
-            if in_code or fence is not None or not stripped or stripped.startswith(("#", "<", "|")):
-                items.append("")  # code, a blank line, a heading, HTML or a table ends an item
-                continue
-            item = LIST_ITEM.match(line)
-            if item and not line.startswith("    "):
-                items.append(item.group(1))
-            elif items and items[-1]:
-                items[-1] += " " + stripped  # the item's or paragraph's next line
-            else:
-                items.append(stripped)
-        rows.extend(_row(doc, crumb, item) for item in items)
-    return [row for row in rows if row is not None]
+    return _rows(chunks, _items)
+
+
+def _items(body: str) -> list[str]:
+    """The list items and paragraphs of `body`, each joined across its lines ("" where one ends)."""
+    items: list[str] = []
+    fence: str | None = None
+    for line in body.splitlines():
+        in_code, fence = fence is not None, next_fence(line, fence)
+        stripped = line.strip()
+        if in_code or fence is not None or not stripped or stripped.startswith(("#", "<", "|")):
+            items.append("")  # code, a blank line, a heading, HTML or a table ends an item
+            continue
+        item = LIST_ITEM.match(line)
+        if item and not line.startswith("    "):
+            items.append(item.group(1))
+        elif items and items[-1]:
+            items[-1] += " " + stripped  # the item's or paragraph's next line
+        else:
+            items.append(stripped)
+    return items
 
 
 def row_documents(chunks: list[Document]) -> list[Document]:
@@ -300,6 +305,15 @@ def row_documents(chunks: list[Document]) -> list[Document]:
     if chunks and is_changelog(str(chunks[0].metadata.get("source", ""))):
         return table_rows(chunks) + item_rows(chunks)
     return table_rows(chunks)
+
+
+def _rows(chunks: list[Document], texts: Callable[[str], list[str]]) -> list[Document]:
+    """A row document for each text that `texts` finds in a chunk's body, long enough to match alone."""
+    rows = []
+    for doc in chunks:
+        crumb, body = split_breadcrumb(doc.page_content)
+        rows.extend(row for text in texts(body) if (row := _row(doc, crumb, text)) is not None)
+    return rows
 
 
 def _row(chunk: Document, crumb: str, text: str) -> Document | None:

@@ -487,8 +487,8 @@ class HybridRetriever(BaseRetriever):
         """
         docs, vectors = self.store.documents_and_vectors()
         row_mask = np.asarray([is_row(d) for d in docs], dtype=bool)
-        rows, row_vectors = [d for d in docs if is_row(d)], vectors[row_mask]
-        docs, vectors = [d for d in docs if not is_row(d)], vectors[~row_mask]
+        rows, row_vectors = [d for d, r in zip(docs, row_mask, strict=True) if r], vectors[row_mask]
+        docs, vectors = [d for d, r in zip(docs, row_mask, strict=True) if not r], vectors[~row_mask]
         bm25 = bm25s.BM25()
         crumbs, bodies = (
             zip(*(split_breadcrumb(d.page_content) for d in docs), strict=True) if docs else ((), ())
@@ -610,7 +610,8 @@ class HybridRetriever(BaseRetriever):
     def terms_not_in_docs(self, query: str) -> list[str]:
         """The query's words that the docs never use and that are no English word either.
 
-        A non-empty list makes `search` abstain (unless `abstain_unknown_terms` is off);
+        A non-empty list makes `search` abstain (unless `abstain_unknown_terms` is off, or
+        the rest of the question matches the docs strongly: `UNKNOWN_TERM_MAX_EVIDENCE`);
         the reply can name them: "the docs don't mention captcha".
         """
         index = self._index or self.load()._index
