@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
     retrieval_k: int = 5
     # Abstain below this evidence score: log1p(best BM25 / ln(chunks)) + 0.5 * best cosine.
-    # 0.74 over 8 sets (269 answerable, 74 unanswerable, five written blind): 93 % abstained, 3 false
-    # abstentions (1.1 %, at most 1 per set); 0.72: 91 % and 1 false; 0.78: 95 % but 2.6 % false.
+    # 0.74 over 9 sets (303 answerable, 80 unanswerable, six written blind): 91 % abstained, 3 false
+    # abstentions (1.0 %, at most 1 per set); 0.72: 89 % and 1 false; 0.78: 92.5 % but 2.3 % false.
     # See bench/retrieval.py --calibrate.
     abstain_threshold: float = 0.74
     # abstain when the question names a non-word the docs never use, unless it matches them strongly (>= 1.0)
