@@ -54,8 +54,8 @@ class Settings(BaseSettings):
     lexical_weight: float = 0.25
     title_weight: float = 0.15  # added to a page's chunks when the question names its title ("Video tag")
     # Added to the chunks of the 5 table rows a question matches best, the most for the row that stands
-    # out most: every table row ("canRotate | Show or hide rotation control") is also embedded alone at
-    # ingest. 0 = off, and the next ingest stores no row vectors.
+    # out most: every table row ("canRotate | Show or hide rotation control"), and every item of a release
+    # note, is also embedded alone at ingest. 0 = off, and the next ingest stores no row vectors.
     table_row_weight: float = 0.1
     # Taken off the chunks of the other edition's pages (front matter `tier`) when a question names one:
     # "community edition"/"open source" or "LSE"/"Enterprise". 0 = off.

@@ -80,8 +80,8 @@ def fit_adapter(
 ) -> bool:
     """Train on the (breadcrumb, chunk vector) pairs of the stored chunks; save the map under `index_dir`.
 
-    `stored` and `vectors` are what `DocStore.documents_and_vectors` returns (table
-    rows are skipped). Returns False, and removes any old map, when there are fewer
+    `stored` and `vectors` are what `DocStore.documents_and_vectors` returns (row
+    documents are skipped). Returns False, and removes any old map, when there are fewer
     than `MIN_PAIRS` chunks.
     """
     path = index_dir / ADAPTER_FILE

@@ -224,7 +224,7 @@ def _split_body(body: str, splitter: RecursiveCharacterTextSplitter, table_size:
 MIN_ROW_CHARS = 25  # letters and digits: shorter rows ("| `x` | int |") say too little to be matched alone
 LIST_ITEM = re.compile(r"^\s*(?:[-*+]|\d+[.)])\s+(.*)$")
 CHANGELOG_PATH = re.compile(r"(?i)(?:^|/)(?:release[_-]?notes?|changelog|changes)(?:/|\.md$)")
-ROW_KIND = "row"  # metadata `kind` of a table row's own document (chunks have none)
+ROW_KIND = "row"  # metadata `kind` of a row document: a table row or a release-note item (chunks have none)
 
 
 def split_breadcrumb(text: str) -> tuple[str, str]:
@@ -234,7 +234,7 @@ def split_breadcrumb(text: str) -> tuple[str, str]:
 
 
 def is_row(doc: Document) -> bool:
-    """Whether a stored document is a table row of `table_rows`, not a chunk."""
+    """Whether a stored document is a row of `row_documents` (a table row or a changelog item), not a chunk."""
     return doc.metadata.get("kind") == ROW_KIND
 
 

@@ -19,8 +19,10 @@ A release note titled "Label Studio Enterprise 2.22.0" is named by "2.22.0"
 Every table row is also embedded alone at ingest (`qa.chunking.table_rows`):
 a question about one attribute ("can I switch off the rotate handle?")
 matches its row ("canRotate | Show or hide rotation control") better than
-any chunk. The chunks of the 5 best rows get up to `table_row_weight`, by how
-far each row stands out. Rows are never returned themselves.
+any chunk. Each item of a release note is embedded alone the same way
+(`qa.chunking.item_rows`): one note lists many unrelated changes. The chunks of
+the 5 best rows get up to `table_row_weight`, by how far each row stands out.
+Rows are never returned themselves.
 
 A question that says which edition it is about ("community edition", "open
 source"; "LSE", "Enterprise") takes `edition_weight` off the chunks of pages
@@ -125,7 +127,7 @@ RELEASE_NUMBER = re.compile(r"\d+(?:\.\d+)+")  # a name `versions_named` gave a 
 # A question naming a release gets twice the title weight for its note: the notes' many items
 # (row vectors) otherwise outweigh it ("which helm chart shipped with 2.22.0?" found 2.3.1's new chart).
 RELEASE_NUMBER_FACTOR = 2.0
-ROW_TOP = 5  # table rows whose chunks get a share of `table_row_weight`
+ROW_TOP = 5  # rows (table rows, release-note items) whose chunks get a share of `table_row_weight`
 # An unknown term makes the search abstain only below this evidence: above it the question matches
 # the docs in words and meaning, and the term is a synonym or an acronym they spell out ("SFT").
 # Eight question sets: unanswerable questions with an unknown term scored 0.53-0.96 but one ("an SMB
