@@ -212,3 +212,16 @@ def test_k_and_files_per_passage_limits(retriever_for) -> None:
     result = retriever_for(MAX_CHUNKS_PER_FILE="1").search("export percentages snapshots", k=3)
     assert len(result.documents) <= 3
     assert len(set(sources(result))) == len(sources(result))
+
+
+def test_every_page_shows_its_best_passage_before_any_page_shows_a_second(retriever_for) -> None:
+    # narrow passages, so the long export page offers two that the question matches
+    retriever = retriever_for(RETRIEVAL_CONTEXT_CHARS="400")
+    result = retriever.search("snapshot_retention_days of projects that keep their tasks", k=5)
+    shown = sources(result)
+    assert shown[0] == "guide/export.md" and shown.count("guide/export.md") == 2
+    second = shown.index("guide/export.md", 1)
+    assert len(set(shown[:second])) == second  # one passage per page up to the first repeat
+    assert set(shown[second:]) <= set(shown[:second])  # after it, only second passages
+    scores = [d.metadata["score"] for d in result.documents[:second]]
+    assert scores == sorted(scores, reverse=True)  # pages in the order of their best passage
