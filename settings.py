@@ -66,7 +66,7 @@ class Settings(BaseSettings):
     # Map question vectors with a linear adapter learned at ingest from the docs' own headings
     # (qa/adapter.py; docs sets of 500+ chunks): MRR@5 on the two blind sets +0.02, public hit -1 question.
     query_adapter: bool = True
-    max_chunks_per_file: int = 2  # diversity: at most this many of the k passages from one file
+    max_chunks_per_file: int = 2  # at most this many of the k passages per file; second ones last
     retrieval_context_chars: int = 2400  # each hit is widened to its neighbouring chunks up to this size
     max_question_chars: int = 2000
     llm_max_tokens: int = 512  # cap on the length of one answer, in tokens
