@@ -42,8 +42,8 @@ class Settings(BaseSettings):
     llm_timeout: float = 60.0
     retrieval_k: int = 5
     # Abstain below this evidence score: log1p(best BM25 / ln(chunks)) + 0.5 * best cosine.
-    # 0.74 over 10 sets (337 answerable, 86 unanswerable, seven written blind): 91 % abstained, 4 false
-    # abstentions (1.2 %, at most 1 per set); 0.72: 87 % and 2 false; 0.78: 93 % but 2.4 % false.
+    # 0.74 over 11 sets (371 answerable, 92 unanswerable, eight written blind): 87 % abstained, 6 false
+    # abstentions (1.6 %, at most 2 per set); 0.72: 84 % and 4 false; 0.82: 90 % but 5.4 % false.
     # See bench/retrieval.py --calibrate.
     abstain_threshold: float = 0.74
     # abstain when the question names a non-word the docs never use, unless it matches them strongly (>= 1.0)

@@ -6,7 +6,7 @@
 Both pipelines ingest the same corpus (docs-2026-03 of ../shared's bundle) into fresh temp
 dirs with the same model weights in the same precision (the seed calls them as the article
 does, bench/seed.py), then answer the same questions (default: the public
-set, eval/dev.jsonl and the eight held-out sets bench/holdout*.jsonl). For each question file and for all of them together it prints one
+set, eval/dev.jsonl and the nine held-out sets bench/holdout*.jsonl). For each question file and for all of them together it prints one
 row per pipeline: hit@k, MRR@k, fact recall@k, abstain rate (unanswerable questions),
 false-abstain rate (answerable ones), ingest seconds, retrieval p50/p95 ms (query embedding
 included, first query excluded as warm-up). The metrics are qa.evaluate's.
@@ -51,6 +51,7 @@ DEFAULT_QUESTIONS = [
     ROOT / "bench" / "holdout6.jsonl",
     ROOT / "bench" / "holdout7.jsonl",
     ROOT / "bench" / "holdout8.jsonl",
+    ROOT / "bench" / "holdout9.jsonl",
 ]
 
 
