@@ -84,7 +84,12 @@ def test_ingest_and_the_app_run_on_requirements_txt_alone(docs_repo: Path) -> No
         """
     )
     proc = subprocess.run(
-        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, env=dict(os.environ), timeout=600
+        [sys.executable, "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        timeout=600,
     )
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert summary(proc)["chunks_added"] == 4
