@@ -31,24 +31,30 @@ log = logging.getLogger("app")
 
 
 def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN001
-    """Open the store, the answer chain and the feedback log (no server started here)."""
+    """Open the store, the answer chain and the feedback log (no server started here).
+
+    With nothing ingested yet the chain is None; `AppContext.refresh` opens it once an
+    ingest has run, so the page starts answering without a restart.
+    """
     from qa import llm
 
     store = DocStore(settings.index_dir)
+
+    def open_chain():  # noqa: ANN202 - AnswerChain is imported lazily (torch, the model)
+        from qa.chain import AnswerChain
+        from qa.retrieval import open_retriever
+
+        return AnswerChain(open_retriever(settings), settings=settings)
+
     problem = ""
     docs = IndexState()
-    if chain is None and store.exists():
+    if store.exists():
         try:
-            from qa.chain import AnswerChain
-            from qa.retrieval import open_retriever
-
             docs = store.read_state()
-            chain = AnswerChain(open_retriever(settings), settings=settings)
+            chain = chain if chain is not None else open_chain()
         except Exception as exc:  # shown on the page: the store, the model or a setting is wrong
             log.exception("cannot open the docs index")
             problem = str(exc)
-    elif chain is not None and store.exists():
-        docs = store.read_state()
     feedback_log = FeedbackLog(settings.feedback_db)
     return AppContext(
         settings=settings,
@@ -59,6 +65,8 @@ def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN
         sync=SyncWorker(feedback_log, settings),
         local_model=llm.uses_local_model(settings),
         problem=problem,
+        read_docs=store.read_state,
+        open_chain=open_chain,
     )
 
 
@@ -66,7 +74,7 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
     with gr.Blocks(title="Docs QA") as blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
-                build_chat_tab(ctx)
+                build_chat_tab(ctx, blocks)
             with gr.Tab("Review", id="review"):
                 build_review_tab(ctx)
     return blocks
@@ -89,6 +97,7 @@ def create_app(ctx: AppContext) -> FastAPI:
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, object]:
+        ctx.refresh()
         return {"ok": True, "ingested": ctx.chain is not None, "commit": ctx.docs.commit}
 
     app.include_router(webhook_router(ctx.log, ctx.settings))

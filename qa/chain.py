@@ -43,7 +43,27 @@ log = logging.getLogger(__name__)
 
 CONCAT_CONDENSE = "concat"  # how the standalone question was made when no model was asked
 NO_CONDENSE = "none"
+# Without a model to rewrite it, a question is searched with the previous one glued on only when
+# it points back at the conversation: a pronoun ("can I raise it?"), a continuation ("and for
+# GCS?", "what about Azure?"), or too few words to stand alone. A new topic ("what's the best
+# pizza in Naples?") is searched as asked: glued to the last question, it matched that topic's
+# pages and got an answer about them instead of "the docs don't cover this".
+REFERS_BACK = re.compile(
+    r"\b(?:it|its|they|them|their|these|those|also|too|instead|same|former|latter)\b"
+    r"|\b(?:that|this)\b(?=\s*(?:[?.!,;]|$|one\b))"
+    r"|\b(?:do|does|did|change|set|use|fix|enable|disable|turn|undo|get|make|configure) (?:that|this)\b"
+    r"|^\s*(?:and|but|or|so|then|what about|how about|what if|why not)\b",
+    re.IGNORECASE,
+)
+IDIOMS = re.compile(r"\bis it (?:possible|ok|okay|safe|normal|true|necessary|worth|better)\b", re.IGNORECASE)
+STANDALONE_MIN_WORDS = 4
 FALLBACK_SOURCES = 3  # sources shown when the model cites none
+
+
+def refers_back(question: str) -> bool:
+    """Whether a question needs the conversation to be understood (see `REFERS_BACK`)."""
+    text = IDIOMS.sub(" ", question)
+    return len(question.split()) < STANDALONE_MIN_WORDS or bool(REFERS_BACK.search(text))
 
 
 class QuestionError(ValueError):
@@ -229,7 +249,7 @@ class AnswerChain:
         previous = next((text for role, text in reversed(history) if role == "user"), "")
         concat = f"{previous[:300]} {question}".strip()
         if self.compact:  # tiny models answer the question instead of rewriting it (measured)
-            return concat, CONCAT_CONDENSE
+            return (concat, CONCAT_CONDENSE) if refers_back(question) else (question, NO_CONDENSE)
         raw = self._condense_chain.invoke({"history": format_history(history), "question": question})
         lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
         standalone = (

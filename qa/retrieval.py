@@ -61,6 +61,7 @@ from __future__ import annotations
 import logging
 import math
 import re
+import threading
 import time
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
@@ -479,12 +480,15 @@ class HybridRetriever(BaseRetriever):
     abstain_unstated_prices: bool = True
     query_adapter: bool = True
     _index: _Index | None = PrivateAttr(default=None)
+    _loaded_state: tuple[int, ...] = PrivateAttr(default=())  # the store's state file at the last load
+    _reload_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def load(self) -> HybridRetriever:
         """Read every chunk and its vector from Chroma and build the lexical index (~1 s for 6k chunks).
 
-        Call it again after an ingest to see the new chunks.
+        `search` calls it again by itself once an ingest has finished (see `follow_ingest`).
         """
+        self._loaded_state = self._state_stamp()
         docs, vectors = self.store.documents_and_vectors()
         row_mask = np.asarray([is_row(d) for d in docs], dtype=bool)
         rows, row_vectors = [d for d, r in zip(docs, row_mask, strict=True) if r], vectors[row_mask]
@@ -531,9 +535,36 @@ class HybridRetriever(BaseRetriever):
     def size(self) -> int:
         return len(self._index.docs) if self._index else 0
 
+    def _state_stamp(self) -> tuple[int, ...]:
+        """Which state file is there: ingest replaces it (a new inode) when it finishes."""
+        try:
+            st = self.store.state_path.stat()
+        except OSError:
+            return ()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+    def follow_ingest(self) -> bool:
+        """Reload if an ingest has finished since the last load; True if it did.
+
+        Ingest writes the store's state file last, atomically, so a changed file means
+        a complete new index: a running app answers from it from the next question on,
+        without a restart (one stat per question; the reload takes ~1 s). An index
+        rebuilt with another embedding model raises StoreError instead of mixing them.
+        """
+        if self._index is None or self._state_stamp() == self._loaded_state:
+            return False
+        with self._reload_lock:
+            if self._state_stamp() == self._loaded_state:  # another request reloaded meanwhile
+                return False
+            self.store.check_model(self.embeddings)
+            log.info("the docs index changed on disk: reloading it")
+            self.load()
+        return True
+
     def search(self, query: str, k: int | None = None) -> RetrievalResult:
         """Top-k passages for `query` (hits widened to their neighbours), and whether to abstain."""
         k = k or self.k
+        self.follow_ingest()
         index = self._index or self.load()._index
         started = time.perf_counter()
         docs, vectors, bm25 = index.docs, index.vectors, index.bm25

@@ -43,6 +43,13 @@ def empty_markdown(ctx: AppContext) -> str:
     )
 
 
+def _is_error(value: object) -> bool:
+    """Whether a chat message is one of the "⚠️ …" errors `respond` shows instead of an answer."""
+    parts = value if isinstance(value, list) else [value]
+    text = "".join(p.get("value", p.get("text", "")) if isinstance(p, dict) else str(p) for p in parts)
+    return text.lstrip().startswith("⚠️")
+
+
 def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
     history: list[tuple[str, str]] = []
     for turn in turns:
@@ -50,45 +57,62 @@ def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
     return history
 
 
-def build_chat_tab(ctx: AppContext) -> None:
-    """Render the chat inside the current Blocks/Tab context."""
-    gr.Markdown(header_markdown(ctx), elem_id="chat-header")
-    if ctx.chain is None:
-        gr.Markdown(empty_markdown(ctx), elem_id="chat-empty")
-        return
-    chain, settings, feedback_log = ctx.chain, ctx.settings, ctx.log
+def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
+    """Render the chat inside the current Blocks/Tab context.
 
+    The header and the "nothing ingested" notice are worked out on every page load
+    (`AppContext.refresh`): after `python ingest.py`, reloading the page is enough.
+    """
+    settings, feedback_log = ctx.settings, ctx.log
+
+    def on_load():
+        ctx.refresh()
+        ready = ctx.chain is not None
+        return (
+            header_markdown(ctx),
+            gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
+            gr.update(visible=ready),
+        )
+
+    header = gr.Markdown(header_markdown(ctx), elem_id="chat-header")
+    notice = gr.Markdown(
+        "" if ctx.chain is not None else empty_markdown(ctx), visible=ctx.chain is None, elem_id="chat-empty"
+    )
     turns = gr.State([])  # [{"question", "answer", "exchange_id"}], for follow-ups
     ids = gr.State({})  # chatbot message index -> exchange id, for the thumbs
     rated = gr.State("")  # exchange id waiting for an optional comment
+    pending: dict[tuple[str, int], bool] = {}  # (session, message) -> a thumb clicked while it streamed
 
-    chatbot = gr.Chatbot(
-        label="Conversation",
-        elem_id="chatbot",
-        height=520,
-        allow_tags=False,
-        sanitize_html=True,
-        feedback_options=("Like", "Dislike"),
-        placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
-    )
-    with gr.Row():
-        question = gr.Textbox(
-            label="Your question",
-            placeholder="e.g. How do I stop Label Studio from opening a browser tab on start?",
-            lines=1,  # Enter sends; long questions still wrap
-            max_lines=8,
-            scale=8,
-            elem_id="question",
+    with gr.Column(visible=ctx.chain is not None) as chat_area:
+        chatbot = gr.Chatbot(
+            label="Conversation",
+            elem_id="chatbot",
+            height=520,
+            allow_tags=False,
+            sanitize_html=True,
+            feedback_options=("Like", "Dislike"),
+            placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
         )
-        ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-    with gr.Row(visible=False, elem_id="comment-row") as comment_row:
-        comment = gr.Textbox(
-            label="Thanks! Anything to add? (optional: what was wrong or missing)",
-            lines=2,
-            scale=8,
-            elem_id="comment",
-        )
-        send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
+        with gr.Row():
+            question = gr.Textbox(
+                label="Your question",
+                placeholder="e.g. How do I stop Label Studio from opening a browser tab on start?",
+                lines=1,  # Enter sends; long questions still wrap
+                max_lines=8,
+                scale=8,
+                elem_id="question",
+            )
+            ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+        with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+            comment = gr.Textbox(
+                label="Thanks! Anything to add? (optional: what was wrong or missing)",
+                lines=2,
+                scale=8,
+                elem_id="comment",
+            )
+            send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
+        clear = gr.Button("New conversation", size="sm")
+    blocks.load(on_load, None, [header, notice, chat_area], api_visibility="private")
 
     def sync_line() -> str:
         if ctx.sync is None:
@@ -96,7 +120,6 @@ def build_chat_tab(ctx: AppContext) -> None:
         return f"<small>{safe_markdown(ctx.sync.status().message)}</small>"
 
     status = gr.Markdown(sync_line, elem_id="feedback-status")
-    clear = gr.Button("New conversation", size="sm")
 
     def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
         try:
@@ -105,8 +128,15 @@ def build_chat_tab(ctx: AppContext) -> None:
             gr.Warning(str(exc))
             yield message, history, turns_, ids_  # keep what was typed
             return
+        ctx.refresh()
+        chain = ctx.chain
+        if chain is None:
+            gr.Warning("Nothing is ingested yet: run `python ingest.py`, then ask again.")
+            yield message, history, turns_, ids_
+            return
         history = [*history, {"role": "user", "content": safe_markdown(text)}]
         history.append({"role": "assistant", "content": "…"})
+        session = request.session_hash if request else ""
         yield "", history, turns_, ids_
         shown = ""
         try:
@@ -124,7 +154,7 @@ def build_chat_tab(ctx: AppContext) -> None:
                 exchange_id = feedback_log.record_exchange(
                     question=text,
                     answer=answer.text,
-                    session=request.session_hash if request else "",
+                    session=session,
                     standalone_question=answer.standalone_question,
                     retrieved=[s.as_dict() for s in answer.sources],
                     cited=[s.as_dict() for s in answer.cited],
@@ -134,6 +164,9 @@ def build_chat_tab(ctx: AppContext) -> None:
                     latency_ms=answer.total_ms,
                 )
                 ids_ = {**ids_, str(len(history) - 1): exchange_id}
+                liked = pending.pop((session, len(history) - 1), None)
+                if liked is not None:  # thumbed while it streamed: the rating counts now
+                    feedback_log.rate(exchange_id, "good" if liked else "bad")
                 turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
                 yield "", history, turns_, ids_
         except AnswerError as exc:
@@ -147,11 +180,15 @@ def build_chat_tab(ctx: AppContext) -> None:
             }
             yield "", history, turns_, ids_
 
-    def on_like(ids_: dict, data: gr.LikeData):
+    def on_like(ids_: dict, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
         exchange_id = ids_.get(str(index))
         if not exchange_id:
-            gr.Info("Only answers can be rated (this one was an error message).")
+            if _is_error(data.value):
+                gr.Info("Only answers can be rated (this one was an error message).")
+            elif data.liked in (True, False):  # still streaming: rated as soon as it is complete
+                pending[(request.session_hash if request else "", int(index))] = bool(data.liked)
+                gr.Info("Thanks! Your rating is saved as soon as the answer is complete.")
             return gr.update(visible=False), ""
         if data.liked not in (True, False):
             return gr.update(), exchange_id  # a thumb taken back: the last rating stands
@@ -176,5 +213,9 @@ def build_chat_tab(ctx: AppContext) -> None:
         None,
         [chatbot, turns, ids, comment_row],
         api_visibility="private",
+    )
+    # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
+    chatbot.clear(
+        lambda: ([], {}, gr.update(visible=False)), None, [turns, ids, comment_row], api_name="clear"
     )
     gr.Timer(5.0).tick(sync_line, None, status, api_visibility="private")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -11,6 +13,8 @@ if TYPE_CHECKING:
     from qa.chain import AnswerChain
     from qa.store import IndexState
     from settings import Settings
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -23,3 +27,25 @@ class AppContext:
     sync: SyncWorker | None = None
     local_model: bool = False
     problem: str = ""  # why `chain` is None, in words a person can act on
+    read_docs: Callable[[], IndexState] | None = None  # the index's state as it is on disk now
+    open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
+
+    def refresh(self) -> None:
+        """Catch up with an ingest that finished after the app started.
+
+        The header and the commit logged with each answer follow the index on disk
+        (the retriever reloads it by itself), and an app started before anything was
+        ingested starts answering without a restart. Cheap: one small JSON read.
+        """
+        if self.read_docs is not None:
+            try:
+                self.docs = self.read_docs()
+            except Exception:  # an unreadable state file: keep what we had, the chain says why
+                log.warning("cannot read the docs index state", exc_info=True)
+        if self.chain is None and self.open_chain is not None and self.docs.commit:
+            try:
+                self.chain = self.open_chain()
+                self.problem = ""
+            except Exception as exc:
+                log.exception("cannot open the docs index")
+                self.problem = str(exc)

@@ -137,6 +137,42 @@ def test_compact_style_condenses_without_the_model(retriever: KeywordRetriever, 
     assert [s.source for s in answer.cited] == ["docs/webhooks.md"]  # the chunk the extract came from
 
 
+@pytest.mark.parametrize(
+    ("question", "searched"),
+    [
+        ("What's the best pizza in Naples?", "What's the best pizza in Naples?"),
+        ("Is it possible to disable usage statistics?", "Is it possible to disable usage statistics?"),
+        ("and for the port?", "webhook timeout and for the port?"),
+        (
+            "how do I do that from the command line?",
+            "webhook timeout how do I do that from the command line?",
+        ),
+    ],
+)
+def test_compact_style_glues_the_previous_question_only_to_a_follow_up(
+    retriever: KeywordRetriever, settings: Settings, question: str, searched: str
+) -> None:
+    chain = AnswerChain(retriever, fake_chat("Set WEBHOOK_TIMEOUT."), settings, compact=True)
+
+    answer = chain.answer(question, [("user", "webhook timeout"), ("assistant", "1 second")])
+
+    assert answer.standalone_question == searched
+    assert answer.condense == ("concat" if searched != question else "none")
+
+
+def test_a_new_topic_after_a_covered_one_still_abstains(
+    retriever: KeywordRetriever, settings: Settings
+) -> None:
+    llm = fake_chat("Set WEBHOOK_TIMEOUT.")
+    chain = AnswerChain(retriever, llm, settings, compact=True)
+
+    answer = chain.answer(
+        "what's the best pizza recipe?", [("user", "webhook timeout"), ("assistant", "1 s")]
+    )
+
+    assert answer.abstained and not llm.prompts
+
+
 def test_abstain_replies_without_calling_the_model(retriever: KeywordRetriever, settings: Settings) -> None:
     llm = fake_chat()  # any call would fail: it has no reply to give
     chain = AnswerChain(retriever, llm, settings, compact=False)

@@ -7,9 +7,10 @@ the client's session: one Client is one browser tab.
 from __future__ import annotations
 
 import concurrent.futures
+import json
 import urllib.request
 
-from appkit import ANSWER, WEB
+from appkit import ANSWER, WEB, add_page, fake_llm, free_port, make_docs_repo, serve
 from gradio_client import Client
 
 
@@ -88,3 +89,55 @@ def test_healthz_and_empty_store_screen(running_app, tmp_path, monkeypatch) -> N
     ctx = build_context(get_settings())
     assert ctx.chain is None
     assert "python ingest.py" in empty_markdown(ctx)
+
+
+def test_the_chatbots_trash_icon_forgets_the_conversation(running_app) -> None:
+    client = Client(running_app.url, verbose=False)
+    client.predict("how do I start without opening a browser?", [], api_name="/ask")
+    client.predict(api_name="/clear")  # what the trash icon above the chat does
+    client.predict("and on another port?", [], api_name="/ask")
+    follow_up = running_app.ctx.log.recent(1)[0]
+    assert follow_up.standalone_question == "and on another port?"  # no earlier question glued on
+
+
+def healthz(url: str) -> dict:
+    with urllib.request.urlopen(url + "/healthz") as resp:
+        return json.loads(resp.read())
+
+
+def test_an_app_started_before_ingest_answers_after_it_without_a_restart(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DOCS_WEB_BASE", WEB)
+    from app import build_context
+    from ingest import run_ingest
+    from qa.chain import AnswerChain
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    settings = get_settings(port=free_port())
+    ctx = build_context(settings)
+    assert ctx.chain is None
+    ctx.open_chain = lambda: AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
+    repo = make_docs_repo(tmp_path / "docs")
+    with serve(ctx) as url:
+        client = Client(url, verbose=False)
+        question = "how do I start without opening a browser tab?"
+        assert client.predict(question, [], api_name="/ask") == (question, [])  # nothing to search yet
+        assert healthz(url)["ingested"] is False
+
+        first = run_ingest(settings, repo=str(repo), progress=False)  # beside the running app
+        _, history = client.predict(question, [], api_name="/ask")
+        assert "guide/start.md" in text_of(history[-1])
+        assert healthz(url) == {"ok": True, "ingested": True, "commit": first.commit}
+
+        add_page(
+            repo,
+            "guide/palette.md",
+            "---\ntitle: Command palette\n---\n\nPress Ctrl+K to open the command palette.\n",
+        )
+        second = run_ingest(settings, repo=str(repo), progress=False)
+        _, history = Client(url, verbose=False).predict(
+            "how do I open the command palette?", [], api_name="/ask"
+        )
+        assert "guide/palette.md" in text_of(history[-1])
+        assert ctx.log.recent(1)[0].docs_commit == second.commit != first.commit

@@ -16,6 +16,7 @@ from gitrepo import ROOT, commit, git, page, summary, write
 from ingest import IngestError, run_ingest
 from qa.adapter import ADAPTER_FILE
 from qa.repo import RepoError
+from qa.retrieval import open_retriever
 from qa.store import DocStore, StoreError
 from settings import get_settings
 
@@ -105,6 +106,18 @@ def test_github_links_point_at_the_commit_and_anchor() -> None:
         doc.metadata["url"] == "https://github.com/HumanSignal/label-studio/blob/abc123/docs/start.md#run-it"
     )
     assert github_web_base("/srv/docs.bundle") == ""
+
+
+def test_a_running_retriever_answers_from_a_new_ingest_without_a_restart(docs_repo: Path) -> None:
+    ingest(docs_repo, "v1")
+    retriever = open_retriever(get_settings())  # what the running app holds
+    question = "what is the SUPPORT_REPORT_DELIVERY_URL setting?"
+    assert "e.md" not in [d.metadata["source"] for d in retriever.search(question).documents]
+
+    ingest(docs_repo, "v2")  # another process, in real life: `python ingest.py` beside the app
+
+    assert retriever.search(question).documents[0].metadata["source"] == "e.md"
+    assert not retriever.follow_ingest()  # nothing new since: no reload
 
 
 def test_glob_selects_files(docs_repo: Path, run_ingest_cli) -> None:
