@@ -18,10 +18,11 @@ from contextlib import asynccontextmanager
 import gradio as gr
 from fastapi import FastAPI
 
+from feedback.config import with_local_label_studio
 from feedback.log import FeedbackLog
 from feedback.sync import SyncWorker
 from feedback.webhook import webhook_router
-from qa.store import DocStore, IndexState
+from qa.store import DocStore, IndexState, is_store_failure, store_failure_message
 from settings import Settings, get_settings
 from ui.chat import build_chat_tab
 from ui.context import AppContext
@@ -52,9 +53,11 @@ def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN
         try:
             docs = store.read_state()
             chain = chain if chain is not None else open_chain()
-        except Exception as exc:  # shown on the page: the store, the model or a setting is wrong
+        except BaseException as exc:  # shown on the page: the store, the model or a setting is wrong
+            if not isinstance(exc, Exception) and not is_store_failure(exc):
+                raise
             log.exception("cannot open the docs index")
-            problem = str(exc)
+            problem = store_failure_message(settings.index_dir, exc) if is_store_failure(exc) else str(exc)
     feedback_log = FeedbackLog(settings.feedback_db)
     return AppContext(
         settings=settings,
@@ -113,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-    settings = get_settings(**overrides)
+    settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any
 
     import uvicorn
 

@@ -33,7 +33,7 @@ from qa.adapter import ADAPTER_FILE, fit_adapter
 from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_documents
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
-from qa.store import DocStore, IndexState, StoreError, chunk_key
+from qa.store import DocStore, IndexState, StoreError, chunk_key, is_store_failure, store_failure_message
 from settings import Settings, get_settings
 
 log = logging.getLogger("ingest")
@@ -189,14 +189,16 @@ def run_ingest(
     summary.files_unchanged = sum(1 for p, b in new_files.items() if old_files.get(p) == b)
 
     record_manager = store.record_manager()
-    bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr)
+    # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
+    bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
     vectorstore = store.vectorstore(_CountingEmbeddings(embeddings, bar))
     docs, skipped = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
     summary.files_skipped = len(skipped)
     doc_keys = [chunk_key(d) for d in docs]
     keys = list(dict.fromkeys(doc_keys))
     bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)
-    bar.refresh()
+    if bar.total:
+        bar.refresh()
     try:
         result = index(
             docs,
@@ -258,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: the index is consistent; re-run `python ingest.py` to finish.", file=sys.stderr)
         return 130
+    except BaseException as exc:  # Chroma's Rust core panics on a damaged file: not an Exception
+        if not is_store_failure(exc):
+            raise
+        print(f"error: {store_failure_message(settings.index_dir, exc)}", file=sys.stderr)
+        return 2
     if args.json:
         print(json.dumps(asdict(summary)))
     else:

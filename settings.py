@@ -94,6 +94,7 @@ class Settings(BaseSettings):
     label_studio_url: str = ""
     label_studio_api_key: str = ""
     label_studio_project: str = "Docs QA feedback"
+    label_studio_port: int = 8080  # the local Label Studio of scripts/labelstudio.sh (`make run`)
     label_studio_timeout: float = 10.0
     webhook_secret: str = ""
     sync_interval: float = 5.0

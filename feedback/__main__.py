@@ -19,7 +19,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from feedback.config import label_studio_configured
+from feedback.config import label_studio_configured, with_local_label_studio
 from feedback.export import FORMATS, export
 from feedback.log import AccuracyRow, FeedbackLog, SyncStatus
 from settings import get_settings
@@ -77,7 +77,7 @@ def print_status(console: Console, status: SyncStatus) -> None:
 def cmd_sync(args: argparse.Namespace, console: Console) -> int:
     from feedback.sync import SyncWorker  # loads the Label Studio SDK: only here
 
-    settings = get_settings()
+    settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
         worker = SyncWorker(feedback_log, settings)
         if not worker.configured:
@@ -101,7 +101,7 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
-    settings = get_settings()
+    settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
         status = feedback_log.sync_status(configured=label_studio_configured(settings))
         if args.json:
@@ -118,7 +118,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
-    settings = get_settings()
+    settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
         groups = args.by or list(GROUPS)
         result = {by: feedback_log.accuracy(by, since=args.since) for by in groups}
@@ -136,7 +136,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 
 
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
-    settings = get_settings()
+    settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
         if args.output:
             path = Path(args.output)

@@ -10,6 +10,34 @@ from settings import Settings
 
 WEBHOOK_PATH = "/webhooks/label-studio"
 SECRET_FILE = "webhook_secret"
+LOCAL_CREDENTIALS = Path("labelstudio") / "credentials"  # under DATA_DIR, written by scripts/labelstudio.sh
+
+
+def with_local_label_studio(settings: Settings) -> Settings:
+    """`settings`, pointed at the local Label Studio of `make run` when LABEL_STUDIO_URL is empty.
+
+    scripts/labelstudio.sh runs it on 127.0.0.1:LABEL_STUDIO_PORT with its data under
+    DATA_DIR and saves the admin's token there on its first start; `make run` hands
+    both to the app. `python -m feedback` and a bare `python app.py` find it the same
+    way, instead of saying "not configured" beside a running Label Studio. Without
+    that file (no local Label Studio was ever started) nothing changes.
+    """
+    if settings.label_studio_url.strip():
+        return settings
+    try:
+        lines = (Path(settings.data_dir) / LOCAL_CREDENTIALS).read_text().splitlines()
+    except OSError:
+        return settings
+    saved = dict(line.split("=", 1) for line in lines if "=" in line)
+    token = settings.label_studio_api_key.strip() or saved.get("LABEL_STUDIO_USER_TOKEN", "").strip()
+    if not token:
+        return settings
+    return settings.model_copy(
+        update={
+            "label_studio_url": f"http://127.0.0.1:{settings.label_studio_port}",
+            "label_studio_api_key": token,
+        }
+    )
 
 
 def label_studio_configured(settings: Settings) -> bool:

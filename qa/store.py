@@ -45,6 +45,23 @@ class IndexState:
     updated_at: str = ""
 
 
+def is_store_failure(exc: BaseException) -> bool:
+    """Chroma's errors, and the panics of its Rust core on a damaged file (a BaseException, not an Exception)."""
+    from chromadb.errors import ChromaError
+
+    return isinstance(exc, ChromaError) or type(exc).__name__ == "PanicException"
+
+
+def store_failure_message(index_dir: Path, exc: BaseException) -> str:
+    """What to tell the user when Chroma cannot use the store: it is damaged, and how to rebuild it."""
+    said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+    return (
+        f"The docs index in {index_dir} is damaged (Chroma: {said[:200]}). An ingest killed while "
+        "writing can leave it so: run `python ingest.py --reset` to rebuild it (the feedback log "
+        "and Label Studio are not touched)."
+    )
+
+
 def chunk_key(doc: Document) -> str:
     """The record-manager key: the chunk's text and stable metadata."""
     stable = {k: v for k, v in sorted(doc.metadata.items()) if k not in VOLATILE_KEYS}

@@ -110,3 +110,25 @@ def test_sync_and_status_against_label_studio(
     assert "all 3 rated answer(s) delivered" in status.stdout
     assert f"{label_studio.url}/projects/" in status.stdout
     assert run(["sync"], tmp_path, **env).stdout.count("0 task(s) created") == 1  # nothing sent twice
+
+
+def test_the_cli_finds_the_local_label_studio_that_make_run_started(
+    label_studio: LabelStudioServer, tmp_path: Path
+) -> None:
+    """`make run` hands URL and token to the app only; the CLI finds them under DATA_DIR itself."""
+    data = label_studio.data_dir  # where scripts/labelstudio.sh saved the admin's token
+    with FeedbackLog(data / "feedback.sqlite") as log:
+        seed(log)
+    env = {
+        "DATA_DIR": str(data),
+        "LABEL_STUDIO_PORT": str(label_studio.port),
+        "LABEL_STUDIO_PROJECT": f"Docs QA local {os.getpid()}",
+        "PUBLIC_URL": "http://127.0.0.1:9",
+    }
+
+    sync = run(["sync"], tmp_path, **env)
+
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert f"Label Studio {label_studio.url}" in sync.stdout and "3 task(s) created" in sync.stdout
+    elsewhere = run(["sync"], tmp_path, **{**env, "DATA_DIR": str(tmp_path / "fresh")})
+    assert "not configured" in elsewhere.stdout  # no local Label Studio was ever started there

@@ -120,6 +120,22 @@ def test_a_running_retriever_answers_from_a_new_ingest_without_a_restart(docs_re
     assert not retriever.follow_ingest()  # nothing new since: no reload
 
 
+def test_a_damaged_store_says_so_and_reset_rebuilds_it(docs_repo: Path, run_ingest_cli) -> None:
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+    chroma = get_settings().index_dir / "chroma"
+    for path in chroma.rglob("*"):  # what a crash mid-write can leave behind
+        if path.is_file():
+            path.write_bytes(b"\0garbage" * 512)
+
+    broken = run_ingest_cli("--repo", str(docs_repo), "--ref", "v2")
+
+    assert broken.returncode == 2
+    assert "is damaged" in broken.stderr and "python ingest.py --reset" in broken.stderr
+    assert "Traceback" not in broken.stderr
+    rebuilt = summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v2", "--reset"))
+    assert rebuilt["chunks_added"] == 4 and stored_sources() == ["a.md", "b2.md", "e.md", "guide/d.md"]
+
+
 def test_glob_selects_files(docs_repo: Path, run_ingest_cli) -> None:
     result = ingest(docs_repo, "v1", globs=["guide/**/*.md"])
     assert result["files_added"] == 1
