@@ -88,19 +88,23 @@ def sparse_patterns(globs: list[str]) -> list[str]:
 
 
 def _clone(url: str, dest: Path) -> None:
-    if dest.exists():
-        shutil.rmtree(dest)
+    """Clone `url` beside `dest`, then swap it in: a bad URL leaves the previous clone as it was."""
     dest.parent.mkdir(parents=True, exist_ok=True)
+    fresh = dest.with_name(dest.name + ".new")
+    shutil.rmtree(fresh, ignore_errors=True)  # a clone a kill left half-made
     args = ["clone", "--no-checkout", "--quiet"]
     if is_remote(url):
         args += ["--depth", "1", "--filter=blob:none"]
-    proc = _git(*args, url, str(dest), check=False)
+    proc = _git(*args, url, str(fresh), check=False)
     if proc.returncode != 0:
-        shutil.rmtree(dest, ignore_errors=True)
+        shutil.rmtree(fresh, ignore_errors=True)
         raise RepoError(
             f"Could not clone the docs repo {url!r}: {_last_line(proc.stderr)}. "
             "Check the URL or path (--repo / DOCS_REPO) and your network."
         )
+    if dest.exists():
+        shutil.rmtree(dest)
+    fresh.rename(dest)
 
 
 def _current_origin(dest: Path) -> str | None:

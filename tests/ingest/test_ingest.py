@@ -152,6 +152,19 @@ def test_bad_repo_url_is_a_clear_error(tmp_path: Path, run_ingest_cli) -> None:
     assert proc.stdout == ""
 
 
+def test_a_bad_repo_keeps_the_previous_clone_and_index(docs_repo: Path, run_ingest_cli) -> None:
+    before = summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+    clone = get_settings().repo_dir
+    assert (clone / ".git").is_dir()
+
+    bad = run_ingest_cli("--repo", str(docs_repo.parent))  # exists, but is no git repo
+
+    assert bad.returncode == 2 and "Could not clone" in bad.stderr
+    assert (clone / ".git").is_dir()  # a clone of a big remote is not thrown away for a typo
+    again = summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+    assert (again["files_unchanged"], again["commit"]) == (4, before["commit"])
+
+
 def test_unknown_ref_is_a_clear_error(docs_repo: Path) -> None:
     with pytest.raises(RepoError, match="'no-such-tag' was not found"):
         ingest(docs_repo, "no-such-tag")
