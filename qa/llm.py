@@ -29,6 +29,14 @@ log = logging.getLogger(__name__)
 
 Backend = Literal["openai", "compatible", "local"]
 LOCAL_API_KEY = "local-no-key"  # the local server checks no key, but the client wants one
+# The tiny local model loops ("create a bucket with -B" six times) and, done answering, writes the
+# next "Question:" of its prompt's layout. Measured on 20 public and 20 dev questions with their
+# answer_facts (the share found in the answer text): stop sequences alone end the leaks (3 of 20);
+# penalties on repeated tokens also cut the looping answers from 15 to 5 and 4 of 20 and raise
+# the facts from 0.12 to 0.26 (public) and 0.07 to 0.17 (dev); answers are half as long and fast.
+LOCAL_STOP = ["\nQuestion:", "Question:", "\nContext:"]
+LOCAL_FREQUENCY_PENALTY = 0.5
+LOCAL_PRESENCE_PENALTY = 0.5
 
 
 def backend(settings: Settings) -> Backend:
@@ -96,6 +104,12 @@ def make_chat_model(settings: Settings, **overrides: object) -> ChatOpenAI:
         "temperature": settings.llm_temperature,
         "max_tokens": settings.local_llm_max_tokens if local else settings.llm_max_tokens,
     }
+    if local:
+        options.update(
+            stop=LOCAL_STOP,
+            frequency_penalty=LOCAL_FREQUENCY_PENALTY,
+            presence_penalty=LOCAL_PRESENCE_PENALTY,
+        )
     options.update(overrides)
     return ChatOpenAI(**options)  # type: ignore[arg-type]
 

@@ -179,6 +179,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 "content": "⚠️ Something went wrong while answering; the server log has the details.",
             }
             yield "", history, turns_, ids_
+        finally:
+            pending.pop((session, len(history) - 1), None)  # an error message is not rated
 
     def on_like(ids_: dict, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index

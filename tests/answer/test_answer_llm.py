@@ -39,6 +39,28 @@ def test_backend_follows_the_settings(settings_for: Callable[..., Settings]) -> 
     assert model_label(ollama) == "qwen2.5:3b at 127.0.0.1:11434"
 
 
+def test_the_local_model_is_asked_to_stop_at_its_prompts_labels_and_not_to_repeat(
+    openai_server: FakeOpenAIServer, settings_for: Callable[..., Settings]
+) -> None:
+    openai_server.body = {
+        "id": "x",
+        "object": "chat.completion",
+        "created": 0,
+        "model": "m",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
+    }
+    port = int(openai_server.url.rsplit(":", 1)[1].split("/")[0])
+    local = settings_for(local_llm_port=port)  # where the local backend expects its server
+    make_chat_model(local, streaming=False).invoke("hi")
+    sent = openai_server.requests[-1]["json"]
+    assert "Question:" in sent["stop"] and sent["frequency_penalty"] > 0 and sent["presence_penalty"] > 0
+
+    ollama = settings_for(openai_base_url=openai_server.url, openai_model="llama3.1")
+    make_chat_model(ollama, streaming=False).invoke("hi")
+    sent = openai_server.requests[-1]["json"]
+    assert "stop" not in sent and "frequency_penalty" not in sent  # a real model gets the defaults
+
+
 # --- the real local model -------------------------------------------------------------------
 
 
