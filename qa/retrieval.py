@@ -79,7 +79,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from qa.adapter import load_adapter
 from qa.chunking import is_row, split_breadcrumb
-from qa.store import DocStore
+from qa.store import DocStore, is_store_failure
 from qa.types import RetrievalResult
 
 if TYPE_CHECKING:
@@ -548,17 +548,25 @@ class HybridRetriever(BaseRetriever):
 
         Ingest writes the store's state file last, atomically, so a changed file means
         a complete new index: a running app answers from it from the next question on,
-        without a restart (one stat per question; the reload takes ~1 s). An index
-        rebuilt with another embedding model raises StoreError instead of mixing them.
+        without a restart (one stat per question; the reload takes ~1 s). If the new
+        index can't be used (rebuilt with another embedding model, damaged), the old one
+        keeps answering and the log says why; a restart shows the problem on the page.
         """
         if self._index is None or self._state_stamp() == self._loaded_state:
             return False
         with self._reload_lock:
             if self._state_stamp() == self._loaded_state:  # another request reloaded meanwhile
                 return False
-            self.store.check_model(self.embeddings)
             log.info("the docs index changed on disk: reloading it")
-            self.load()
+            try:
+                self.store.check_model(self.embeddings)
+                self.load()  # marks this state file as seen first: a failure is not retried per question
+            except BaseException as exc:  # Chroma's Rust core panics on a damaged file
+                if not isinstance(exc, Exception) and not is_store_failure(exc):
+                    raise
+                self._loaded_state = self._state_stamp()
+                log.exception("the new docs index can't be used; still answering from the one loaded before")
+                return False
         return True
 
     def search(self, query: str, k: int | None = None) -> RetrievalResult:

@@ -120,6 +120,20 @@ def test_a_running_retriever_answers_from_a_new_ingest_without_a_restart(docs_re
     assert not retriever.follow_ingest()  # nothing new since: no reload
 
 
+def test_a_running_retriever_keeps_answering_when_the_new_index_cannot_be_used(docs_repo: Path) -> None:
+    ingest(docs_repo, "v1")
+    retriever = open_retriever(get_settings())
+    store = DocStore(get_settings().index_dir)
+    state = store.read_state()
+    state.embedding_model = "openai:text-embedding-3-small"  # as `--reset` with EMBEDDINGS=openai leaves it
+    store.write_state(state)
+
+    result = retriever.search("how do I start the server with the --no-browser flag?")
+
+    assert result.documents[0].metadata["source"] == "a.md"  # the index it had, not an error
+    assert not retriever.follow_ingest()  # and it does not retry on every question
+
+
 def test_a_damaged_store_says_so_and_reset_rebuilds_it(docs_repo: Path, run_ingest_cli) -> None:
     summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
     chroma = get_settings().index_dir / "chroma"
