@@ -187,6 +187,13 @@ def run_ingest(
     summary.files_deleted = sum(1 for p in old_files if p not in new_files)
     summary.files_changed = sum(1 for p, b in new_files.items() if p in old_files and old_files[p] != b)
     summary.files_unchanged = sum(1 for p, b in new_files.items() if old_files.get(p) == b)
+    if same_repo and old.globs and old.globs != globs and summary.files_deleted:
+        log.warning(
+            "the file selection changed from %s to %s: %d file(s) outside it leave the index",
+            " ".join(old.globs),
+            " ".join(globs),
+            summary.files_deleted,
+        )
 
     record_manager = store.record_manager()
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
@@ -234,6 +241,7 @@ def run_ingest(
             files=state_files,
             chunks=len({key for key, d in zip(doc_keys, docs, strict=True) if not is_row(d)}),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            globs=list(globs),
         )
     )
     summary.seconds = round(time.perf_counter() - started, 2)

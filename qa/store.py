@@ -43,6 +43,7 @@ class IndexState:
     files: dict[str, str] = field(default_factory=dict)  # path -> git blob sha
     chunks: int = 0
     updated_at: str = ""
+    globs: list[str] = field(default_factory=list)  # the file selection it was built from
 
 
 def is_store_failure(exc: BaseException) -> bool:

@@ -156,6 +156,17 @@ def test_glob_selects_files(docs_repo: Path, run_ingest_cli) -> None:
     assert stored_sources() == ["guide/d.md"]
 
 
+def test_a_narrower_glob_says_what_leaves_the_index(docs_repo: Path, run_ingest_cli) -> None:
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+
+    narrower = run_ingest_cli("--repo", str(docs_repo), "--ref", "v1", "--glob", "guide/**/*.md")
+
+    assert summary(narrower)["files_deleted"] == 3 and stored_sources() == ["guide/d.md"]
+    assert "selection changed from **/*.md to guide/**/*.md: 3 file(s) outside it leave" in narrower.stderr
+    again = run_ingest_cli("--repo", str(docs_repo), "--ref", "v1", "--glob", "guide/**/*.md")
+    assert "selection changed" not in again.stderr
+
+
 def test_bad_repo_url_is_a_clear_error(tmp_path: Path, run_ingest_cli) -> None:
     proc = run_ingest_cli("--repo", str(tmp_path / "no-such-repo"))
     assert proc.returncode == 2
