@@ -82,3 +82,14 @@ def serve(ctx) -> Iterator[str]:  # noqa: ANN001
 
 def fake_llm() -> GenericFakeChatModel:
     return GenericFakeChatModel(messages=itertools.cycle([AIMessage(ANSWER)]))
+
+
+class SlowFakeChat(GenericFakeChatModel):
+    """The fake chat model, streaming one word every `delay` seconds: time to click during the stream."""
+
+    delay: float = 0.4
+
+    def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        for chunk in super()._stream(*args, **kwargs):
+            time.sleep(self.delay)
+            yield chunk

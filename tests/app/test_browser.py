@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import shutil
 import tempfile
+import time
 
 import pytest
-from appkit import WEB
+from appkit import ANSWER, WEB, SlowFakeChat, free_port, serve
+from langchain_core.messages import AIMessage
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -58,3 +61,36 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     history = running_app.ctx.log.history(exchange.id)
     assert history[-1].rating == "bad"
     assert "-p flag" in (history[-1].comment or "")
+
+
+def test_a_thumb_given_while_the_answer_streams_counts_once_it_is_complete(
+    app_data, page, monkeypatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from qa.chain import AnswerChain
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    settings = get_settings(port=free_port())
+    slow = SlowFakeChat(messages=itertools.cycle([AIMessage(ANSWER)]))
+    ctx = build_context(settings, chain=AnswerChain(open_retriever(settings), llm=slow, settings=settings))
+    with serve(ctx) as url:
+        page.goto(url)
+        box = page.get_by_label("Your question")
+        box.wait_for(timeout=30_000)
+        question = "Can I start it so that no browser tab opens at all?"
+        box.fill(question)
+        page.get_by_role("button", name="Ask", exact=True).click()
+        page.get_by_role("button", name="Like").last.click(timeout=10_000)  # on the answer being written
+        page.get_by_text("saved as soon as the answer is complete", exact=False).first.wait_for(timeout=5_000)
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+
+        def ours():  # noqa: ANN202
+            latest = ctx.log.recent(1)
+            return latest[0] if latest and latest[0].question == question else None
+
+        deadline = time.time() + 10
+        while time.time() < deadline and not (ours() and ours().user_rating):
+            time.sleep(0.1)
+        assert ours() is not None and ours().user_rating == "good"
