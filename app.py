@@ -115,7 +115,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpcore", "bm25s"):  # a line per Label Studio pull (every 30 s), per index load
+    for chatty in ("httpx", "httpcore"):  # a line per Label Studio pull, every 30 s
         logging.getLogger(chatty).setLevel(logging.WARNING)
     overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
     settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any

@@ -86,6 +86,7 @@ if TYPE_CHECKING:
     from settings import Settings
 
 log = logging.getLogger(__name__)
+logging.getLogger("bm25s").setLevel(logging.WARNING)  # it sets DEBUG on import: a line per index load
 
 TOKEN_PATTERN = r"(?u)[\w][\w.\-/:]*[\w]|\w"  # keeps LABEL_STUDIO_X, no-browser, dbx:// stems, v1.2
 STOPWORDS = frozenset(
