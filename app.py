@@ -22,7 +22,7 @@ from feedback.config import with_local_label_studio
 from feedback.log import FeedbackLog
 from feedback.sync import SyncWorker
 from feedback.webhook import webhook_router
-from qa.store import DocStore, IndexState, is_store_failure, store_failure_message
+from qa.store import DocStore, IndexState, store_failures
 from settings import Settings, get_settings
 from ui.chat import build_chat_tab
 from ui.context import AppContext
@@ -45,7 +45,8 @@ def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN
         from qa.chain import AnswerChain
         from qa.retrieval import open_retriever
 
-        return AnswerChain(open_retriever(settings), settings=settings)
+        with store_failures(settings.index_dir):
+            return AnswerChain(open_retriever(settings), settings=settings)
 
     problem = ""
     docs = IndexState()
@@ -53,11 +54,9 @@ def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN
         try:
             docs = store.read_state()
             chain = chain if chain is not None else open_chain()
-        except BaseException as exc:  # shown on the page: the store, the model or a setting is wrong
-            if not isinstance(exc, Exception) and not is_store_failure(exc):
-                raise
+        except Exception as exc:  # shown on the page: the store, the model or a setting is wrong
             log.exception("cannot open the docs index")
-            problem = store_failure_message(settings.index_dir, exc) if is_store_failure(exc) else str(exc)
+            problem = str(exc)
     feedback_log = FeedbackLog(settings.feedback_db)
     return AppContext(
         settings=settings,

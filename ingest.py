@@ -33,7 +33,7 @@ from qa.adapter import ADAPTER_FILE, fit_adapter
 from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_documents
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RepoError, checkout, normalize_source
-from qa.store import DocStore, IndexState, StoreError, chunk_key, is_store_failure, store_failure_message
+from qa.store import DocStore, IndexState, StoreError, chunk_key, store_failures
 from settings import Settings, get_settings
 
 log = logging.getLogger("ingest")
@@ -261,18 +261,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
     settings = get_settings()
     try:
-        summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=args.glob, reset=args.reset)
+        with store_failures(settings.index_dir):
+            summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=args.glob, reset=args.reset)
     except (RepoError, IngestError, StoreError, EmbeddingModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: the index is consistent; re-run `python ingest.py` to finish.", file=sys.stderr)
         return 130
-    except BaseException as exc:  # Chroma's Rust core panics on a damaged file: not an Exception
-        if not is_store_failure(exc):
-            raise
-        print(f"error: {store_failure_message(settings.index_dir, exc)}", file=sys.stderr)
-        return 2
     if args.json:
         print(json.dumps(asdict(summary)))
     else:

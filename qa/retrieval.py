@@ -79,7 +79,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from qa.adapter import load_adapter
 from qa.chunking import is_row, split_breadcrumb
-from qa.store import DocStore, is_store_failure
+from qa.store import DocStore, store_failures
 from qa.types import RetrievalResult
 
 if TYPE_CHECKING:
@@ -489,7 +489,7 @@ class HybridRetriever(BaseRetriever):
 
         `search` calls it again by itself once an ingest has finished (see `follow_ingest`).
         """
-        self._loaded_state = self._state_stamp()
+        self._loaded_state = self.store.state_stamp()
         docs, vectors = self.store.documents_and_vectors()
         row_mask = np.asarray([is_row(d) for d in docs], dtype=bool)
         rows, row_vectors = [d for d, r in zip(docs, row_mask, strict=True) if r], vectors[row_mask]
@@ -536,14 +536,6 @@ class HybridRetriever(BaseRetriever):
     def size(self) -> int:
         return len(self._index.docs) if self._index else 0
 
-    def _state_stamp(self) -> tuple[int, ...]:
-        """Which state file is there: ingest replaces it (a new inode) when it finishes."""
-        try:
-            st = self.store.state_path.stat()
-        except OSError:
-            return ()
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
-
     def follow_ingest(self) -> bool:
         """Reload if an ingest has finished since the last load; True if it did.
 
@@ -553,19 +545,18 @@ class HybridRetriever(BaseRetriever):
         index can't be used (rebuilt with another embedding model, damaged), the old one
         keeps answering and the log says why; a restart shows the problem on the page.
         """
-        if self._index is None or self._state_stamp() == self._loaded_state:
+        if self._index is None or self.store.state_stamp() == self._loaded_state:
             return False
         with self._reload_lock:
-            if self._state_stamp() == self._loaded_state:  # another request reloaded meanwhile
+            if self.store.state_stamp() == self._loaded_state:  # another request reloaded meanwhile
                 return False
             log.info("the docs index changed on disk: reloading it")
+            self._loaded_state = self.store.state_stamp()  # a failure is not retried on every question
             try:
-                self.store.check_model(self.embeddings)
-                self.load()  # marks this state file as seen first: a failure is not retried per question
-            except BaseException as exc:  # Chroma's Rust core panics on a damaged file
-                if not isinstance(exc, Exception) and not is_store_failure(exc):
-                    raise
-                self._loaded_state = self._state_stamp()
+                with store_failures(self.store.dir):
+                    self.store.check_model(self.embeddings)
+                    self.load()
+            except Exception:
                 log.exception("the new docs index can't be used; still answering from the one loaded before")
                 return False
         return True

@@ -13,6 +13,8 @@ import hashlib
 import json
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -46,21 +48,27 @@ class IndexState:
     globs: list[str] = field(default_factory=list)  # the file selection it was built from
 
 
-def is_store_failure(exc: BaseException) -> bool:
-    """Chroma's errors, and the panics of its Rust core on a damaged file (a BaseException, not an Exception)."""
+@contextmanager
+def store_failures(index_dir: Path) -> Iterator[None]:
+    """Turn Chroma's failures inside the block into a StoreError that names the fix.
+
+    A store an ingest killed mid-write can leave damaged makes Chroma raise its own
+    errors, or its Rust core panic (a BaseException, which `except Exception` misses).
+    Either way the user needs the same sentence: rebuild with `--reset`.
+    """
     from chromadb.errors import ChromaError
 
-    return isinstance(exc, ChromaError) or type(exc).__name__ == "PanicException"
-
-
-def store_failure_message(index_dir: Path, exc: BaseException) -> str:
-    """What to tell the user when Chroma cannot use the store: it is damaged, and how to rebuild it."""
-    said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
-    return (
-        f"The docs index in {index_dir} is damaged (Chroma: {said[:200]}). An ingest killed while "
-        "writing can leave it so: run `python ingest.py --reset` to rebuild it (the feedback log "
-        "and Label Studio are not touched)."
-    )
+    try:
+        yield
+    except BaseException as exc:
+        if not isinstance(exc, ChromaError) and type(exc).__name__ != "PanicException":
+            raise
+        said = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)
+        raise StoreError(
+            f"The docs index in {index_dir} is damaged (Chroma: {said[:200]}). An ingest killed while "
+            "writing can leave it so: run `python ingest.py --reset` to rebuild it (the feedback log "
+            "and Label Studio are not touched)."
+        ) from exc
 
 
 def chunk_key(doc: Document) -> str:
@@ -82,6 +90,14 @@ class DocStore:
 
     def exists(self) -> bool:
         return self.state_path.exists()
+
+    def state_stamp(self) -> tuple[int, ...]:
+        """Which state file is there: ingest replaces it (a new inode) when it finishes; () if none."""
+        try:
+            st = self.state_path.stat()
+        except OSError:
+            return ()
+        return (st.st_ino, st.st_mtime_ns, st.st_size)
 
     def read_state(self) -> IndexState:
         if not self.state_path.exists():
