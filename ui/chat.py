@@ -43,11 +43,14 @@ def empty_markdown(ctx: AppContext) -> str:
     )
 
 
+ERROR_MARK = "⚠️"  # starts the message `respond` shows instead of an answer when answering fails
+
+
 def _is_error(value: object) -> bool:
-    """Whether a chat message is one of the "⚠️ …" errors `respond` shows instead of an answer."""
+    """Whether a chat message is one of `respond`'s error messages, not an answer."""
     parts = value if isinstance(value, list) else [value]
     text = "".join(p.get("value", p.get("text", "")) if isinstance(p, dict) else str(p) for p in parts)
-    return text.lstrip().startswith("⚠️")
+    return text.lstrip().startswith(ERROR_MARK)
 
 
 def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -170,13 +173,13 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
                 yield "", history, turns_, ids_
         except AnswerError as exc:
-            history[-1] = {"role": "assistant", "content": f"⚠️ {safe_markdown(str(exc))}"}
+            history[-1] = {"role": "assistant", "content": f"{ERROR_MARK} {safe_markdown(str(exc))}"}
             yield "", history, turns_, ids_
         except Exception:  # never a traceback on the page
             log.exception("answering failed")
             history[-1] = {
                 "role": "assistant",
-                "content": "⚠️ Something went wrong while answering; the server log has the details.",
+                "content": f"{ERROR_MARK} Something went wrong while answering; the server log has the details.",
             }
             yield "", history, turns_, ids_
         finally:
@@ -210,14 +213,11 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     chatbot.like(on_like, [ids], [comment_row, rated], api_name="rate")
     send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
     comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")
-    clear.click(
-        lambda: ([], [], {}, gr.update(visible=False)),
-        None,
-        [chatbot, turns, ids, comment_row],
-        api_visibility="private",
-    )
+
+    def forget():  # follow-up history, thumbs' exchange ids, an open comment box
+        return [], {}, gr.update(visible=False)
+
+    clear.click(lambda: ([], *forget()), None, [chatbot, turns, ids, comment_row], api_visibility="private")
     # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
-    chatbot.clear(
-        lambda: ([], {}, gr.update(visible=False)), None, [turns, ids, comment_row], api_name="clear"
-    )
+    chatbot.clear(forget, None, [turns, ids, comment_row], api_name="clear")
     gr.Timer(5.0).tick(sync_line, None, status, api_visibility="private")

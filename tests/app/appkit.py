@@ -80,16 +80,17 @@ def serve(ctx) -> Iterator[str]:  # noqa: ANN001
         thread.join(10)
 
 
-def fake_llm() -> GenericFakeChatModel:
-    return GenericFakeChatModel(messages=itertools.cycle([AIMessage(ANSWER)]))
+class FakeChat(GenericFakeChatModel):
+    """langchain-core's fake chat model, optionally streaming one word every `delay` seconds."""
 
-
-class SlowFakeChat(GenericFakeChatModel):
-    """The fake chat model, streaming one word every `delay` seconds: time to click during the stream."""
-
-    delay: float = 0.4
+    delay: float = 0.0
 
     def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         for chunk in super()._stream(*args, **kwargs):
             time.sleep(self.delay)
             yield chunk
+
+
+def fake_llm(delay: float = 0.0) -> FakeChat:
+    """Always answers ANSWER; a delay leaves time to click while it streams."""
+    return FakeChat(messages=itertools.cycle([AIMessage(ANSWER)]), delay=delay)

@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import tempfile
 import time
 
 import pytest
-from appkit import ANSWER, WEB, SlowFakeChat, free_port, serve
-from langchain_core.messages import AIMessage
+from appkit import WEB, fake_llm, free_port, serve
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -73,7 +71,7 @@ def test_a_thumb_given_while_the_answer_streams_counts_once_it_is_complete(
     from settings import get_settings
 
     settings = get_settings(port=free_port())
-    slow = SlowFakeChat(messages=itertools.cycle([AIMessage(ANSWER)]))
+    slow = fake_llm(delay=0.4)  # a word every 0.4 s
     ctx = build_context(settings, chain=AnswerChain(open_retriever(settings), llm=slow, settings=settings))
     with serve(ctx) as url:
         page.goto(url)
