@@ -108,6 +108,7 @@ def build_review_tab(ctx: AppContext) -> None:
             y="accuracy",
             color="series",
             title="Accuracy per day (%)",
+            caption="A line needs two days of ratings; the summary above has today's figures.",
             y_lim=[0, 100],
             elem_id="accuracy-chart",
         )

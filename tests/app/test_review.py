@@ -36,3 +36,5 @@ def test_review_tab_shows_the_chart_in_a_browser(running_app, page) -> None:  # 
     page.get_by_role("tab", name="Review").click()
     page.get_by_text("Accuracy per day", exact=False).first.wait_for(timeout=30_000)
     page.locator("#accuracy-chart canvas, #accuracy-chart svg").first.wait_for(timeout=30_000)
+    # one day of ratings draws no line: the caption says why, and where today's figures are
+    page.get_by_text("A line needs two days of ratings", exact=False).wait_for(timeout=10_000)
