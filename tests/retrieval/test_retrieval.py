@@ -94,6 +94,20 @@ def test_only_a_price_question_without_an_amount_is_a_price_verdict() -> None:
     assert unstated_answer("we pay for the cloud plan: do we get plugins?", page) == ""
 
 
+def test_a_short_question_the_docs_answer_is_answered_and_a_short_off_topic_one_is_not(retriever_for) -> None:
+    # two or three words can't add up to much BM25; what counts is that the best page holds them all
+    retriever = retriever_for()
+    for question, page in [
+        ("What are project settings?", "guide/project_settings.md"),  # evidence 0.56 without coverage
+        ("What are categories?", "templates/hierarchy.md"),  # 0.71
+        ("Taxonomy tag", "tags/taxonomy.md"),
+    ]:
+        result = retriever.search(question)
+        assert not result.abstain and sources(result)[0] == page, (question, result.confidence)
+    for question in ["How do I bake bread?", "What is the weather today?"]:
+        assert retriever.search(question).abstain, question
+
+
 def test_the_abstain_threshold_is_a_setting(retriever_for) -> None:
     question = "how do I start the server without opening a browser tab?"
     default = retriever_for().search(question)
