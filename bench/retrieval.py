@@ -9,7 +9,8 @@ does, bench/seed.py), then answer the same questions (default: the public
 set, eval/dev.jsonl and the nine held-out sets bench/holdout*.jsonl). For each question file and for all of them together it prints one
 row per pipeline: hit@k, MRR@k, fact recall@k, abstain rate (unanswerable questions),
 false-abstain rate (answerable ones), ingest seconds, retrieval p50/p95 ms (query embedding
-included, first query excluded as warm-up). The metrics are qa.evaluate's.
+included, first query excluded as warm-up). The metrics are qa.evaluate's. Then how often it
+abstains on bench/short_questions.txt, 79 questions of two to eight words.
 
 `--reuse-ours DIR` skips our ingest and uses DIR's index (ingest seconds then show "-").
 `--calibrate` also prints, over the given questions, how the abstain threshold (our
@@ -40,6 +41,7 @@ from qa.retrieval import abstains_by_rule, open_retriever  # noqa: E402
 from qa.types import RetrievalResult  # noqa: E402
 from settings import get_settings  # noqa: E402
 
+SHORT_QUESTIONS = ROOT / "bench" / "short_questions.txt"
 DEFAULT_QUESTIONS = [
     ROOT.parent / "shared" / "eval" / "public.jsonl",
     ROOT / "eval" / "dev.jsonl",
@@ -136,6 +138,34 @@ def print_calibration(rows: dict[str, list[dict]], max_false: float, current: fl
         print(f"  highest threshold with false abstentions <= {max_false:.0%}: {best:.2f}")
 
 
+def short_questions(retriever) -> str:  # noqa: ANN001
+    """Abstentions on SHORT_QUESTIONS ("A question" answerable, "U question" not), one line per miss.
+
+    The question sets ask 15 words on average; newcomers also ask "What is the Video tag?".
+    The seed never abstains, so only our row is printed.
+    """
+    lines = [ln for ln in SHORT_QUESTIONS.read_text().splitlines() if ln.strip() and not ln.startswith("#")]
+    counts = {"A": [0, 0], "U": [0, 0]}
+    misses = []
+    for line in lines:
+        label, question = line.split(" ", 1)
+        result = retriever.search(question)
+        counts[label][0] += result.abstain
+        counts[label][1] += 1
+        if result.abstain == (label == "A"):
+            misses.append(
+                f"  {'abstained' if result.abstain else 'answered'} ({result.confidence:.2f}): {question}"
+            )
+    (a_ab, a_n), (u_ab, u_n) = counts["A"], counts["U"]
+    return "\n".join(
+        [
+            f"short questions ({SHORT_QUESTIONS.name}): answered {a_n - a_ab} of {a_n} answerable, "
+            f"abstained on {u_ab} of {u_n} off-topic",
+            *misses,
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=Path, nargs="+", default=DEFAULT_QUESTIONS)
@@ -179,11 +209,14 @@ def main(argv: list[str] | None = None) -> int:
         retriever = open_retriever(settings, embeddings)
         rows, lat = run_questions(questions, lambda q, k: retriever.search(q, k=k), args.k)
         results["ours"] = (rows, lat, ingest_s)
+        short = short_questions(retriever) if SHORT_QUESTIONS.exists() else ""
 
     print(f"\nSame corpus ({args.ref}), same questions, k={args.k}:\n")
     print_table(results, args.k)
     if args.calibrate:
         print_calibration(results["ours"][0], args.max_false_abstain, settings.abstain_threshold)
+    if short:
+        print(f"\n{short}")
     answerable = sum(is_answerable(q) for qs in questions.values() for q in qs)
     print(f"\n{answerable} answerable questions; mean ms ours {statistics.fmean(results['ours'][1]):.1f}")
     return 0
