@@ -13,16 +13,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
-from rich.console import Console
+from rich.cells import cell_len
+from rich.console import Console, RenderableType
+from rich.measure import Measurement
+from rich.segment import Segment
 from rich.table import Table
 
-from feedback.config import label_studio_configured, with_local_label_studio
+from feedback.config import label_studio_configured, missing_settings, with_local_label_studio
 from feedback.export import FORMATS, export
 from feedback.log import AccuracyRow, FeedbackLog, SyncStatus
-from settings import get_settings
+from settings import Settings, get_settings
 
 GROUPS = {
     "overall": "Overall",
@@ -38,14 +43,15 @@ def _pct(value: float | None) -> str:
 
 def accuracy_table(title: str, rows: list[AccuracyRow]) -> Table:
     table = Table(title=title, title_justify="left")
-    table.add_column("group")
-    table.add_column("rated", justify="right")
-    table.add_column("good", justify="right")
-    table.add_column("accuracy", justify="right", style="bold")
-    table.add_column("reviewed", justify="right")
-    table.add_column("reviewer acc.", justify="right")
-    table.add_column("user-rated", justify="right")
-    table.add_column("user acc.", justify="right")
+    table.add_column("group", no_wrap=True)  # a day, prompt version or model: never cut or wrapped
+    # Numbers: headers may wrap between words, never cut within one (min_width: the longest word).
+    for header in ("rated", "good", "accuracy", "reviewed", "reviewer acc.", "user rated", "user acc."):
+        table.add_column(
+            header,
+            justify="right",
+            min_width=max(len(word) for word in header.split()),
+            style="bold" if header == "accuracy" else "",
+        )
     for r in rows:
         table.add_row(
             r.key,
@@ -58,6 +64,26 @@ def accuracy_table(title: str, rows: list[AccuracyRow]) -> Table:
             _pct(r.user_accuracy),
         )
     return table
+
+
+def print_whole(console: Console, renderable: RenderableType) -> None:
+    """Print `renderable` whole, past the console's width if it must.
+
+    Rich fits a table to the console (80 columns when piped) by wrapping headers and
+    then cutting cells ("SmolLM2…", "66…"); a line longer than the screen loses less
+    than a cut-off model name or number. Headers wrapping between words is fine.
+    """
+    lines = Segment.split_lines(console.render(renderable, console.options))
+    texts = ["".join(segment.text for segment in line) for line in lines]
+    if all(cell_len(text) <= console.width and "…" not in text for text in texts):
+        console.print(renderable)
+        return
+    width = console.width
+    console.width = Measurement.get(console, console.options.update_width(10_000), renderable).maximum
+    try:
+        console.print(renderable)
+    finally:
+        console.width = width
 
 
 def print_status(console: Console, status: SyncStatus) -> None:
@@ -74,6 +100,12 @@ def print_status(console: Console, status: SyncStatus) -> None:
         console.print(f"  error at:  {status.last_error_at}")
 
 
+def _sync_status(feedback_log: FeedbackLog, settings: Settings) -> SyncStatus:
+    return feedback_log.sync_status(
+        configured=label_studio_configured(settings), missing=missing_settings(settings)
+    )
+
+
 def cmd_sync(args: argparse.Namespace, console: Console) -> int:
     from feedback.sync import SyncWorker  # loads the Label Studio SDK: only here
 
@@ -82,7 +114,7 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
         worker = SyncWorker(feedback_log, settings)
         if not worker.configured:
             console.print(
-                "Label Studio is not configured (set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY): "
+                f"Label Studio is not configured (set {' and '.join(missing_settings(settings))}): "
                 "nothing to sync. "
                 f"Feedback is kept locally in {feedback_log.path} "
                 f"({feedback_log.pending_count()} rated answer(s) would be sent)."
@@ -103,7 +135,7 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
     settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
-        status = feedback_log.sync_status(configured=label_studio_configured(settings))
+        status = _sync_status(feedback_log, settings)
         if args.json:
             print(json.dumps(status.as_dict(), indent=2))
         else:
@@ -130,8 +162,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             "the user's thumbs elsewhere."
         )
         for by, rows in result.items():
-            console.print(accuracy_table(GROUPS[by], rows))
-        print_status(console, feedback_log.sync_status(configured=label_studio_configured(settings)))
+            print_whole(console, accuracy_table(GROUPS[by], rows))
+        print_status(console, _sync_status(feedback_log, settings))
     return 0
 
 
@@ -205,9 +237,21 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     console = Console()
     try:
-        return args.func(args, console)
+        code = args.func(args, console)
+        sys.stdout.flush()  # a reader gone away shows up here, not in the interpreter's exit
+        return code
     except ValueError as exc:  # bad --since, --verdict with openai-finetune, ...
         parser.exit(2, f"python -m feedback {args.command}: error: {exc}\n")
+    except BrokenPipeError:
+        # `... export | head` read all it wanted: stop quietly like cat or grep would, with the
+        # status of a process ended by SIGPIPE (128 + 13), so `set -o pipefail` scripts can tell
+        # the output was not read to the end. Commands only print after their work is done (and
+        # export only reads the log), so nothing is lost. Point stdout at /dev/null so Python's
+        # final flush of what is still buffered does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+        return 128 + signal.SIGPIPE
     return 0
 
 

@@ -5,12 +5,24 @@ from __future__ import annotations
 import os
 import secrets
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from settings import Settings
 
 WEBHOOK_PATH = "/webhooks/label-studio"
 SECRET_FILE = "webhook_secret"
 LOCAL_CREDENTIALS = Path("labelstudio") / "credentials"  # under DATA_DIR, written by scripts/labelstudio.sh
+LOCAL_HOSTS = {"127.0.0.1", "localhost", "::1", "0.0.0.0"}
+
+
+def is_local_label_studio(url: str, port: int) -> bool:
+    """Does `url` point at the Label Studio scripts/labelstudio.sh runs (this host, LABEL_STUDIO_PORT)?"""
+    try:
+        parts = urlsplit(url.strip())
+        url_port = parts.port or (443 if parts.scheme == "https" else 80)
+    except ValueError:  # a malformed port
+        return False
+    return parts.scheme in ("http", "https") and parts.hostname in LOCAL_HOSTS and url_port == port
 
 
 def with_local_label_studio(settings: Settings) -> Settings:
@@ -21,8 +33,15 @@ def with_local_label_studio(settings: Settings) -> Settings:
     both to the app. `python -m feedback` and a bare `python app.py` find it the same
     way, instead of saying "not configured" beside a running Label Studio. Without
     that file (no local Label Studio was ever started) nothing changes.
+
+    LABEL_STUDIO_URL set to that same local server (http://127.0.0.1:8080) without
+    LABEL_STUDIO_API_KEY gets the saved token too; any other URL needs its own key
+    (the local admin's token is never sent elsewhere).
     """
-    if settings.label_studio_url.strip():
+    url = settings.label_studio_url.strip()
+    if url and (
+        settings.label_studio_api_key.strip() or not is_local_label_studio(url, settings.label_studio_port)
+    ):
         return settings
     try:
         lines = (Path(settings.data_dir) / LOCAL_CREDENTIALS).read_text().splitlines()
@@ -34,7 +53,7 @@ def with_local_label_studio(settings: Settings) -> Settings:
         return settings
     return settings.model_copy(
         update={
-            "label_studio_url": f"http://127.0.0.1:{settings.label_studio_port}",
+            "label_studio_url": url or f"http://127.0.0.1:{settings.label_studio_port}",
             "label_studio_api_key": token,
         }
     )
@@ -46,6 +65,7 @@ def label_studio_configured(settings: Settings) -> bool:
 
 
 def missing_settings(settings: Settings) -> list[str]:
+    """The Label Studio settings still unset, to name exactly what to set."""
     return [
         name
         for name, value in (

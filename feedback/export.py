@@ -26,6 +26,7 @@ CSV_COLUMNS = [
     "user_comment",
     "reviewer_rating",
     "reviewer_comment",
+    "reviewer",
     "reviewer_source",
     "prompt_version",
     "model",

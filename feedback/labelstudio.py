@@ -15,6 +15,8 @@ short one), `projects.list(title=...)` matches by substring (we compare titles).
 from __future__ import annotations
 
 import json
+import logging
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,13 +29,40 @@ from label_studio_sdk.core.api_error import ApiError
 from feedback.config import WEBHOOK_PATH
 from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
 
+log = logging.getLogger(__name__)
+
 USER_MODEL_VERSION = "user-feedback"
 RATING_FIELD = "rating"
 COMMENT_FIELD = "comment"
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
 WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"
 
+# What a reviewer sees: the question, the answer under review, its sources, and what the user
+# said about it, read-only (task data, so the reviewer's own comment box starts empty). The
+# prediction pre-selects the user's thumb in the verdict; the reviewer confirms or changes it.
 LABEL_CONFIG = """<View>
+  <Header value="Question (what the user asked)"/>
+  <Text name="question" value="$question"/>
+  <Header value="Answer (what the app replied: this is what you judge)"/>
+  <Text name="answer" value="$answer"/>
+  <Header value="Sources (the documentation passages the answer was given)"/>
+  <Text name="sources" value="$sources"/>
+  <Header value="What the user said (their thumb and comment, read-only)"/>
+  <Text name="user_feedback" value="$user_feedback"/>
+  <Header value="Your verdict: is this a good answer to the question, given the sources? (pre-selected: the user's thumb)"/>
+  <Choices name="rating" toName="answer" choice="single" showInline="true" required="true">
+    <Choice value="Good"/>
+    <Choice value="Bad"/>
+  </Choices>
+  <Header value="Your comment (optional): what is wrong, what would be right"/>
+  <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
+</View>
+"""
+
+# Configs earlier versions of the app created projects with: upgraded to LABEL_CONFIG on connect.
+# A config that is neither (edited by hand in Label Studio) is left alone.
+PREVIOUS_LABEL_CONFIGS = (
+    """<View>
   <Header value="Question"/>
   <Text name="question" value="$question"/>
   <Header value="Answer"/>
@@ -48,12 +77,13 @@ LABEL_CONFIG = """<View>
   <Header value="Comment (what is wrong, what would be right)"/>
   <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
 </View>
-"""
+""",
+)
 
 PROJECT_DESCRIPTION = (
-    "Answers of the docs Q&A app that users rated. The user's thumbs and comment are pre-filled "
-    "as a prediction (model version 'user-feedback'): check the answer against the sources and submit "
-    "your own Good/Bad verdict."
+    "Answers of the docs Q&A app that users rated. What the user said (thumb and comment) is shown "
+    "read-only, and their thumb is pre-selected as a prediction (model version 'user-feedback'): check "
+    "the answer against the sources, submit your own Good/Bad verdict and, if you like, your own comment."
 )
 
 
@@ -173,12 +203,29 @@ def task_data(exchange: Exchange, rating: Rating, comment: str) -> dict[str, Any
         "time": exchange.time,
         "user_rating": rating,
         "user_comment": comment,
+        "user_feedback": user_feedback(rating, comment),
     }
 
 
-def prediction_result(rating: Rating, comment: str) -> list[dict[str, Any]]:
-    """The user's thumbs (+ comment) as a pre-filled result reviewers can accept or change."""
-    result: list[dict[str, Any]] = [
+def user_feedback(rating: Rating, comment: str) -> str:
+    """What the user said, as the read-only `$user_feedback` text reviewers see.
+
+    Task data, not the prediction: a prediction pre-fills the reviewer's own
+    fields, and the user's comment submitted unchanged would pass for the
+    reviewer's. Never empty, so the view always says whether there was a comment.
+    """
+    thumb = "👍 Good" if rating == "good" else "👎 Bad"
+    comment = comment.strip()
+    return f"{thumb}, comment: {comment}" if comment else f"{thumb} (no comment)"
+
+
+def prediction_result(rating: Rating) -> list[dict[str, Any]]:
+    """The user's thumb as a pre-selected verdict reviewers accept or change.
+
+    Only the Good/Bad choice: the reviewer's comment box starts empty (the user's
+    comment is shown read-only from the task data, see `user_feedback`).
+    """
+    return [
         {
             "from_name": RATING_FIELD,
             "to_name": "answer",
@@ -186,16 +233,6 @@ def prediction_result(rating: Rating, comment: str) -> list[dict[str, Any]]:
             "value": {"choices": ["Good" if rating == "good" else "Bad"]},
         }
     ]
-    if comment:
-        result.append(
-            {
-                "from_name": COMMENT_FIELD,
-                "to_name": "answer",
-                "type": "textarea",
-                "value": {"text": [comment]},
-            }
-        )
-    return result
 
 
 def _get(obj: Any, key: str, default: Any = None) -> Any:
@@ -233,8 +270,35 @@ class Verdict:
         )
 
 
+def reviewer_name(annotation: Any) -> str:
+    """Who made the annotation, as readable as Label Studio's payload allows.
+
+    Task listings (the pull) carry `created_username`, "First Last email, id"; a
+    single task's annotations carry `completed_by` as the user; the webhook only
+    the numeric user id. The first two give the same "First Last email" (the log
+    keeps that name for the annotation when a later webhook knows only the id).
+    """
+    completed_by = _get(annotation, "completed_by")
+    if isinstance(completed_by, Mapping):
+        name = " ".join(
+            str(completed_by.get(key) or "").strip() for key in ("first_name", "last_name", "email")
+        ).split()
+        if name:
+            return " ".join(name)
+        completed_by = completed_by.get("id")
+    username = " ".join(str(_get(annotation, "created_username") or "").split())
+    match = re.fullmatch(r"(.*?),\s*(\d+)", username)
+    name = match.group(1).strip(" ,") if match else username
+    if name:
+        return name
+    return str(completed_by) if completed_by is not None else ""
+
+
 def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
-    """Read Good/Bad and the comment out of an annotation (webhook dict or SDK object)."""
+    """Read Good/Bad and the comment out of an annotation (webhook dict or SDK object).
+
+    Comments are stripped: Label Studio's text box keeps the Enter that submits them.
+    """
     rating: Rating | None = None
     comments: list[str] = []
     for item in _get(annotation, "result") or []:
@@ -246,21 +310,18 @@ def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
                 choice = str(choices[0]).strip().lower()
                 rating = "good" if choice == "good" else "bad" if choice == "bad" else None
         elif name == COMMENT_FIELD:
-            comments.extend(str(t) for t in (_get(value, "text") or []) if str(t).strip())
+            comments.extend(str(t).strip() for t in (_get(value, "text") or []) if str(t).strip())
     if _get(annotation, "was_cancelled"):
         rating = None
     task = _get(annotation, "task", task_id)
     if isinstance(task, Mapping):
         task = task.get("id")
-    completed_by = _get(annotation, "completed_by")
-    if isinstance(completed_by, Mapping):
-        completed_by = completed_by.get("email") or completed_by.get("id")
     return Verdict(
         annotation_id=int(_get(annotation, "id")),
         task_id=int(task) if task is not None else task_id,
         rating=rating,
         comment="\n".join(comments),
-        reviewer=str(completed_by) if completed_by is not None else "",
+        reviewer=reviewer_name(annotation),
     )
 
 
@@ -282,6 +343,40 @@ class RemoteTask:
     updated_at: str | None
     annotations: list[Any]
     prediction_id: int | None
+
+
+def _normalized(config: str) -> str:
+    return " ".join(config.split())
+
+
+def upgrade_label_config(
+    client: LabelStudio, project_id: int, current: str, wanted: str = LABEL_CONFIG
+) -> bool:
+    """Move a project made by an older version of the app to `wanted`; True when it did.
+
+    Only a config we shipped before is replaced (one edited by hand stays). The new
+    config only adds tags, which Label Studio accepts over existing annotations; if
+    it refuses anyway (4xx), reviewers keep the old view and sync carries on: a
+    warning, not a failed sync. Connection problems propagate like any other call.
+    """
+    if _normalized(current) not in {_normalized(c) for c in PREVIOUS_LABEL_CONFIGS}:
+        return False
+    try:
+        client.projects.update(id=project_id, label_config=wanted, description=PROJECT_DESCRIPTION)
+    except ApiError as exc:
+        if is_connection_problem(exc) or exc.status_code is None or not 400 <= exc.status_code < 500:
+            raise
+        log.warning(
+            "Label Studio project %s keeps its old labeling config: updating it was refused (%s). "
+            "Reviewers do not see new tasks' user comments (they are in the task data, "
+            "user_comment); paste feedback/labelstudio.py LABEL_CONFIG into the project's "
+            "Labeling Interface by hand.",
+            project_id,
+            describe_error(exc, ""),
+        )
+        return False
+    log.info("Label Studio project %s: labeling config upgraded", project_id)
+    return True
 
 
 # --- the project --------------------------------------------------------------------------
@@ -313,7 +408,9 @@ class LabelStudioProject:
         # `title=` is a case-insensitive substring filter: compare exactly ourselves.
         matches = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
         if matches:
-            return int(min(p.id for p in matches if p.id is not None))
+            project = min((p for p in matches if p.id is not None), key=lambda p: int(p.id or 0))
+            upgrade_label_config(client, int(project.id or 0), project.label_config or "")
+            return int(project.id or 0)
         project = client.projects.create(
             title=title, label_config=LABEL_CONFIG, description=PROJECT_DESCRIPTION
         )
@@ -389,9 +486,7 @@ class LabelStudioProject:
         request = [
             {
                 "data": task_data(d.exchange, d.rating, d.comment),
-                "predictions": [
-                    {"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating, d.comment)}
-                ],
+                "predictions": [{"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating)}],
             }
             for d in deliveries
         ]
@@ -405,11 +500,15 @@ class LabelStudioProject:
         return [int(t) for t in task_ids]
 
     def update_task(self, delivery: Delivery, task_id: int, prediction_id: int | None) -> int:
-        """A changed rating: refresh the task data and the same task's user prediction."""
+        """A changed rating or comment: refresh the task data and the same task's user prediction.
+
+        The comment reaches reviewers through the data (`user_feedback`); rewriting the
+        prediction also takes the comment out of one made by an older version.
+        """
         self.client.tasks.update(
             id=str(task_id), data=task_data(delivery.exchange, delivery.rating, delivery.comment)
         )
-        result = prediction_result(delivery.rating, delivery.comment)
+        result = prediction_result(delivery.rating)
         if prediction_id is None:
             prediction_id = self._user_prediction(task_id)
         if prediction_id is not None:

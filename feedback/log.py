@@ -388,6 +388,21 @@ class FeedbackLog:
                 ).fetchone()
             if last is None and deleted:
                 return None  # never knew it: nothing to withdraw
+            if annotation_id is not None and last is not None and not deleted:
+                # One annotation has one annotator, but Label Studio names them only in some
+                # payloads (a pull: "First Last email"; the webhook: the bare user id). Keep the
+                # readable name: an id-only copy is no change, and a pull just renames the row.
+                known = last["reviewer"] or ""
+                if _readable(known) and not _readable(reviewer):
+                    reviewer = known
+                elif (
+                    _readable(reviewer)
+                    and reviewer != known
+                    and not last["deleted"]
+                    and (last["rating"], last["comment"]) == (value, comment)
+                ):
+                    db.execute("UPDATE ratings SET reviewer = ? WHERE id = ?", (reviewer, last["id"]))
+                    return None
             if (
                 last is not None
                 and last["rating"] == value
@@ -607,7 +622,7 @@ class FeedbackLog:
                         (key, str(value), stamp),
                     )
 
-    def sync_status(self, *, configured: bool = True) -> SyncStatus:
+    def sync_status(self, *, configured: bool = True, missing: Sequence[str] = ()) -> SyncStatus:
         state = self.get_state()
         row = self._query(
             "SELECT SUM(wanted > delivered) AS pending, SUM(wanted <= delivered) AS delivered FROM outbox"
@@ -615,6 +630,7 @@ class FeedbackLog:
         notes = [n for n in (state.get("webhook_note"),) if n]
         return SyncStatus(
             configured=configured,
+            missing=tuple(missing),
             pending=int(row["pending"] or 0),
             delivered=int(row["delivered"] or 0),
             last_error=state.get("last_error", ""),
@@ -625,6 +641,11 @@ class FeedbackLog:
             webhook=state.get("webhook", ""),
             notes=notes,
         )
+
+
+def _readable(reviewer: str) -> bool:
+    """A reviewer name a person can read (not empty, not Label Studio's bare user id)."""
+    return bool(reviewer) and not reviewer.isdigit()
 
 
 def _event(row: sqlite3.Row) -> RatingEvent:

@@ -120,6 +120,7 @@ class SyncStatus:
     """What reviewers see about delivery to Label Studio."""
 
     configured: bool
+    missing: tuple[str, ...] = ()  # settings that keep it from being configured
     pending: int = 0
     delivered: int = 0
     last_error: str = ""
@@ -134,10 +135,8 @@ class SyncStatus:
     def message(self) -> str:
         """One line for the UI."""
         if not self.configured:
-            return (
-                "Feedback is kept locally only (Label Studio is not configured: "
-                "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)."
-            )
+            missing = " and ".join(self.missing or ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"))
+            return f"Feedback is kept locally only (Label Studio is not configured: set {missing})."
         if self.last_error:
             return f"Label Studio: {self.pending} rating(s) waiting — {self.last_error}"
         if self.pending:

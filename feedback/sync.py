@@ -16,6 +16,7 @@ so `python -m feedback sync` beside a running app cannot double-send either.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import logging
 import threading
 import time
@@ -101,6 +102,12 @@ class SyncWorker:
         self._thread: threading.Thread | None = None
         self._failures = 0
         self._lock_path = Path(self.log.path).with_name(Path(self.log.path).name + ".sync.lock")
+        # Which settings this worker syncs with (see owns_status); hashed: the key is not stored.
+        self.identity = hashlib.sha256(
+            "\n".join(
+                (self.url, self.settings.label_studio_api_key, self.settings.label_studio_project)
+            ).encode()
+        ).hexdigest()[:16]
         self.log.add_listener(self.wake)
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -114,6 +121,7 @@ class SyncWorker:
             return
         if self._thread and self._thread.is_alive():
             return
+        self.log.set_state(status_owner=self.identity)
         self._stop.clear()
         self._thread = threading.Thread(target=self._run, name="feedback-sync", daemon=True)
         self._thread.start()
@@ -135,8 +143,19 @@ class SyncWorker:
     def running(self) -> bool:
         return bool(self._thread and self._thread.is_alive())
 
+    def owns_status(self) -> bool:
+        """May this worker's cycles write the shared last error / last success?
+
+        The background worker (the app's) claims the status when it starts. A one-off
+        run with other settings (`LABEL_STUDIO_API_KEY=wrong python -m feedback sync`)
+        prints its own outcome but must not make the app show an error it does not
+        have, or hide one it has. Same settings, or no app ever started: it may.
+        """
+        owner = self.log.get_state().get("status_owner")
+        return owner is None or owner == self.identity
+
     def status(self) -> SyncStatus:
-        return self.log.sync_status(configured=self.configured)
+        return self.log.sync_status(configured=self.configured, missing=missing_settings(self.settings))
 
     def flush(self, timeout: float = 60.0, *, pull: bool = True) -> SyncReport:
         """Sync now in the caller's thread until nothing is due (or an error, or `timeout`)."""
@@ -178,7 +197,8 @@ class SyncWorker:
                 self._push(project, report)
                 if pull:
                     report.pulled = self._pull(project)
-                self.log.set_state(last_success_at=now_iso(), last_error=None, last_error_at=None)
+                if self.owns_status():
+                    self.log.set_state(last_success_at=now_iso(), last_error=None, last_error_at=None)
                 self._failures = 0
             except Exception as exc:
                 report.error = describe_error(exc, self.url, self.settings.label_studio_timeout)
@@ -191,7 +211,8 @@ class SyncWorker:
                     self._project = None  # set up again (project, webhook) once it answers
                 log.warning("feedback sync: %s", report.error)
                 try:
-                    self.log.set_state(last_error=report.error, last_error_at=now_iso())
+                    if self.owns_status():
+                        self.log.set_state(last_error=report.error, last_error_at=now_iso())
                 except Exception:
                     log.exception("could not record the sync error")
             report.pending = self.log.pending_count()

@@ -9,15 +9,16 @@ import subprocess
 import sys
 from pathlib import Path
 
-from feedback_testkit import LEAKY, ROOT, LabelStudioServer, answer
+from feedback_testkit import LEAKY, ROOT, LabelStudioServer, answer, wait_for
 
-from feedback import FeedbackLog
+from feedback import FeedbackLog, SyncWorker
 from settings import Settings
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in LEAKY}
-    clean.update(PYTHONPATH=str(ROOT), COLUMNS="200", **env)
+    clean.update(PYTHONPATH=str(ROOT), COLUMNS="200")
+    clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "feedback", *args],
         cwd=cwd,
@@ -36,7 +37,7 @@ def seed(log: FeedbackLog) -> list[str]:
         exchange_id = answer(log, n, time=f"{day}T12:00:00.000+00:00", prompt_version=f"v{n % 2 + 1}")
         log.rate(exchange_id, thumbs, comment="needs the flag" if thumbs == "bad" else None)
         ids.append(exchange_id)
-    log.review(ids[0], "bad", "outdated", source="inline")
+    log.review(ids[0], "bad", "outdated", reviewer="ana", source="inline")
     answer(log, 9, time="2026-11-02T13:00:00.000+00:00")  # never rated
     return ids
 
@@ -63,6 +64,7 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows[:3]] == ids
     assert rows[0]["verdict"] == "bad" and rows[0]["verdict_source"] == "reviewer"
+    assert (rows[0]["reviewer"], rows[0]["reviewer_comment"]) == ("ana", "outdated")
     assert rows[1]["user_comment"] == "needs the flag"
 
     jsonl = run(
@@ -132,3 +134,75 @@ def test_the_cli_finds_the_local_label_studio_that_make_run_started(
     assert f"Label Studio {label_studio.url}" in sync.stdout and "3 task(s) created" in sync.stdout
     elsewhere = run(["sync"], tmp_path, **{**env, "DATA_DIR": str(tmp_path / "fresh")})
     assert "not configured" in elsewhere.stdout  # no local Label Studio was ever started there
+
+    # LABEL_STUDIO_URL naming that same local Label Studio, without a key: the saved token is used.
+    named = run(["sync"], tmp_path, **{**env, "LABEL_STUDIO_URL": label_studio.url + "/"})
+    assert named.returncode == 0, named.stdout + named.stderr
+    assert f"Label Studio {label_studio.url}:" in named.stdout and "0 pending" in named.stdout
+    # Another Label Studio never gets the local admin's token; the message names only what is missing.
+    other = run(["sync"], tmp_path, **{**env, "LABEL_STUDIO_URL": "http://127.0.0.1:9"})
+    assert "not configured (set LABEL_STUDIO_API_KEY)" in other.stdout, other.stdout
+    status = run(["status"], tmp_path, **{**env, "LABEL_STUDIO_URL": "http://127.0.0.1:9"})
+    assert "set LABEL_STUDIO_API_KEY)" in status.stdout and "LABEL_STUDIO_URL and" not in status.stdout
+
+
+def test_exports_into_a_closed_pipe_end_quietly(local_settings: Settings, tmp_path: Path) -> None:
+    """`python -m feedback export ... | head`: no BrokenPipeError traceback, the SIGPIPE status."""
+    with FeedbackLog(local_settings.feedback_db) as log:
+        for n in range(200):  # ~300 KB: more than a pipe holds
+            log.rate(answer(log, n, answer="Run `label-studio start -p 9000`. " * 40), "good")
+    env = {k: v for k, v in os.environ.items() if k not in LEAKY}
+    env.update(PYTHONPATH=str(ROOT), DATA_DIR=str(local_settings.data_dir))
+    for fmt in ("csv", "jsonl"):
+        process = subprocess.Popen(
+            [sys.executable, "-m", "feedback", "export", "--format", fmt],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert process.stdout is not None and process.stderr is not None
+        assert process.stdout.readline()  # what `head -1` reads, then it exits
+        process.stdout.close()
+        stderr = process.stderr.read().decode()
+        assert process.wait(timeout=60) == 141, stderr
+        assert "Traceback" not in stderr and "BrokenPipe" not in stderr, stderr
+        assert "exported" not in stderr  # not claimed: the reader did not take it all
+
+
+def test_the_report_never_cuts_group_names_in_a_narrow_console(
+    local_settings: Settings, tmp_path: Path
+) -> None:
+    model, prompt = "SmolLM2-1.7B-Instruct-Q4_K_M.gguf", "answer-with-citations-v2"
+    with FeedbackLog(local_settings.feedback_db) as log:
+        log.rate(answer(log, model=model, prompt_version=prompt, time="2026-11-01T12:00:00+00:00"), "bad")
+    for columns in ("80", "40"):
+        report = run(["report"], tmp_path, DATA_DIR=str(local_settings.data_dir), COLUMNS=columns)
+        assert report.returncode == 0, report.stderr
+        for name in (model, prompt, "2026-11-01"):
+            assert name in report.stdout, (columns, report.stdout)
+        assert report.stdout.count("0.0%") == 4 * 2, report.stdout  # accuracy and user acc., 4 tables
+        assert "…" not in report.stdout, report.stdout
+
+
+def test_a_one_off_run_with_another_key_leaves_the_apps_status_alone(
+    ls_settings: Settings, label_studio: LabelStudioServer, tmp_path: Path, make_worker
+) -> None:
+    env = {
+        "DATA_DIR": str(ls_settings.data_dir),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_PROJECT": ls_settings.label_studio_project,
+        "PUBLIC_URL": ls_settings.app_url,
+    }
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        worker: SyncWorker = make_worker(log, ls_settings)
+        worker.start()  # the app's worker: its status is the one people see
+        log.rate(answer(log), "good")
+        wait_for(lambda: (s := worker.status()).last_success_at and not s.pending, timeout=30)
+
+        wrong = run(["sync"], tmp_path, **env, LABEL_STUDIO_API_KEY="wrong-token-xyz")
+        assert wrong.returncode == 1 and "refused the API key (401)" in wrong.stdout
+        assert worker.status().last_error == ""  # the app still shows its own, healthy state
+
+        same = run(["sync"], tmp_path, **env, LABEL_STUDIO_API_KEY=label_studio.token)
+        assert same.returncode == 0, same.stdout + same.stderr  # same settings: it may update the status

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+import pytest
 from feedback_testkit import LabelStudioServer, answer, wait_for
 
 from feedback import FeedbackLog, SyncWorker
-from feedback.labelstudio import LABEL_CONFIG, USER_MODEL_VERSION
+from feedback.labelstudio import (
+    LABEL_CONFIG,
+    PREVIOUS_LABEL_CONFIGS,
+    USER_MODEL_VERSION,
+    LabelStudioProject,
+    upgrade_label_config,
+)
 from settings import Settings
 
 
@@ -44,16 +52,23 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert "docs/start.md — Start > Ports" in data["sources"]
         assert (data["prompt_version"], data["model"], data["user_rating"]) == ("v1", "fake-model", "bad")
         assert data["user_comment"] == "It is -p 9000"
+        # What the user said is read-only task data the view shows under its own heading ...
+        assert data["user_feedback"] == "👎 Bad, comment: It is -p 9000"
+        assert '<Header value="What the user said' in project.label_config
+        assert '<Text name="user_feedback" value="$user_feedback"/>' in project.label_config
+        # ... and the prediction pre-selects the thumb only: the reviewer's comment box starts empty.
         (prediction,) = user_predictions(task)
         assert _field(prediction, "result") == [
             {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}},
-            {
-                "from_name": "comment",
-                "to_name": "answer",
-                "type": "textarea",
-                "value": {"text": ["It is -p 9000"]},
-            },
         ]
+
+        # A changed comment reaches the task's data.
+        log.set_comment(exchange_id, "It is -p 9000, not --port")
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and (report.created, report.updated) == (0, 1), report
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        assert task.data["user_comment"] == "It is -p 9000, not --port"
+        assert task.data["user_feedback"] == "👎 Bad, comment: It is -p 9000, not --port"
 
         # A changed mind updates the same task's prediction; no second task.
         log.rate(exchange_id, "good", comment="")
@@ -61,8 +76,11 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert report.ok and (report.created, report.updated) == (0, 1), report
         (task,) = label_studio.tasks(ls_settings.label_studio_project)
         assert task.data["user_rating"] == "good"
+        assert task.data["user_feedback"] == "👍 Good (no comment)"
         (prediction,) = user_predictions(task)
-        assert _field(prediction, "result")[0]["value"] == {"choices": ["Good"]}
+        assert _field(prediction, "result") == [
+            {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Good"]}},
+        ]
         assert log.get(exchange_id).sync == "delivered"  # type: ignore[union-attr]
         status = SyncWorker(log, ls_settings).status()
         assert (status.pending, status.delivered, status.last_error) == (0, 1, "")
@@ -183,3 +201,64 @@ def test_a_deleted_project_is_created_again_and_everything_redelivered(
         assert second.ok and second.created == 3, second
         tasks = label_studio.tasks(ls_settings.label_studio_project)
         assert sorted(t.data["exchange_id"] for t in tasks) == sorted(ids)
+
+
+def test_a_reviewer_who_accepts_the_prediction_stores_no_comment_of_the_users(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    """Submitting the pre-filled task unchanged: the user's thumb, and an empty reviewer comment."""
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id = answer(log)
+        log.rate(exchange_id, "bad", comment="It is -p 9000")
+        worker = SyncWorker(log, ls_settings)
+        assert worker.flush(pull=False).created == 1
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        (prediction,) = user_predictions(task)
+        # What Label Studio's editor submits when the reviewer accepts the pre-filled result as is.
+        label_studio.client().annotations.create(
+            id=task.id, result=_field(prediction, "result"), parent_prediction=_field(prediction, "id")
+        )
+        assert worker.flush().pulled == 1
+        exchange = log.get(exchange_id)
+        assert exchange is not None
+        assert (exchange.reviewer_rating, exchange.reviewer_comment) == ("bad", "")
+        assert exchange.user_comment == "It is -p 9000"
+        assert exchange.reviewer == "admin@example.com"  # readable, not Label Studio's user id "1"
+
+
+def test_a_project_with_the_old_labeling_config_is_upgraded_and_keeps_working(
+    ls_settings: Settings, label_studio: LabelStudioServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    client = label_studio.client()
+    title = ls_settings.label_studio_project
+    old = client.projects.create(title=title, label_config=PREVIOUS_LABEL_CONFIGS[0])
+    assert old.id is not None
+    # An annotated task of the old version: its tags stay, so Label Studio accepts the new config.
+    (old_task,) = client.projects.import_tasks(
+        id=old.id,
+        request=[{"data": {"exchange_id": "old", "question": "q", "answer": "a", "sources": "s"}}],
+        return_task_ids=True,
+    ).task_ids
+    comment = {"from_name": "comment", "to_name": "answer", "type": "textarea", "value": {"text": ["x"]}}
+    rating = {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}}
+    client.annotations.create(id=old_task, result=[rating, comment])
+
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        log.rate(answer(log), "good", comment="thanks")
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and report.created == 1, report
+    assert label_studio.project_id(title) == old.id  # the same project, not a new one
+    assert client.projects.get(id=old.id).label_config.strip() == LABEL_CONFIG.strip()
+
+    # A config edited by hand is left alone.
+    custom = LABEL_CONFIG.replace("Your verdict", "Verdict")
+    client.projects.update(id=old.id, label_config=custom)
+    LabelStudioProject.connect(label_studio.url, label_studio.token, title)
+    assert client.projects.get(id=old.id).label_config.strip() == custom.strip()
+
+    # Label Studio refusing the update is a warning, not a failed sync.
+    client.projects.update(id=old.id, label_config=PREVIOUS_LABEL_CONFIGS[0])
+    with caplog.at_level(logging.WARNING, logger="feedback.labelstudio"):
+        assert not upgrade_label_config(client, old.id, PREVIOUS_LABEL_CONFIGS[0], wanted="<View><Text")
+    assert "keeps its old labeling config" in caplog.text and "400" in caplog.text
+    assert client.projects.get(id=old.id).label_config.strip() == PREVIOUS_LABEL_CONFIGS[0].strip()

@@ -8,6 +8,7 @@ from feedback_testkit import LabelStudioServer, UvicornThread, answer, free_port
 
 from feedback import FeedbackLog, SyncWorker, webhook_router
 from feedback.config import webhook_secret
+from feedback.labelstudio import parse_annotation
 from settings import Settings
 
 BAD = [
@@ -157,3 +158,34 @@ def test_known_verdicts_from_label_studio_give_known_accuracy(
         assert (overall.reviewed, overall.reviewer_good) == (3, 1)
         assert (overall.user_rated, overall.user_good) == (5, 3)
         assert [e.id for e in log.recent(verdict="good")] == [ids[3], ids[2]]
+
+
+def test_reviewer_comments_are_stripped_and_reviewers_named_readably(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log, serve(log, ls_settings):
+        exchange_id, task_id = deliver(log, ls_settings, label_studio)
+        client = label_studio.client()
+        typed = [BAD[0], {**BAD[1], "value": {"text": ["Port flag is -p\n"]}}]  # the Enter that submits
+        annotation = client.annotations.create(id=task_id, result=typed)
+
+        exchange = wait_for(lambda: (e := log.get(exchange_id)) and e.reviewer_rating and e, timeout=10)
+        assert exchange.reviewer_comment == "Port flag is -p"
+        assert exchange.reviewer == "1"  # the webhook payload carries only Label Studio's user id
+
+        # The pull sees the same annotation with the reviewer's name: a rename, not a new verdict.
+        assert SyncWorker(log, ls_settings).flush().pulled == 0
+        exchange = log.get(exchange_id)
+        assert exchange is not None
+        assert (exchange.reviewer, exchange.reviewer_comment) == ("admin@example.com", "Port flag is -p")
+        assert len([e for e in log.history(exchange_id) if e.kind == "reviewer"]) == 1
+
+        # A later change by webhook (id only again) keeps the name.
+        client.annotations.update(id=annotation.id, result=GOOD)
+        wait_for(lambda: log.get(exchange_id).reviewer_rating == "good", timeout=10)
+        assert log.get(exchange_id).reviewer == "admin@example.com"  # type: ignore[union-attr]
+
+        # Every shape Label Studio gives an annotation in names the same person.
+        (listed,) = label_studio.tasks(ls_settings.label_studio_project)[0].annotations  # created_username
+        (single,) = client.tasks.get(id=str(task_id)).annotations  # completed_by as the user
+        assert parse_annotation(listed).reviewer == parse_annotation(single).reviewer == "admin@example.com"
