@@ -183,10 +183,7 @@ def run_ingest(
     old_files = old.files if same_repo else {}
     new_files = {f.path: f.blob for f in co.files}
     summary = IngestSummary(commit=co.commit)
-    summary.files_added = sum(1 for p in new_files if p not in old_files)
     summary.files_deleted = sum(1 for p in old_files if p not in new_files)
-    summary.files_changed = sum(1 for p, b in new_files.items() if p in old_files and old_files[p] != b)
-    summary.files_unchanged = sum(1 for p, b in new_files.items() if old_files.get(p) == b)
     if same_repo and old.globs and old.globs != globs and summary.files_deleted:
         log.warning(
             "the file selection changed from %s to %s: %d file(s) outside it leave the index",
@@ -199,8 +196,14 @@ def run_ingest(
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
     bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
     vectorstore = store.vectorstore(_CountingEmbeddings(embeddings, bar))
-    docs, skipped = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
+    docs, skipped_files = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
+    skipped = set(skipped_files)
+    # A skipped file counts only as skipped: its chunks were neither added nor changed.
     summary.files_skipped = len(skipped)
+    taken = {p: b for p, b in new_files.items() if p not in skipped}
+    summary.files_added = sum(1 for p in taken if p not in old_files)
+    summary.files_changed = sum(1 for p, b in taken.items() if p in old_files and old_files[p] != b)
+    summary.files_unchanged = sum(1 for p, b in taken.items() if old_files.get(p) == b)
     doc_keys = [chunk_key(d) for d in docs]
     keys = list(dict.fromkeys(doc_keys))
     bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)

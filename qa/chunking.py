@@ -16,6 +16,7 @@ embedded without their tail. Markdown tables are cut into row groups.
 
 from __future__ import annotations
 
+import logging
 import re
 import unicodedata
 from collections.abc import Callable
@@ -25,6 +26,9 @@ import yaml
 from langchain_core.documents import Document
 from langchain_text_splitters import Language, RecursiveCharacterTextSplitter
 
+log = logging.getLogger(__name__)
+
+OPENING_FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n")
 FRONT_MATTER = re.compile(r"\A(?:\ufeff)?---[ \t]*\r?\n(.*?)\r?\n---[ \t]*(?:\r?\n|\Z)", re.DOTALL)
 HEADING = re.compile(r"^(#{1,6})[ \t]+(.+?)[ \t]*#*[ \t]*$")
 FENCE = re.compile(r"^[ \t]{0,3}(`{3,}|~{3,})")
@@ -43,16 +47,75 @@ class Section:
         return "\n".join(self.lines).strip()
 
 
-def split_front_matter(text: str) -> tuple[dict[str, object], str]:
-    """Return (front matter, rest). Unparseable front matter is dropped, not fatal."""
+def split_front_matter(text: str, *, source: str = "") -> tuple[dict[str, object], str]:
+    """Return (front matter, rest). Broken front matter is never fatal, but it is reported.
+
+    A docs author gets no other signal that a page lost its title or edition, so
+    with `source` each problem is a warning naming the file (callers that only
+    look up a title leave it out: one warning per file, from `chunk_markdown`).
+    YAML that does not parse keeps the keys that parse on their own (a broken
+    `title:` line costs the title, not the page's `tier`). A `---` block that is
+    never closed is no front matter, which is how Jekyll and Hexo render it: the
+    page is read as text.
+    """
     match = FRONT_MATTER.match(text)
     if not match:
+        if source and OPENING_FRONT_MATTER.match(text):
+            log.warning(
+                "%s: front matter opens with --- but is never closed: the page is read as text "
+                "without front matter (add the closing --- line)",
+                source,
+            )
         return {}, text
     try:
         meta = yaml.safe_load(match.group(1))
-    except yaml.YAMLError:
-        meta = None
+    except yaml.YAMLError as exc:
+        meta = _salvage_front_matter(match.group(1))
+        if source:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" near line {mark.line + 2}" if mark is not None else ""
+            problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+            kept = ", ".join(meta) if meta else "nothing"
+            log.warning("%s: front matter is not valid YAML (%s%s): kept %s", source, problem, where, kept)
+        return meta, text[match.end() :]
+    if meta is not None and not isinstance(meta, dict) and source:
+        log.warning("%s: front matter is not a list of `key: value` lines: ignored", source)
     return (meta if isinstance(meta, dict) else {}), text[match.end() :]
+
+
+def _salvage_front_matter(block: str) -> dict[str, object]:
+    """The top-level keys of broken YAML that parse on their own (each with its indented lines)."""
+    entries: list[list[str]] = []
+    for line in block.splitlines():
+        if line[:1].isspace() or line.startswith("-") or not entries:
+            if entries:
+                entries[-1].append(line)
+            elif line.strip():
+                entries.append([line])
+        else:
+            entries.append([line])
+    meta: dict[str, object] = {}
+    for entry in entries:
+        try:
+            value = yaml.safe_load("\n".join(entry))
+        except yaml.YAMLError:
+            continue
+        if isinstance(value, dict):
+            meta.update(value)
+    return meta
+
+
+def strip_nul(text: str, *, source: str = "") -> str:
+    """`text` without NUL bytes: no Markdown page means one, yet valid UTF-8 may hold them.
+
+    They come from a broken editor or a binary file named .md, and would otherwise be
+    embedded, stored and shown in answers' sources; with `source`, a warning names the file.
+    """
+    if "\x00" not in text:
+        return text
+    if source:
+        log.warning("%s: %d NUL byte(s) removed (fix the file)", source, text.count("\x00"))
+    return text.replace("\x00", "")
 
 
 def github_anchor(heading: str) -> str:
@@ -129,7 +192,7 @@ INCLUDE = re.compile(r"\{%-?\s*(?:insertmd|include)\s+[\"']?([^\s\"'%]+\.md)[\"'
 
 def page_title(text: str, source: str) -> str:
     """The title a reader sees for a file: its front-matter title, else `fallback_title`."""
-    front, body = split_front_matter(text)
+    front, body = split_front_matter(strip_nul(text))
     return str(front.get("title") or "").strip() or fallback_title(body, source)
 
 
@@ -377,7 +440,7 @@ def chunk_markdown(
     that size, each under the table's header: a tag's parameter table answers
     one question per row, and a 40-row table embedded whole answers none well.
     """
-    front, body = split_front_matter(text)
+    front, body = split_front_matter(strip_nul(text, source=source), source=source)
     body = HTML_CODE.sub(r"`\1`", HTML_COMMENT.sub("", body))
     parts = _merge_small(sections(body))
     title = str(front.get("title") or "").strip()

@@ -207,19 +207,61 @@ def test_broken_markdown_is_skipped_and_the_rest_ingested(docs_repo: Path, run_i
         {
             "a.md": "caf\xe9 in latin-1 ".encode("latin-1") * 5,
             "f.md": page("Phi", "Phi is a new page about keyboard shortcuts and hotkeys."),
+            "g.md": "na\xefve, new and latin-1 ".encode("latin-1") * 5,
         },
     )
-    commit(docs_repo, "break a, add f")
-    proc = run_ingest_cli("--repo", str(docs_repo), "--ref", "main")
-    result = summary(proc)
-    assert "skipping a.md: not UTF-8" in proc.stderr
-    assert result["files_skipped"] == 1
+    commit(docs_repo, "break a, add f and a broken g")
+    proc = run_ingest_cli("--repo", str(docs_repo), "--ref", "main", json_out=False)
+    assert proc.returncode == 0, proc.stderr
+    assert "skipping a.md: not UTF-8" in proc.stderr and "skipping g.md: not UTF-8" in proc.stderr
+    # Skipped files count only as skipped: a broken a.md is not "changed", a broken new g.md not "added".
+    assert proc.stdout.startswith(
+        "files: 1 added, 0 changed, 0 deleted, 3 unchanged, 2 skipped | chunks: 1 added"
+    )
     assert stored_sources() == ["a.md", "b2.md", "e.md", "f.md", "guide/d.md"]  # a.md's old chunk is kept
     # Once fixed, the file is picked up again.
     write(docs_repo, {"a.md": page("Alpha", "Alpha is fixed and mentions the --no-browser flag again.")})
     commit(docs_repo, "fix a")
     fixed = ingest(docs_repo, "main")
     assert (fixed["files_changed"], fixed["chunks_added"], fixed["chunks_deleted"]) == (1, 1, 1)
+    assert (fixed["files_added"], fixed["files_skipped"]) == (0, 1)  # g.md is still broken
+
+
+def test_broken_front_matter_and_nul_bytes_are_ingested_with_a_warning(
+    tmp_path: Path, run_ingest_cli
+) -> None:
+    repo = tmp_path / "odd"
+    repo.mkdir()
+    git(repo, "init", "-q", "-b", "main")
+    write(
+        repo,
+        {
+            "flow.md": "---\ntitle: [unclosed\ntier: enterprise\n---\n\n## Single sign-on\n\n"
+            "Single sign-on is configured by the organization owner in the settings page.\n",
+            "colons.md": "---\ntitle: Colons\ntier: : :\n---\n\n"
+            "The colons page has an edition line that is not valid YAML at all.\n",
+            "open.md": "---\ntitle: Open ended\n\n## Usage\n\n"
+            "This page never closes its front matter block, so all of it is read as text.\n",
+            "nul.md": page("Nul", "Nul bytes\x00 hide\x00 in this page about exporting snapshots."),
+        },
+    )
+    commit(repo, "odd pages")
+
+    proc = run_ingest_cli("--repo", str(repo))
+
+    result = summary(proc)
+    assert (result["files_added"], result["files_skipped"]) == (4, 0)  # every page is still ingested
+    assert "flow.md: front matter is not valid YAML" in proc.stderr and "kept tier" in proc.stderr
+    assert "colons.md: front matter is not valid YAML (mapping values are not allowed here" in proc.stderr
+    assert "open.md: front matter opens with --- but is never closed" in proc.stderr
+    assert "nul.md: 2 NUL byte(s) removed" in proc.stderr
+    docs = {d.metadata["source"]: d for d in DocStore(get_settings().index_dir).all_documents()}
+    assert docs["flow.md"].metadata["tier"] == "enterprise"  # what parses is used
+    assert docs["flow.md"].metadata["title"] == "Single sign-on"  # the broken title falls back to the heading
+    assert docs["colons.md"].metadata["title"] == "Colons" and "tier" not in docs["colons.md"].metadata
+    assert "never closes its front matter" in docs["open.md"].page_content
+    assert docs["nul.md"].page_content.endswith("Nul bytes hide in this page about exporting snapshots.")
+    assert not any("\x00" in d.page_content or "\x00" in str(d.metadata) for d in docs.values())
 
 
 def test_another_embedding_model_asks_for_reset(docs_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:

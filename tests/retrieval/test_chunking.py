@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from qa.chunking import chunk_markdown, is_changelog, plain_text, row_documents, table_rows
 
 TABLE = "| Param | Type | Description |\n| --- | --- | --- |\n" + "".join(
@@ -106,3 +108,14 @@ def test_the_embedded_text_keeps_the_words_and_drops_the_markup() -> None:
     for markup in ("---", "|", "**", "`", "https://", "/images/", "<", "src"):
         assert markup not in plain
     assert plain_text("no markup at all") == "no markup at all"
+
+
+def test_broken_front_matter_keeps_what_parses_and_says_which_file(caplog: pytest.LogCaptureFixture) -> None:
+    text = "---\ntitle: [unclosed\ntier: enterprise\ntags:\n  - sso\n---\n\n## SSO\n\nSet up single sign-on here."
+    (doc,) = chunk_markdown(text, source="guide/sso.md")
+    assert (doc.metadata["title"], doc.metadata["tier"]) == ("SSO", "enterprise")
+    assert "guide/sso.md: front matter is not valid YAML" in caplog.text and "kept tier, tags" in caplog.text
+    caplog.clear()
+    (doc,) = chunk_markdown("---\ntitle: Never closed\n\nBody\x00 text of a page.", source="open.md")
+    assert "open.md: front matter opens with --- but is never closed" in caplog.text
+    assert "open.md: 1 NUL byte(s) removed" in caplog.text and "\x00" not in doc.page_content
