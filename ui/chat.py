@@ -43,6 +43,10 @@ def empty_markdown(ctx: AppContext) -> str:
     )
 
 
+# Under the chat after a thumb: true whether Label Studio is up, down or not set up (ratings wait
+# in the outbox, and the Review tab shows them too).
+RATED_LINE = "<small>Thanks! Your rating is saved and will reach the people who review answers.</small>"
+
 ERROR_MARK = "⚠️"  # starts the message `respond` shows instead of an answer when answering fails
 
 
@@ -117,12 +121,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         clear = gr.Button("New conversation", size="sm")
     blocks.load(on_load, None, [header, notice, chat_area], api_visibility="private")
 
-    def sync_line() -> str:
-        if ctx.sync is None:
-            return ""
-        return f"<small>{safe_markdown(ctx.sync.status().message)}</small>"
-
-    status = gr.Markdown(sync_line, elem_id="feedback-status")
+    # Under the chat, only what a rating means to the person who gave it. Delivery to Label
+    # Studio (down, refusing its key, not configured) is the operator's business: the Review
+    # tab's summary and the server log say it, with the fix; no user of the chat can act on it.
+    status = gr.Markdown("", elem_id="feedback-status")
 
     def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
         try:
@@ -194,11 +196,11 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             elif data.liked in (True, False):  # still streaming: rated as soon as it is complete
                 pending[(request.session_hash if request else "", int(index))] = bool(data.liked)
                 gr.Info("Thanks! Your rating is saved as soon as the answer is complete.")
-            return gr.update(visible=False), ""
+            return gr.update(visible=False), "", gr.update()
         if data.liked not in (True, False):
-            return gr.update(), exchange_id  # a thumb taken back: the last rating stands
+            return gr.update(), exchange_id, gr.update()  # a thumb taken back: the last rating stands
         feedback_log.rate(exchange_id, "good" if data.liked else "bad")
-        return gr.update(visible=True), exchange_id
+        return gr.update(visible=True), exchange_id, RATED_LINE
 
     def on_comment(text: str, exchange_id: str):
         if exchange_id and text.strip():
@@ -210,14 +212,14 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     outputs = [question, chatbot, turns, ids]
     question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None)
     ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None)
-    chatbot.like(on_like, [ids], [comment_row, rated], api_name="rate")
+    chatbot.like(on_like, [ids], [comment_row, rated, status], api_name="rate")
     send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
     comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")
 
-    def forget():  # follow-up history, thumbs' exchange ids, an open comment box
-        return [], {}, gr.update(visible=False)
+    def forget():  # follow-up history, thumbs' exchange ids, an open comment box, the rating line
+        return [], {}, gr.update(visible=False), ""
 
-    clear.click(lambda: ([], *forget()), None, [chatbot, turns, ids, comment_row], api_visibility="private")
+    reset = [turns, ids, comment_row, status]
+    clear.click(lambda: ([], *forget()), None, [chatbot, *reset], api_visibility="private")
     # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
-    chatbot.clear(forget, None, [turns, ids, comment_row], api_name="clear")
-    gr.Timer(5.0).tick(sync_line, None, status, api_visibility="private")
+    chatbot.clear(forget, None, reset, api_name="clear")

@@ -21,9 +21,41 @@ def escape_html(text: str) -> str:
 
 
 def safe_markdown(text: str) -> str:
-    """Escape HTML outside code so it displays as typed."""
-    parts = _CODE.split(text or "")
+    """Escape HTML outside code so it displays as typed, and close a code fence left open.
+
+    Every piece of a message stays self-contained: what is appended after it
+    (an answer's sources) never ends up inside its code block.
+    """
+    parts = _CODE.split(close_fence(text or ""))
     return "".join(part if i % 2 else escape_html(part) for i, part in enumerate(parts))
+
+
+_FENCE_LINE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+
+
+def close_fence(text: str) -> str:
+    """`text` with a closing fence added if it ends inside a ``` or ~~~ code block.
+
+    Answers are often cut at the model's token limit in the middle of a command
+    ("```bash\naws s3 ..."); Markdown then reads everything after, the sources
+    list included, as code. The fence is closed with the opener's own marker and
+    indentation, so it also closes a block inside a list item, and is harmless
+    where the opener was really an indented code line.
+    """
+    fence: tuple[str, str] | None = None  # (indentation, marker) of the open fence
+    for line in text.splitlines():
+        match = _FENCE_LINE.match(line)
+        if not match:
+            continue
+        indent, marker, rest = match.groups()
+        if fence is None:
+            if not (marker[0] == "`" and "`" in rest):  # ```x``` on one line is inline code
+                fence = (indent, marker)
+        elif marker[0] == fence[1][0] and len(marker) >= len(fence[1]) and not rest.strip():
+            fence = None
+    if fence is None:
+        return text
+    return text + ("" if text.endswith("\n") else "\n") + fence[0] + fence[1]
 
 
 def _link_text(text: str) -> str:

@@ -91,6 +91,6 @@ class FakeChat(GenericFakeChatModel):
             yield chunk
 
 
-def fake_llm(delay: float = 0.0) -> FakeChat:
-    """Always answers ANSWER; a delay leaves time to click while it streams."""
-    return FakeChat(messages=itertools.cycle([AIMessage(ANSWER)]), delay=delay)
+def fake_llm(delay: float = 0.0, answer: str = ANSWER) -> FakeChat:
+    """Always answers `answer` (ANSWER); a delay leaves time to click while it streams."""
+    return FakeChat(messages=itertools.cycle([AIMessage(answer)]), delay=delay)

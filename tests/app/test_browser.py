@@ -92,3 +92,61 @@ def test_a_thumb_given_while_the_answer_streams_counts_once_it_is_complete(
         while time.time() < deadline and not (ours() and ours().user_rating):
             time.sleep(0.1)
         assert ours() is not None and ours().user_rating == "good"
+
+
+def ask(page, url: str, question: str) -> None:  # noqa: ANN001
+    page.goto(url)
+    box = page.get_by_label("Your question")
+    box.wait_for(timeout=30_000)
+    box.fill(question)
+    page.get_by_role("button", name="Ask", exact=True).click()
+
+
+def test_an_answer_cut_inside_a_code_block_shows_its_sources_below_it(app_data, page, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from qa.chain import AnswerChain
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    settings = get_settings(port=free_port())
+    cut = (
+        "Start it like this [1]:\n\n```bash\nlabel-studio start --no-browser --port"  # cut at the token limit
+    )
+    chain = AnswerChain(open_retriever(settings), llm=fake_llm(answer=cut), settings=settings)
+    with serve(build_context(settings, chain=chain)) as url:
+        ask(page, url, "How do I start without opening a browser tab?")
+        link = page.locator(f'a[href^="{WEB}/blob/"]').first
+        link.wait_for(timeout=30_000)
+        code = page.locator("#chatbot pre").last
+        assert "label-studio start --no-browser" in code.inner_text()
+        assert "guide/start.md" not in code.inner_text()
+        assert link.evaluate("a => !a.closest('pre, code')")  # a link, not text in the code block
+        heading = page.locator("#chatbot strong").filter(has_text="sources").last
+        assert heading.evaluate("e => !e.closest('pre, code')")  # bold, not ** in the code block
+
+
+def test_a_rating_shows_users_a_neutral_line_not_label_studios_problems(app_data, page, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from qa.chain import AnswerChain
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
+    settings = get_settings(port=free_port(), label_studio_url=down, label_studio_api_key="some-key")
+    ctx = build_context(
+        settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
+    )
+    ctx.sync.sync_once()
+    assert "not reachable" in ctx.sync.status().message  # what the operator sees in the Review tab
+    with serve(ctx) as url:
+        ask(page, url, "Can I start it without a browser tab?")
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Like").last.click()
+        status = page.locator("#feedback-status")
+        status.get_by_text("your rating is saved", exact=False).wait_for(timeout=10_000)
+        page.wait_for_timeout(5_500)  # the old page refreshed a sync status line every 5 s
+        chat_tab = page.locator("#chatbot").locator("xpath=ancestor::*[@role='tabpanel'][1]")
+        shown = chat_tab.inner_text() if chat_tab.count() else page.inner_text("body")
+        assert "not reachable" not in shown and "Label Studio" not in status.inner_text()
