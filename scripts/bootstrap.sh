@@ -21,6 +21,10 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 
 hash=$(cat requirements.txt requirements-dev.txt scripts/bootstrap.sh | sha256sum | cut -c1-16)
 stamp=".venv/.installed-$mode-$hash"
+# A dev install is the app install plus the test tools: `make run` after `make test` installs nothing.
+if [ "$mode" = app ] && [ -f ".venv/.installed-dev-$hash" ]; then
+  stamp=".venv/.installed-dev-$hash"
+fi
 if [ ! -f "$stamp" ]; then
   echo "installing Python packages into .venv ($mode; a few minutes the first time)"
   if ! .venv/bin/python -c "import torch" 2>/dev/null; then

@@ -24,24 +24,50 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
 die() { echo "labelstudio.sh: $*" >&2; exit 1; }
 
-# Read KEY=VALUE lines of ./.env for the keys we use, without overriding the environment,
-# the same precedence pydantic-settings gives the app.
+# Read DATA_DIR and LABEL_STUDIO_* from ./.env without overriding the environment, the way the
+# app reads it (pydantic-settings, with python-dotenv: comments, quotes, escapes, ${VAR}, last line
+# wins), so this script and the app agree on the port and data dir. Uses the app's venv when it exists;
+# before that, a bash reading of the common forms (KEY=value, "quoted", 'quoted', trailing # comment).
 load_dotenv() {
-  local file="${1:-.env}" line key value
+  local file="${1:-.env}" line key value exports
   [[ -f "$file" ]] || return 0
+  if [[ -x "$ROOT/.venv/bin/python" ]] && exports="$("$ROOT/.venv/bin/python" - "$file" 2>/dev/null <<'PY'
+import os
+import re
+import shlex
+import sys
+
+from dotenv import dotenv_values
+
+in_env = {key.upper() for key in os.environ}
+for key, value in dotenv_values(sys.argv[1], encoding="utf-8").items():
+    key = key.upper()
+    if value is None or key in in_env or not re.fullmatch(r"DATA_DIR|LABEL_STUDIO_[A-Z0-9_]*", key):
+        continue
+    print(f"export {key}={shlex.quote(value)}")
+PY
+  )"; then
+    eval "$exports"
+    return 0
+  fi
+  local -A from_file=()
   while IFS= read -r line || [[ -n "$line" ]]; do
-    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)=(.*)$ ]] || continue
+    [[ "$line" =~ ^[[:space:]]*(export[[:space:]]+)?([A-Za-z_][A-Za-z0-9_]*)[[:space:]]*=[[:space:]]*(.*)$ ]] || continue
     key="${BASH_REMATCH[2]}"
     value="${BASH_REMATCH[3]}"
     case "$key" in
       DATA_DIR | LABEL_STUDIO_*) ;;
       *) continue ;;
     esac
-    [[ -n "${!key+x}" ]] && continue
-    value="${value%%[[:space:]]#*}"
-    value="${value%"${value##*[![:space:]]}"}"
-    if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then value="${BASH_REMATCH[1]}"; fi
+    [[ -n "${!key+x}" && -z "${from_file[$key]:-}" ]] && continue # the environment wins
+    if [[ "$value" =~ ^\"([^\"]*)\" || "$value" =~ ^\'([^\']*)\' ]]; then
+      value="${BASH_REMATCH[1]}"
+    else
+      value="${value%%[[:space:]]#*}"
+      value="${value%"${value##*[![:space:]]}"}"
+    fi
     export "$key=$value"
+    from_file[$key]=1
   done <"$file"
 }
 load_dotenv .env

@@ -6,22 +6,43 @@
 #   4. serve app.py, which starts the local model when no OPENAI_API_KEY / OPENAI_BASE_URL is set
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/bootstrap.sh app
 
-# Settings: the environment wins over ./.env (as in the app).
-env_value() {
-  local key="$1" default="${2:-}"
-  if [ -n "${!key:-}" ]; then printf '%s' "${!key}"; return; fi
-  if [ -f .env ]; then
-    local line
-    line=$(grep -E "^[[:space:]]*${key}=" .env | tail -n 1 || true)
-    if [ -n "$line" ]; then line="${line#*=}"; line="${line%\"}"; line="${line#\"}"; printf '%s' "$line"; return; fi
-  fi
-  printf '%s' "$default"
+# The settings this script needs, read by the app's own settings.py (environment > .env > defaults,
+# python-dotenv's parsing: comments, quotes, `export`), so it checks and starts what the app will use.
+# Prints shell assignments; `scripts/run.sh --settings` shows them without installing or starting anything.
+app_settings() {
+  .venv/bin/python - <<'PY'
+import shlex
+import sys
+
+from pydantic import ValidationError
+
+from settings import get_settings
+
+try:
+    s = get_settings()
+except ValidationError as exc:
+    sys.exit(f"run.sh: a setting in the environment or .env is invalid:\n{exc}")
+values = {
+    "data_dir": s.data_dir,
+    "ls_port": s.label_studio_port,
+    "ls_url": s.label_studio_url,
+    "ls_api_key": s.label_studio_api_key,
 }
-data_dir=$(env_value DATA_DIR ./data)
-ls_port=$(env_value LABEL_STUDIO_PORT 8080)
-ls_url=$(env_value LABEL_STUDIO_URL "")
+for name, value in values.items():
+    print(f"{name}={shlex.quote(str(value))}")
+PY
+}
+
+if [ "${1:-}" = "--settings" ]; then
+  [ -x .venv/bin/python ] || { echo "run.sh: no .venv yet (make install)" >&2; exit 1; }
+  app_settings
+  exit
+fi
+
+scripts/bootstrap.sh app
+settings=$(app_settings)
+eval "$settings"
 
 if [ ! -f "$data_dir/index/state.json" ]; then
   echo "No docs ingested yet: running python ingest.py (a few minutes the first time)"
@@ -48,10 +69,12 @@ PY
 fi
 
 if [ -z "$ls_url" ] || [[ "$ls_url" == "http://127.0.0.1:$ls_port"* || "$ls_url" == "http://localhost:$ls_port"* ]]; then
+  # labelstudio.sh gets the values the app resolved, not its own reading of .env.
+  export LABEL_STUDIO_PORT="$ls_port" DATA_DIR="$data_dir"
   scripts/labelstudio.sh install
   scripts/labelstudio.sh start
   export LABEL_STUDIO_URL="http://127.0.0.1:$ls_port"
-  if [ -z "$(env_value LABEL_STUDIO_API_KEY "")" ]; then
+  if [ -z "$ls_api_key" ]; then
     LABEL_STUDIO_API_KEY=$(scripts/labelstudio.sh token)
     export LABEL_STUDIO_API_KEY
   fi

@@ -1,0 +1,130 @@
+"""The shell scripts behind `make run`: they must read settings as the app does, and not reinstall needlessly.
+
+Nothing is installed or started here: `scripts/run.sh --settings` prints what `make run` would use,
+`scripts/labelstudio.sh url` what Label Studio would listen on, and bootstrap runs in a fresh venv.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from gitrepo import ROOT
+
+from settings import get_settings
+
+DOTENV = """# what a person's .env looks like after a while
+export DATA_DIR="{data}"   # quoted, with a comment
+LABEL_STUDIO_PORT=8080
+LABEL_STUDIO_PORT=8095   # my port: the last line wins, the comment is no part of it
+LABEL_STUDIO_URL='http://127.0.0.1:8095'
+LABEL_STUDIO_API_KEY=abc#def
+"""
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """The environment without the tests' DATA_DIR and any Label Studio setting: .env decides."""
+    env = {k: v for k, v in os.environ.items() if k != "DATA_DIR" and not k.startswith("LABEL_STUDIO_")}
+    return env | extra
+
+
+def run_sh_settings(project: Path, env: dict[str, str]) -> dict[str, str]:
+    """`scripts/run.sh --settings` of a project dir holding run.sh, settings.py, the venv and a .env."""
+    proc = subprocess.run(
+        ["bash", "scripts/run.sh", "--settings"],
+        cwd=project,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {
+        k: shlex.split(v)[0] if v else ""
+        for k, v in (line.split("=", 1) for line in proc.stdout.splitlines())
+    }
+
+
+def project_with_dotenv(tmp_path: Path) -> tuple[Path, Path]:
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    shutil.copy(ROOT / "scripts" / "run.sh", project / "scripts" / "run.sh")
+    (project / "settings.py").symlink_to(ROOT / "settings.py")
+    (project / ".venv").symlink_to(ROOT / ".venv")
+    data = tmp_path / "my data"
+    (project / ".env").write_text(DOTENV.format(data=data))
+    return project, data
+
+
+def test_run_sh_reads_env_and_dotenv_as_the_app_does(tmp_path: Path, monkeypatch) -> None:
+    project, data = project_with_dotenv(tmp_path)
+
+    values = run_sh_settings(project, clean_env())
+
+    assert values == {
+        "data_dir": str(data),
+        "ls_port": "8095",
+        "ls_url": "http://127.0.0.1:8095",
+        "ls_api_key": "abc#def",
+    }
+    for key in [k for k in os.environ if k == "DATA_DIR" or k.startswith("LABEL_STUDIO_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.chdir(project)
+    app = get_settings()  # the app, started in the same directory
+    assert (str(app.data_dir), app.label_studio_port, app.label_studio_url) == (
+        values["data_dir"],
+        8095,
+        values["ls_url"],
+    )
+    assert run_sh_settings(project, clean_env(LABEL_STUDIO_PORT="9000"))["ls_port"] == "9000"  # env wins
+
+
+def test_labelstudio_sh_reads_dotenv_as_the_app_does(tmp_path: Path) -> None:
+    project, data = project_with_dotenv(tmp_path)
+
+    def url(**extra: str) -> str:
+        proc = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "labelstudio.sh"), "url"],
+            cwd=project,
+            env=clean_env(**extra),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.strip()
+
+    assert url() == "http://127.0.0.1:8095"
+    assert data.is_dir()  # its data dir is the app's DATA_DIR, quotes and comment left out
+    assert url(LABEL_STUDIO_PORT="9000") == "http://127.0.0.1:9000"
+
+
+def test_an_app_install_accepts_a_current_dev_install(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "scripts").mkdir(parents=True)
+    for name in ("requirements.txt", "requirements-dev.txt", "scripts/bootstrap.sh"):
+        shutil.copy(ROOT / name, project / name)
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(project / ".venv")], check=True)
+    inputs = b"".join((project / n).read_bytes() for n in ("requirements.txt", "requirements-dev.txt"))
+    digest = hashlib.sha256(inputs + (project / "scripts/bootstrap.sh").read_bytes()).hexdigest()[:16]
+
+    def bootstrap_app() -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "scripts/bootstrap.sh", "app"], cwd=project, capture_output=True, text=True, timeout=60
+        )
+
+    (project / ".venv" / f".installed-dev-{digest}").touch()  # what `make test` leaves
+    done = bootstrap_app()
+    assert done.returncode == 0, done.stderr
+    assert "installing" not in done.stdout  # `make run` after `make test` runs no pip
+
+    (project / ".venv" / f".installed-dev-{digest}").rename(
+        project / ".venv" / ".installed-dev-0ld0ld0ld0ld0ld0"
+    )
+    stale = bootstrap_app()  # requirements changed since that dev install: this venv has no pip to run
+    assert "installing Python packages into .venv (app" in stale.stdout and stale.returncode != 0
