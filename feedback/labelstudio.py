@@ -50,7 +50,7 @@ LABEL_CONFIG = """<View>
   <Header value="What the user said (their thumb and comment, read-only)"/>
   <Text name="user_feedback" value="$user_feedback"/>
   <Header value="Your verdict: is this a good answer to the question, given the sources? (pre-selected: the user's thumb)"/>
-  <Choices name="rating" toName="answer" choice="single" showInline="true" required="true">
+  <Choices name="rating" toName="answer" choice="single-radio" showInline="true" required="true">
     <Choice value="Good"/>
     <Choice value="Bad"/>
   </Choices>
@@ -214,7 +214,7 @@ def user_feedback(rating: Rating, comment: str) -> str:
     fields, and the user's comment submitted unchanged would pass for the
     reviewer's. Never empty, so the view always says whether there was a comment.
     """
-    thumb = "👍 Good" if rating == "good" else "👎 Bad"
+    thumb = "Good 👍" if rating == "good" else "Bad 👎"  # words first: not every font has the emoji
     comment = comment.strip()
     return f"{thumb}, comment: {comment}" if comment else f"{thumb} (no comment)"
 
@@ -379,6 +379,35 @@ def upgrade_label_config(
     return True
 
 
+def backfill_user_feedback(client: LabelStudio, project_id: int) -> int:
+    """Bring tasks made before `user_feedback` existed into the new view; returns how many.
+
+    Without it, an upgraded project's old tasks show an empty "What the user said", and
+    those of the first version keep a prediction that pre-fills the reviewer's comment box
+    with the user's comment. Each gets its `user_feedback` text and a rating-only prediction.
+    Annotations reviewers already submitted stay as they are.
+    """
+    fixed = 0
+    for task in client.tasks.list(project=project_id, page_size=100):
+        data = dict(_get(task, "data") or {})
+        rating = data.get("user_rating")
+        if data.get("user_feedback") or rating not in ("good", "bad"):
+            continue
+        data["user_feedback"] = user_feedback(rating, str(data.get("user_comment") or ""))
+        client.tasks.update(id=str(_get(task, "id")), data=data)  # data is replaced: send it whole
+        for prediction in _get(task, "predictions") or []:
+            if _get(prediction, "model_version") == USER_MODEL_VERSION and _get(prediction, "id"):
+                client.predictions.update(
+                    id=int(_get(prediction, "id")),
+                    result=prediction_result(rating),
+                    model_version=USER_MODEL_VERSION,
+                )
+        fixed += 1
+    if fixed:
+        log.info("Label Studio project %s: %d earlier tasks now show what the user said", project_id, fixed)
+    return fixed
+
+
 # --- the project --------------------------------------------------------------------------
 class LabelStudioProject:
     """The feedback project in one Label Studio: found or created by exact title."""
@@ -409,7 +438,8 @@ class LabelStudioProject:
         matches = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
         if matches:
             project = min((p for p in matches if p.id is not None), key=lambda p: int(p.id or 0))
-            upgrade_label_config(client, int(project.id or 0), project.label_config or "")
+            if upgrade_label_config(client, int(project.id or 0), project.label_config or ""):
+                backfill_user_feedback(client, int(project.id or 0))
             return int(project.id or 0)
         project = client.projects.create(
             title=title, label_config=LABEL_CONFIG, description=PROJECT_DESCRIPTION

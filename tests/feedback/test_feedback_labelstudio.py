@@ -53,7 +53,7 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert (data["prompt_version"], data["model"], data["user_rating"]) == ("v1", "fake-model", "bad")
         assert data["user_comment"] == "It is -p 9000"
         # What the user said is read-only task data the view shows under its own heading ...
-        assert data["user_feedback"] == "👎 Bad, comment: It is -p 9000"
+        assert data["user_feedback"] == "Bad 👎, comment: It is -p 9000"
         assert '<Header value="What the user said' in project.label_config
         assert '<Text name="user_feedback" value="$user_feedback"/>' in project.label_config
         # ... and the prediction pre-selects the thumb only: the reviewer's comment box starts empty.
@@ -68,7 +68,7 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert report.ok and (report.created, report.updated) == (0, 1), report
         (task,) = label_studio.tasks(ls_settings.label_studio_project)
         assert task.data["user_comment"] == "It is -p 9000, not --port"
-        assert task.data["user_feedback"] == "👎 Bad, comment: It is -p 9000, not --port"
+        assert task.data["user_feedback"] == "Bad 👎, comment: It is -p 9000, not --port"
 
         # A changed mind updates the same task's prediction; no second task.
         log.rate(exchange_id, "good", comment="")
@@ -76,7 +76,7 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert report.ok and (report.created, report.updated) == (0, 1), report
         (task,) = label_studio.tasks(ls_settings.label_studio_project)
         assert task.data["user_rating"] == "good"
-        assert task.data["user_feedback"] == "👍 Good (no comment)"
+        assert task.data["user_feedback"] == "Good 👍 (no comment)"
         (prediction,) = user_predictions(task)
         assert _field(prediction, "result") == [
             {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Good"]}},
@@ -242,6 +242,24 @@ def test_a_project_with_the_old_labeling_config_is_upgraded_and_keeps_working(
     comment = {"from_name": "comment", "to_name": "answer", "type": "textarea", "value": {"text": ["x"]}}
     rating = {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}}
     client.annotations.create(id=old_task, result=[rating, comment])
+    # A rated task of the first version: no user_feedback, and the user's comment in its prediction.
+    (first_task,) = client.projects.import_tasks(
+        id=old.id,
+        request=[
+            {
+                "data": {
+                    "exchange_id": "first",
+                    "question": "q",
+                    "answer": "a",
+                    "sources": "s",
+                    "user_rating": "bad",
+                    "user_comment": "wrong port",
+                },
+                "predictions": [{"model_version": "user-feedback", "result": [rating, comment]}],
+            }
+        ],
+        return_task_ids=True,
+    ).task_ids
 
     with FeedbackLog(ls_settings.feedback_db) as log:
         log.rate(answer(log), "good", comment="thanks")
@@ -249,6 +267,13 @@ def test_a_project_with_the_old_labeling_config_is_upgraded_and_keeps_working(
         assert report.ok and report.created == 1, report
     assert label_studio.project_id(title) == old.id  # the same project, not a new one
     assert client.projects.get(id=old.id).label_config.strip() == LABEL_CONFIG.strip()
+    # its earlier task now shows what the user said, and pre-fills the verdict only
+    first = client.tasks.get(id=first_task)
+    assert first.data["user_feedback"] == "Bad 👎, comment: wrong port"
+    (prediction,) = [
+        p for p in client.predictions.list(task=first_task) if p.model_version == "user-feedback"
+    ]
+    assert [r["from_name"] for r in prediction.result] == ["rating"]
 
     # A config edited by hand is left alone.
     custom = LABEL_CONFIG.replace("Your verdict", "Verdict")
