@@ -15,10 +15,11 @@ import logging
 import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from operator import itemgetter
 from typing import Any, Protocol
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
@@ -197,6 +198,26 @@ def parse_citations(text: str, count: int) -> list[int]:
 # --- the chain ---------------------------------------------------------------------------
 
 
+class ServedModel(BaseCallbackHandler):
+    """Catches the model name the server reports in its response.
+
+    An OpenAI-compatible server may serve another model than the one asked for: llama.cpp
+    answers any name with the model it loaded, so a base URL left with the default
+    OPENAI_MODEL logged SmolLM2's answers as gpt-4.1-mini, and accuracy per model with them.
+    OpenAI reports the dated snapshot that answered.
+    """
+
+    def __init__(self) -> None:
+        self.name = ""
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                metadata = getattr(message, "response_metadata", None) or generation.generation_info or {}
+                self.name = str(metadata.get("model_name") or self.name)
+
+
 class AnswerChain:
     """Answers questions from the docs; one instance serves every user (it keeps no per-user state).
 
@@ -313,8 +334,9 @@ class AnswerChain:
         state: dict[str, Any] = {}
         pieces: list[str] = []
         prepared_at = first_at = 0.0
+        served = ServedModel()
         try:
-            for chunk in self.runnable.stream({"question": text, "history": turns}):
+            for chunk in self.runnable.stream({"question": text, "history": turns}, {"callbacks": [served]}):
                 piece = chunk.pop("answer", None)
                 if chunk:
                     state.update(chunk)
@@ -327,7 +349,8 @@ class AnswerChain:
             log.error("answering %r failed", text[:200], exc_info=exc)
             raise AnswerError(describe_error(exc, self.settings)) from exc
         ended = time.perf_counter()
-        yield AnswerEvent(answer=self._finish(state, "".join(pieces), started, prepared_at, first_at, ended))
+        answer = self._finish(state, "".join(pieces), started, prepared_at, first_at, ended)
+        yield AnswerEvent(answer=replace(answer, model=served.name) if served.name else answer)
 
     def answer(self, question: str, history: Sequence[object] | None = None) -> Answer:
         """The whole answer at once (scripts, evaluation)."""

@@ -90,6 +90,17 @@ def test_answer_chain_streams_from_the_local_model(
     assert answer.first_token_ms > answer.retrieval_ms > 0
 
 
+def test_the_model_that_answered_is_recorded_not_the_one_asked_for(
+    local_settings: Settings, settings_for: Callable[..., Settings], retriever: KeywordRetriever
+) -> None:
+    # A base URL left with the default OPENAI_MODEL: llama.cpp answers any name with its own model.
+    other = settings_for(openai_base_url=local_llm.base_url(local_settings), openai_api_key="any")
+    llm = make_chat_model(other, max_tokens=MAX_TOKENS)
+    assert llm.model_name == other.openai_model != "SmolLM2-135M-Instruct"
+    answer = AnswerChain(retriever, llm, other).answer("how do I raise the webhook timeout?")
+    assert answer.model == "SmolLM2-135M-Instruct"
+
+
 def test_local_server_start_is_idempotent_and_reports_status(local_settings: Settings) -> None:
     running = local_llm.status(local_settings)
     assert running is not None and local_llm.is_healthy(running.port)
