@@ -24,7 +24,7 @@ from rich.measure import Measurement
 from rich.segment import Segment
 from rich.table import Table
 
-from feedback.config import label_studio_configured, missing_settings, with_local_label_studio
+from feedback.config import missing_settings, with_local_label_studio
 from feedback.export import FORMATS, export
 from feedback.log import AccuracyRow, FeedbackLog, SyncStatus
 from settings import Settings, get_settings
@@ -101,9 +101,7 @@ def print_status(console: Console, status: SyncStatus) -> None:
 
 
 def _sync_status(feedback_log: FeedbackLog, settings: Settings) -> SyncStatus:
-    return feedback_log.sync_status(
-        configured=label_studio_configured(settings), missing=missing_settings(settings)
-    )
+    return feedback_log.sync_status(missing=missing_settings(settings))
 
 
 def cmd_sync(args: argparse.Namespace, console: Console) -> int:

@@ -61,7 +61,7 @@ def with_local_label_studio(settings: Settings) -> Settings:
 
 def label_studio_configured(settings: Settings) -> bool:
     """Both URL and key set: otherwise feedback stays local (and says so)."""
-    return bool(settings.label_studio_url.strip() and settings.label_studio_api_key.strip())
+    return not missing_settings(settings)
 
 
 def missing_settings(settings: Settings) -> list[str]:

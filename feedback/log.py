@@ -622,14 +622,15 @@ class FeedbackLog:
                         (key, str(value), stamp),
                     )
 
-    def sync_status(self, *, configured: bool = True, missing: Sequence[str] = ()) -> SyncStatus:
+    def sync_status(self, *, missing: Sequence[str] = ()) -> SyncStatus:
+        """Delivery state for people; `missing`: the Label Studio settings still unset (none: configured)."""
         state = self.get_state()
         row = self._query(
             "SELECT SUM(wanted > delivered) AS pending, SUM(wanted <= delivered) AS delivered FROM outbox"
         )[0]
         notes = [n for n in (state.get("webhook_note"),) if n]
         return SyncStatus(
-            configured=configured,
+            configured=not missing,
             missing=tuple(missing),
             pending=int(row["pending"] or 0),
             delivered=int(row["delivered"] or 0),

@@ -135,8 +135,7 @@ class SyncStatus:
     def message(self) -> str:
         """One line for the UI."""
         if not self.configured:
-            missing = " and ".join(self.missing or ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY"))
-            return f"Feedback is kept locally only (Label Studio is not configured: set {missing})."
+            return f"Feedback is kept locally only (Label Studio is not configured: set {' and '.join(self.missing)})."
         if self.last_error:
             return f"Label Studio: {self.pending} rating(s) waiting — {self.last_error}"
         if self.pending:

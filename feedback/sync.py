@@ -155,7 +155,7 @@ class SyncWorker:
         return owner is None or owner == self.identity
 
     def status(self) -> SyncStatus:
-        return self.log.sync_status(configured=self.configured, missing=missing_settings(self.settings))
+        return self.log.sync_status(missing=missing_settings(self.settings))
 
     def flush(self, timeout: float = 60.0, *, pull: bool = True) -> SyncReport:
         """Sync now in the caller's thread until nothing is due (or an error, or `timeout`)."""

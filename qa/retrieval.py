@@ -616,8 +616,9 @@ class HybridRetriever(BaseRetriever):
             )
             for i in picked
         ]
-        evidence = math.log1p(best_lexical / index.log_n) + DENSE_EVIDENCE_WEIGHT * float(dense.max())
-        if float(dense.max()) >= COVERAGE_MIN_DENSE:
+        best_dense = float(dense.max())
+        evidence = math.log1p(best_lexical / index.log_n) + DENSE_EVIDENCE_WEIGHT * best_dense
+        if best_dense >= COVERAGE_MIN_DENSE:
             covered = (_coverage(tokens, best_lexical, index) - COVERAGE_FROM) / (
                 COVERAGE_FULL - COVERAGE_FROM
             )
@@ -758,10 +759,7 @@ def _coverage(tokens: Sequence[str], best_lexical: float, index: _Index) -> floa
     question about something else ("how do I bake bread?") covers little whatever it matches.
     """
     vocab = index.bm25.vocab_dict
-    weight = sum(
-        float(index.idf[vocab[t]]) if t in vocab and vocab[t] < len(index.idf) else index.log_n
-        for t in dict.fromkeys(tokens)
-    )
+    weight = sum(float(index.idf[vocab[t]]) if t in vocab else index.log_n for t in dict.fromkeys(tokens))
     return best_lexical / weight if weight > 0 else 0.0
 
 
