@@ -20,6 +20,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from typing import Any
 
 import httpx
@@ -379,33 +380,88 @@ def upgrade_label_config(
     return True
 
 
-def backfill_user_feedback(client: LabelStudio, project_id: int) -> int:
+# Rated tasks without `user_feedback`: made before it existed, or by a backfill that was cut short.
+_WITHOUT_USER_FEEDBACK = json.dumps(
+    {
+        "filters": {
+            "conjunction": "and",
+            "items": [
+                {
+                    "filter": "filter:tasks:data.user_feedback",
+                    "operator": "empty",
+                    "type": "String",
+                    "value": True,
+                },
+                {
+                    "filter": "filter:tasks:data.user_rating",
+                    "operator": "empty",
+                    "type": "String",
+                    "value": False,
+                },
+            ],
+        }
+    }
+)
+
+
+def backfill_user_feedback(client: LabelStudio, project_id: int, page_size: int = 100) -> int:
     """Bring tasks made before `user_feedback` existed into the new view; returns how many.
 
     Without it, an upgraded project's old tasks show an empty "What the user said", and
     those of the first version keep a prediction that pre-fills the reviewer's comment box
     with the user's comment. Each gets its `user_feedback` text and a rating-only prediction.
     Annotations reviewers already submitted stay as they are.
+
+    It asks Label Studio for such tasks only (a Data Manager filter), so it costs one
+    request when there are none and runs on every connect: a backfill cut short (Label
+    Studio stopped, the app restarted) finishes on the next one. Fixed tasks leave the
+    filter, so it re-reads the first page until it is empty (never a task twice).
     """
+    seen: set[int] = set()
     fixed = 0
-    for task in client.tasks.list(project=project_id, page_size=100):
-        data = dict(_get(task, "data") or {})
-        rating = data.get("user_rating")
-        if data.get("user_feedback") or rating not in ("good", "bad"):
-            continue
-        data["user_feedback"] = user_feedback(rating, str(data.get("user_comment") or ""))
-        client.tasks.update(id=str(_get(task, "id")), data=data)  # data is replaced: send it whole
-        for prediction in _get(task, "predictions") or []:
-            if _get(prediction, "model_version") == USER_MODEL_VERSION and _get(prediction, "id"):
-                client.predictions.update(
-                    id=int(_get(prediction, "id")),
-                    result=prediction_result(rating),
-                    model_version=USER_MODEL_VERSION,
-                )
-        fixed += 1
+    while True:
+        listing = client.tasks.list(project=project_id, query=_WITHOUT_USER_FEEDBACK, page_size=page_size)
+        page = [task for task in islice(listing, page_size) if int(_get(task, "id")) not in seen]
+        if not page:
+            break
+        for task in page:
+            seen.add(int(_get(task, "id")))
+            fixed += _backfill_task(client, task)
     if fixed:
         log.info("Label Studio project %s: %d earlier tasks now show what the user said", project_id, fixed)
     return fixed
+
+
+def _try_backfill(client: LabelStudio, project_id: int) -> None:
+    """`backfill_user_feedback`, where Label Studio refusing it (4xx) is a warning, not a failed sync."""
+    try:
+        backfill_user_feedback(client, project_id)
+    except ApiError as exc:
+        if is_connection_problem(exc) or exc.status_code is None or not 400 <= exc.status_code < 500:
+            raise
+        log.warning(
+            "Label Studio project %s: earlier tasks keep an empty 'What the user said' (%s)",
+            project_id,
+            describe_error(exc, ""),
+        )
+
+
+def _backfill_task(client: LabelStudio, task: Any) -> bool:
+    """Give one earlier task its `user_feedback` text and a rating-only user prediction; False: not ours."""
+    data = dict(_get(task, "data") or {})
+    rating = data.get("user_rating")
+    if rating not in ("good", "bad"):
+        return False
+    data["user_feedback"] = user_feedback(rating, str(data.get("user_comment") or ""))
+    client.tasks.update(id=str(_get(task, "id")), data=data)  # data is replaced: send it whole
+    for prediction in _get(task, "predictions") or []:
+        if _get(prediction, "model_version") == USER_MODEL_VERSION and _get(prediction, "id"):
+            client.predictions.update(
+                id=int(_get(prediction, "id")),
+                result=prediction_result(rating),
+                model_version=USER_MODEL_VERSION,
+            )
+    return True
 
 
 # --- the project --------------------------------------------------------------------------
@@ -438,9 +494,12 @@ class LabelStudioProject:
         matches = [p for p in client.projects.list(title=title, page_size=100) if p.title == title]
         if matches:
             project = min((p for p in matches if p.id is not None), key=lambda p: int(p.id or 0))
-            if upgrade_label_config(client, int(project.id or 0), project.label_config or ""):
-                backfill_user_feedback(client, int(project.id or 0))
-            return int(project.id or 0)
+            project_id = int(project.id or 0)
+            config = project.label_config or ""
+            current = _normalized(config) == _normalized(LABEL_CONFIG)
+            if upgrade_label_config(client, project_id, config) or current:
+                _try_backfill(client, project_id)
+            return project_id
         project = client.projects.create(
             title=title, label_config=LABEL_CONFIG, description=PROJECT_DESCRIPTION
         )

@@ -287,3 +287,54 @@ def test_a_project_with_the_old_labeling_config_is_upgraded_and_keeps_working(
         assert not upgrade_label_config(client, old.id, PREVIOUS_LABEL_CONFIGS[0], wanted="<View><Text")
     assert "keeps its old labeling config" in caplog.text and "400" in caplog.text
     assert client.projects.get(id=old.id).label_config.strip() == PREVIOUS_LABEL_CONFIGS[0].strip()
+
+
+def test_an_upgrade_whose_backfill_was_cut_short_finishes_on_the_next_connect(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    client = label_studio.client()
+    title = ls_settings.label_studio_project
+    old = client.projects.create(title=title, label_config=PREVIOUS_LABEL_CONFIGS[0])
+    assert old.id is not None
+    rated = [
+        {
+            "data": {
+                "exchange_id": f"first-{n}",
+                "question": "q",
+                "answer": "a",
+                "sources": "s",
+                "user_rating": "good" if n % 2 else "bad",
+                "user_comment": f"comment {n}",
+            },
+            "predictions": [{"model_version": "user-feedback", "result": []}],
+        }
+        for n in range(5)
+    ]
+    unrated = [{"data": {"exchange_id": "unrated", "question": "q", "answer": "a", "sources": "s"}}]
+    ids = client.projects.import_tasks(id=old.id, request=rated + unrated, return_task_ids=True).task_ids
+    # The config was upgraded, then the app stopped before any earlier task was brought along.
+    client.projects.update(id=old.id, label_config=LABEL_CONFIG)
+
+    LabelStudioProject.connect(label_studio.url, label_studio.token, title)
+
+    feedback = {
+        client.tasks.get(id=i).data["exchange_id"]: client.tasks.get(id=i).data.get("user_feedback")
+        for i in ids
+    }
+    assert feedback == {
+        "first-0": "Bad 👎, comment: comment 0",
+        "first-1": "Good 👍, comment: comment 1",
+        "first-2": "Bad 👎, comment: comment 2",
+        "first-3": "Good 👍, comment: comment 3",
+        "first-4": "Bad 👎, comment: comment 4",
+        "unrated": None,  # nothing the user said: nothing to show
+    }
+    for task_id in ids[:5]:
+        (prediction,) = [
+            p for p in client.predictions.list(task=task_id) if p.model_version == USER_MODEL_VERSION
+        ]
+        assert [r["from_name"] for r in prediction.result] == ["rating"]
+    # Nothing left to do: the next connect changes nothing (and costs one filtered listing).
+    before = [client.tasks.get(id=i).updated_at for i in ids]
+    LabelStudioProject.connect(label_studio.url, label_studio.token, title)
+    assert [client.tasks.get(id=i).updated_at for i in ids] == before
