@@ -32,7 +32,7 @@ from tqdm import tqdm
 from qa.adapter import ADAPTER_FILE, fit_adapter
 from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_documents
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
-from qa.repo import Checkout, RepoError, checkout, normalize_source
+from qa.repo import Checkout, RefNotFound, RepoError, checkout, normalize_source
 from qa.store import DocStore, IndexState, StoreError, chunk_key, store_failures
 from settings import Settings, get_settings
 
@@ -268,6 +268,13 @@ def main(argv: list[str] | None = None) -> int:
             summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=args.glob, reset=args.reset)
     except (RepoError, IngestError, StoreError, EmbeddingModelError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if isinstance(exc, RefNotFound) and args.ref is None and args.repo:
+            # --repo names another repo, and the ref came from DOCS_REF (the environment or .env)
+            print(
+                f"DOCS_REF={settings.docs_ref} comes from the environment or .env: "
+                "pass --ref with a branch, tag or commit of this one, or --ref '' for its default branch.",
+                file=sys.stderr,
+            )
         return 2
     except KeyboardInterrupt:
         print("interrupted: the index is consistent; re-run `python ingest.py` to finish.", file=sys.stderr)

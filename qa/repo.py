@@ -20,6 +20,10 @@ class RepoError(RuntimeError):
     """The repository or ref cannot be had; the message says what to do."""
 
 
+class RefNotFound(RepoError):
+    """The repository is there, the ref is not (a tag of another repo left in DOCS_REF)."""
+
+
 @dataclass(frozen=True)
 class RepoFile:
     path: str  # repo-relative, forward slashes
@@ -136,7 +140,7 @@ def checkout(url: str, ref: str, dest: Path, globs: list[str]) -> Checkout:
     else:
         detail = _last_line(proc.stderr)
         if "not our ref" in detail or "couldn't find remote ref" in detail or "bad object" in detail or ref:
-            raise RepoError(
+            raise RefNotFound(
                 f"The ref {target!r} was not found in {url!r} ({detail}). "
                 "Check --ref / DOCS_REF: a branch, tag or commit of that repo."
             )

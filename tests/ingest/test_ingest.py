@@ -7,6 +7,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 
@@ -193,6 +194,17 @@ def test_a_bad_repo_keeps_the_previous_clone_and_index(docs_repo: Path, run_inge
 def test_unknown_ref_is_a_clear_error(docs_repo: Path) -> None:
     with pytest.raises(RepoError, match="'no-such-tag' was not found"):
         ingest(docs_repo, "no-such-tag")
+
+
+def test_a_docs_ref_left_in_the_settings_for_another_repo_is_named(
+    docs_repo: Path, run_ingest_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    bad = run_ingest_cli("--repo", str(docs_repo), env={"DOCS_REF": "docs-2026-03"})
+
+    assert bad.returncode == 2 and "'docs-2026-03' was not found" in bad.stderr
+    assert "DOCS_REF=docs-2026-03 comes from the environment or .env" in bad.stderr
+    assert "--ref ''" in bad.stderr
+    assert summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "", env={"DOCS_REF": "docs-2026-03"}))
 
 
 def test_no_matching_files_is_a_clear_error(docs_repo: Path) -> None:
