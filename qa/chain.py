@@ -44,27 +44,49 @@ log = logging.getLogger(__name__)
 
 CONCAT_CONDENSE = "concat"  # how the standalone question was made when no model was asked
 NO_CONDENSE = "none"
-# Without a model to rewrite it, a question is searched with the previous one glued on only when
-# it points back at the conversation: a pronoun ("can I raise it?"), a continuation ("and for
-# GCS?", "what about Azure?"), or too few words to stand alone. A new topic ("what's the best
-# pizza in Naples?") is searched as asked: glued to the last question, it matched that topic's
-# pages and got an answer about them instead of "the docs don't cover this".
-REFERS_BACK = re.compile(
+# Without a model to rewrite it, a short question that points back at the conversation is searched
+# with an earlier question glued on (`recent_questions`): a pronoun ("can I raise it?"), a continuation
+# ("and for GCS?", "what about Azure?"), or too few words to stand alone ("webhooks?"). Whether the
+# glue helps is then measured: both are searched, and the question alone wins when it matches the
+# docs at least as well ("webhooks?" after a question about Slack), so a new topic, however short,
+# is searched as asked. A question of SELF_CONTAINED_WORDS words or more says what its "it" is
+# ("I get 'CSRF verification failed' behind my proxy. How do I fix it?"): of the 463 one-off
+# questions of the eval sets, 207 have such a word and would have been glued; 4 still are.
+POINTS_BACK = re.compile(
     r"\b(?:it|its|they|them|their|these|those|also|too|instead|same|former|latter)\b"
     r"|\b(?:that|this)\b(?=\s*(?:[?.!,;]|$|one\b))"
-    r"|\b(?:do|does|did|change|set|use|fix|enable|disable|turn|undo|get|make|configure) (?:that|this)\b"
-    r"|^\s*(?:and|but|or|so|then|what about|how about|what if|why not)\b",
+    r"|\b(?:do|does|did|change|set|use|fix|enable|disable|turn|undo|get|make|configure) (?:that|this)\b",
     re.IGNORECASE,
 )
+CONTINUES = re.compile(r"^\s*(?:and|but|or|so|then|what about|how about|what if|why not)\b", re.IGNORECASE)
 IDIOMS = re.compile(r"\bis it (?:possible|ok|okay|safe|normal|true|necessary|worth|better)\b", re.IGNORECASE)
 STANDALONE_MIN_WORDS = 4
+SELF_CONTAINED_WORDS = 12
+FOLLOW_UP_CANDIDATES = 2  # earlier questions a follow-up is tried with
 FALLBACK_SOURCES = 3  # sources shown when the model cites none
 
 
 def refers_back(question: str) -> bool:
-    """Whether a question needs the conversation to be understood (see `REFERS_BACK`)."""
-    text = IDIOMS.sub(" ", question)
-    return len(question.split()) < STANDALONE_MIN_WORDS or bool(REFERS_BACK.search(text))
+    """Whether a question may need the conversation to be understood (see `POINTS_BACK`)."""
+    words = len(question.split())
+    if words < STANDALONE_MIN_WORDS or CONTINUES.match(question):
+        return True
+    return words < SELF_CONTAINED_WORDS and bool(POINTS_BACK.search(IDIOMS.sub(" ", question)))
+
+
+def recent_questions(history: Sequence[tuple[str, str]], count: int = FOLLOW_UP_CANDIDATES) -> list[str]:
+    """The user's last `count` distinct messages, latest first: what a follow-up may be about.
+
+    Not only the last one: after "thanks!" or another follow-up ("and for GCS?"), the
+    topic is one further back ("thanks! Video tag?" abstained where "Video tag?" alone is answered).
+    """
+    found: list[str] = []
+    for role, text in reversed(history):
+        if role == "user" and text not in found:
+            found.append(text)
+            if len(found) == count:
+                break
+    return found
 
 
 class QuestionError(ValueError):
@@ -262,15 +284,15 @@ class AnswerChain:
         )
         return prepare | RunnablePassthrough.assign(answer=generate)
 
-    def _condense(self, state: dict[str, Any]) -> tuple[str, str]:
-        """(standalone question, how it was made). No history: no model call at all."""
+    def _condense(self, state: dict[str, Any]) -> tuple[str, str, RetrievalResult | None]:
+        """(standalone question, how it was made, its search if done). No history: no model call."""
         question, history = state["question"], state["history"]
         if not history:
-            return question, NO_CONDENSE
-        previous = next((text for role, text in reversed(history) if role == "user"), "")
-        concat = f"{previous[:300]} {question}".strip()
+            return question, NO_CONDENSE, None
+        previous = recent_questions(history)
+        concat = f"{previous[0][:300] if previous else ''} {question}".strip()
         if self.compact:  # tiny models answer the question instead of rewriting it (measured)
-            return (concat, CONCAT_CONDENSE) if refers_back(question) else (question, NO_CONDENSE)
+            return self._glue_if_better(question, previous)
         raw = self._condense_chain.invoke({"history": format_history(history), "question": question})
         lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
         standalone = (
@@ -278,15 +300,40 @@ class AnswerChain:
         )
         standalone = standalone.strip().strip('"“”').strip()
         if not standalone or len(standalone) > 3 * len(concat) + 200:
-            return concat, CONCAT_CONDENSE
-        return standalone, self.condense_prompt.version
+            return concat, CONCAT_CONDENSE, None
+        return standalone, self.condense_prompt.version, None
+
+    def _glue_if_better(
+        self, question: str, previous: Sequence[str]
+    ) -> tuple[str, str, RetrievalResult | None]:
+        """The question alone, or glued to an earlier one when that finds the docs better.
+
+        Each of the `previous` questions is glued on and searched; the one with the most
+        evidence is the follow-up's topic. Gluing adds words, and words add evidence: the
+        question alone still wins when it finds passages (does not abstain) with at least
+        that much evidence, or when every glued version abstains too (the reply then
+        quotes what the user typed).
+        """
+        if not refers_back(question):
+            return question, NO_CONDENSE, None
+        alone = self.retriever.search(question)
+        best: tuple[str, RetrievalResult] | None = None
+        for earlier in previous:
+            glued = f"{earlier[:300]} {question}"
+            found = self.retriever.search(glued)
+            if not found.abstain and (best is None or found.confidence > best[1].confidence):
+                best = (glued, found)
+        if best is None or (not alone.abstain and alone.confidence >= best[1].confidence):
+            return question, NO_CONDENSE, alone
+        return best[0], CONCAT_CONDENSE, best[1]
 
     def _retrieve(self, state: dict[str, Any]) -> RetrievalResult:
-        return self.retriever.search(state["condensed"][0])
+        standalone, _, searched = state["condensed"]
+        return searched if searched is not None else self.retriever.search(standalone)
 
     def _prepare_prompt(self, state: dict[str, Any]) -> dict[str, Any]:
         retrieval: RetrievalResult = state["retrieval"]
-        standalone, how = state["condensed"]
+        standalone, how, _ = state["condensed"]
         docs = list(retrieval.documents)
         settings = self.settings
         if self.compact:

@@ -138,6 +138,34 @@ def test_compact_style_condenses_without_the_model(retriever: KeywordRetriever, 
 
 
 @pytest.mark.parametrize(
+    ("history", "question", "searched"),
+    [
+        # a short new topic that finds the docs on its own is not glued to the last one
+        (["webhook timeout"], "usage statistics?", "usage statistics?"),
+        # a long question says what its "it" is
+        (
+            ["webhook timeout"],
+            "Label Studio opens a browser tab every time I start the server, how do I stop it?",
+            "Label Studio opens a browser tab every time I start the server, how do I stop it?",
+        ),
+        # "thanks!" in between is skipped: the follow-up is about the last question that stood alone
+        (["webhook timeout", "thanks!"], "can I raise it?", "webhook timeout can I raise it?"),
+        # a chain of follow-ups stays on its topic
+        (["webhook timeout", "and the retries?"], "can I raise it?", "webhook timeout can I raise it?"),
+    ],
+)
+def test_compact_style_glues_only_when_the_conversation_finds_the_docs_better(
+    retriever: KeywordRetriever, settings: Settings, history: list[str], question: str, searched: str
+) -> None:
+    chain = AnswerChain(retriever, fake_chat("Set WEBHOOK_TIMEOUT."), settings, compact=True)
+    turns = [turn for asked in history for turn in (("user", asked), ("assistant", "an answer"))]
+
+    answer = chain.answer(question, turns)
+
+    assert answer.standalone_question == searched
+
+
+@pytest.mark.parametrize(
     ("question", "searched"),
     [
         ("What's the best pizza in Naples?", "What's the best pizza in Naples?"),
