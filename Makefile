@@ -3,7 +3,7 @@ SHELL := /bin/bash
 PY := .venv/bin/python
 export OMP_WAIT_POLICY ?= PASSIVE
 
-.PHONY: run install install-dev test lint format ingest bench labelstudio-start labelstudio-stop
+.PHONY: run install install-dev test lint format ingest bench
 
 run:  ## install, ingest if empty, start Label Studio and the local model as needed, serve the app
 	@scripts/run.sh

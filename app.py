@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -131,11 +132,15 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         log.info("local model %s on port %s", server.model, server.port)
+    watchdog = threading.Event()
+    if server is not None and server.owned:  # one we started: restart it if it dies
+        threading.Thread(target=local_llm.keep_running, args=(settings, watchdog), daemon=True).start()
     try:
         ctx = build_context(settings)
         print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
         uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
     finally:
+        watchdog.set()
         if server is not None and server.owned:
             local_llm.stop(settings)
     return 0

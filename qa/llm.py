@@ -223,12 +223,16 @@ def describe_error(exc: BaseException, settings: Settings | None = None) -> str:
         )
     if isinstance(found, (openai.APIConnectionError, httpx.TransportError)):
         who, where = _server(_request_url(found), settings)
-        hint = (
-            "start it with `make llm-start` (or `python -m qa.local_llm start`)"
-            if settings is not None and uses_local_model(settings)
-            else "check OPENAI_BASE_URL in .env and that the server is running"
+        if settings is not None and uses_local_model(settings):
+            # The app restarts the model it started (`local_llm.keep_running`); a chat user can wait.
+            return (
+                "The local model isn't answering right now. The app restarts it by itself: ask again in "
+                "a few seconds. If it keeps failing, restart the app (`make run`); the model's log is "
+                f"{local_llm.log_file(settings)}."
+            )
+        return (
+            f"{who} can't be reached ({where}): check OPENAI_BASE_URL in .env and that the server is running."
         )
-        return f"{who} can't be reached ({where}): {hint}."
     return f"The model call failed ({type(found).__name__}): {found}"
 
 

