@@ -119,6 +119,7 @@ class Answer:
     retrieval_ms: float  # condense + retrieve + prompt build: everything before the model
     first_token_ms: float  # from the question to the first piece of answer text
     total_ms: float
+    cut_short: bool = False  # the answer stopped at its token cap (LLM_MAX_TOKENS / LOCAL_LLM_MAX_TOKENS)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -221,16 +222,18 @@ def parse_citations(text: str, count: int) -> list[int]:
 
 
 class ServedModel(BaseCallbackHandler):
-    """Catches the model name the server reports in its response.
+    """Catches the model name the server reports in its response, and why the answer ended.
 
     An OpenAI-compatible server may serve another model than the one asked for: llama.cpp
     answers any name with the model it loaded, so a base URL left with the default
     OPENAI_MODEL logged SmolLM2's answers as gpt-4.1-mini, and accuracy per model with them.
-    OpenAI reports the dated snapshot that answered.
+    OpenAI reports the dated snapshot that answered. A finish reason of "length" means the
+    answer hit its token cap mid-sentence (a third of the local model's answers did).
     """
 
     def __init__(self) -> None:
         self.name = ""
+        self.finish_reason = ""
 
     def on_llm_end(self, response: Any, **kwargs: Any) -> None:
         for generations in response.generations:
@@ -238,6 +241,7 @@ class ServedModel(BaseCallbackHandler):
                 message = getattr(generation, "message", None)
                 metadata = getattr(message, "response_metadata", None) or generation.generation_info or {}
                 self.name = str(metadata.get("model_name") or self.name)
+                self.finish_reason = str(metadata.get("finish_reason") or self.finish_reason)
 
 
 class AnswerChain:
@@ -397,7 +401,10 @@ class AnswerChain:
             raise AnswerError(describe_error(exc, self.settings)) from exc
         ended = time.perf_counter()
         answer = self._finish(state, "".join(pieces), started, prepared_at, first_at, ended)
-        yield AnswerEvent(answer=replace(answer, model=served.name) if served.name else answer)
+        answer = replace(
+            answer, model=served.name or answer.model, cut_short=served.finish_reason == "length"
+        )
+        yield AnswerEvent(answer=answer)
 
     def answer(self, question: str, history: Sequence[object] | None = None) -> Answer:
         """The whole answer at once (scripts, evaluation)."""

@@ -131,6 +131,7 @@ def test_compact_style_condenses_without_the_model(retriever: KeywordRetriever, 
     assert len(llm.prompts) == 1  # tiny models answer instead of rewriting: no condense call
     assert answer.standalone_question == "webhook timeout can I raise it?"
     assert answer.condense == "concat"
+    assert not answer.cut_short  # the model ended the answer itself
     prompt = llm.prompts[0][-1].content
     assert "You can adjust the timeout by setting the environment variable `WEBHOOK_TIMEOUT`." in prompt
     assert "--no-browser" not in prompt  # the extract keeps only what shares words with the question
