@@ -15,7 +15,7 @@ import gradio as gr
 
 from qa.chain import AnswerError, QuestionError, validate_question
 from ui.context import AppContext
-from ui.render import safe_markdown, sources_markdown
+from ui.render import literal_markdown, safe_markdown, sources_markdown
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +89,9 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     ids = gr.State({})  # chatbot message index -> exchange id, for the thumbs
     rated = gr.State("")  # exchange id waiting for an optional comment
     pending: dict[tuple[str, int], bool] = {}  # (session, message) -> a thumb clicked while it streamed
+    # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
+    # shows the comment box and the saved line, as a thumb on a finished answer does.
+    rated_late: dict[str, str] = {}
 
     with gr.Column(visible=ctx.chain is not None) as chat_area:
         chatbot = gr.Chatbot(
@@ -139,22 +142,31 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             gr.Warning("Nothing is ingested yet: run `python ingest.py`, then ask again.")
             yield message, history, turns_, ids_
             return
-        history = [*history, {"role": "user", "content": safe_markdown(text)}]
+        # What was typed, shown as typed: a user's `![x](http://host/x.png)` loads nothing.
+        history = [*history, {"role": "user", "content": literal_markdown(text)}]
         history.append({"role": "assistant", "content": "…"})
         session = request.session_hash if request else ""
         yield "", history, turns_, ids_
-        shown = ""
+        shown = held = ""
         try:
             for event in chain.stream(text, _history_for_chain(turns_)):
                 if event.answer is None:
-                    shown += event.text
-                    history[-1] = {"role": "assistant", "content": safe_markdown(shown)}
-                    yield "", history, turns_, ids_
+                    # Each piece is shown when the next event arrives: the "not covered" reply
+                    # (which quotes the question) comes as one piece followed at once by the
+                    # answer saying it abstained, so it is never rendered as Markdown.
+                    if held:
+                        shown += held
+                        history[-1] = {"role": "assistant", "content": safe_markdown(shown)}
+                        yield "", history, turns_, ids_
+                    held = event.text
                     continue
                 answer = event.answer
                 listed = answer.cited if not answer.abstained else []
                 heading = "Sources" if answer.citations_found else "Closest sources (not cited by the model)"
-                body = safe_markdown(answer.text) + sources_markdown(listed, heading=heading)
+                # The abstain reply is not the model's: it is a template around the searched
+                # question, which the user wrote, so all of it is shown as literal text.
+                shown_text = literal_markdown(answer.text) if answer.abstained else safe_markdown(answer.text)
+                body = shown_text + sources_markdown(listed, heading=heading)
                 history[-1] = {"role": "assistant", "content": body}
                 exchange_id = feedback_log.record_exchange(
                     question=text,
@@ -172,6 +184,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 liked = pending.pop((session, len(history) - 1), None)
                 if liked is not None:  # thumbed while it streamed: the rating counts now
                     feedback_log.rate(exchange_id, "good" if liked else "bad")
+                    rated_late[session] = exchange_id
                 turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
                 yield "", history, turns_, ids_
         except AnswerError as exc:
@@ -202,6 +215,17 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         feedback_log.rate(exchange_id, "good" if data.liked else "bad")
         return gr.update(visible=True), exchange_id, RATED_LINE
 
+    def offer_comment(request: gr.Request):
+        """After an answer: the comment box and the saved line for a thumb given while it streamed.
+
+        `respond` cannot show them itself without adding outputs to the public /ask API, so
+        this step runs once it is done, like `on_like` does for a thumb on a finished answer.
+        """
+        exchange_id = rated_late.pop(request.session_hash if request else "", None)
+        if not exchange_id:
+            return gr.update(), gr.update(), gr.update()
+        return gr.update(visible=True), exchange_id, RATED_LINE
+
     def on_comment(text: str, exchange_id: str):
         if exchange_id and text.strip():
             feedback_log.set_comment(exchange_id, text.strip())
@@ -210,8 +234,13 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
 
     inputs = [question, chatbot, turns, ids]
     outputs = [question, chatbot, turns, ids]
-    question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None)
-    ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None)
+    late = [comment_row, rated, status]
+    question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None).then(
+        offer_comment, None, late, api_visibility="private"
+    )
+    ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None).then(
+        offer_comment, None, late, api_visibility="private"
+    )
     chatbot.like(on_like, [ids], [comment_row, rated, status], api_name="rate")
     send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
     comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")

@@ -4,12 +4,15 @@ Gradio renders chat messages as Markdown with HTML allowed. Label Studio's docs
 (and so the answers) are full of XML-like tags (`<View>`, `<Choices>`), and a
 question or a model could contain `<script>` or `<img onerror=…>`. Outside code
 spans and fences, `&`, `<` and `>` are escaped; inside them Markdown already
-shows text literally.
+shows text literally. What a user typed is shown with no Markdown at all
+(`literal_markdown`), and no message makes the browser load an image.
 """
 
 from __future__ import annotations
 
 import re
+
+from markdown_it import MarkdownIt
 
 from qa.types import Source
 
@@ -24,13 +27,48 @@ def safe_markdown(text: str) -> str:
     """Escape HTML outside code so it displays as typed, and close a code fence left open.
 
     Every piece of a message stays self-contained: what is appended after it
-    (an answer's sources) never ends up inside its code block.
+    (an answer's sources) never ends up inside its code block. The fence is closed
+    on the escaped text, since that is what the browser parses. Images are turned
+    into plain links: a message's text (an answer talked into it by a question,
+    a doc page) must never make the browser fetch from a host of its choosing.
     """
-    parts = _CODE.split(close_fence(text or ""))
-    return "".join(part if i % 2 else escape_html(part) for i, part in enumerate(parts))
+    parts = _CODE.split(text or "")
+    escaped = "".join(part if i % 2 else _neutral_images(escape_html(part)) for i, part in enumerate(parts))
+    return close_fence(escaped)
 
 
-_FENCE_LINE = re.compile(r"^([ \t]*)(`{3,}|~{3,})(.*)$")
+def _neutral_images(text: str) -> str:
+    """`![alt](url)` shown as "!" and a link: nothing is loaded until someone clicks."""
+    return text.replace("![", "\\![")
+
+
+# Escaped with a backslash by `literal_markdown`: every ASCII punctuation mark that starts or
+# delimits a Markdown construct (emphasis, links, images, headings, lists, tables, code, rules),
+# and `:`, without which the browser's GFM autolinks take `http://host/x\.png` with its backslashes.
+_LITERAL = {ord(c): "\\" + c for c in "\\`*_{}[]()#+-.!|~=:"}
+_LITERAL |= {ord("&"): "&amp;", ord("<"): "&lt;", ord(">"): "&gt;"}
+
+
+def literal_markdown(text: str) -> str:
+    """`text` as Markdown that displays exactly as typed: no link, image, heading or HTML.
+
+    For what a user typed (their chat bubble, and the question the "not covered"
+    reply quotes back): someone's `![x](http://host/x.png)` or `### HACKED` must not
+    turn into an image fetched from that host or into a heading in the reply.
+    CommonMark lets any ASCII punctuation be backslash-escaped; leading spaces
+    become non-breaking ones, so an indented line is not read as a code block
+    (which would show the backslashes).
+    """
+    lines = []
+    for line in (text or "").split("\n"):
+        body = line.lstrip(" \t")
+        indent = len(line[: len(line) - len(body)].expandtabs(4))
+        lines.append("&nbsp;" * indent + body.translate(_LITERAL))
+    return "\n".join(lines)
+
+
+_MD = MarkdownIt("commonmark")
+_SENTINEL = "zq9sourcesfollowzq9"  # a word no answer contains: where the sources would start
 
 
 def close_fence(text: str) -> str:
@@ -38,24 +76,52 @@ def close_fence(text: str) -> str:
 
     Answers are often cut at the model's token limit in the middle of a command
     ("```bash\naws s3 ..."); Markdown then reads everything after, the sources
-    list included, as code. The fence is closed with the opener's own marker and
-    indentation, so it also closes a block inside a list item, and is harmless
-    where the opener was really an indented code line.
+    list included, as code. Whether a fence is open is decided by a CommonMark
+    parser, not by pairing fence lines: a fence opened indented inside a list item
+    is ended by the end of the item, not by a later fence at column 0, and that
+    column-0 fence then opens a block of its own (the local model writes exactly
+    this). The closer repeats the opener's marker and its container indentation
+    (a list item's spaces, a quote's `>`), and is kept only if a parse confirms
+    that text appended after it, as the sources are, is a paragraph of its own.
     """
-    fence: tuple[str, str] | None = None  # (indentation, marker) of the open fence
-    for line in text.splitlines():
-        match = _FENCE_LINE.match(line)
-        if not match:
-            continue
-        indent, marker, rest = match.groups()
-        if fence is None:
-            if not (marker[0] == "`" and "`" in rest):  # ```x``` on one line is inline code
-                fence = (indent, marker)
-        elif marker[0] == fence[1][0] and len(marker) >= len(fence[1]) and not rest.strip():
-            fence = None
+    fence = _open_fence_at_end(text)
     if fence is None:
         return text
-    return text + ("" if text.endswith("\n") else "\n") + fence[0] + fence[1]
+    prefix, marker = fence
+    joined = text + ("" if text.endswith("\n") else "\n")
+    candidates = [joined + prefix + marker, joined + marker]
+    for candidate in candidates:
+        if _open_fence_at_end(candidate) is None and _stays_outside(candidate):
+            return candidate
+    return candidates[0]  # pragma: no cover - no known Markdown gets here
+
+
+def _open_fence_at_end(text: str) -> tuple[str, str] | None:
+    """(container prefix, marker) of a fenced block that runs to the end of `text` unclosed."""
+    lines = text.split("\n")
+    count = len(lines) - (1 if text.endswith("\n") else 0)
+    fences = [t for t in _MD.parse(text) if t.type == "fence" and t.map and t.map[1] >= count]
+    if not fences:
+        return None
+    fence = fences[-1]
+    start, end = fence.map
+    content = fence.content
+    content_lines = content.count("\n") + int(bool(content) and not content.endswith("\n"))
+    if content_lines < end - start - 1:  # one line less than the block: its last line was the closer
+        return None
+    marker = fence.markup
+    opener = lines[start]
+    prefix = opener[: opener.find(marker)] if marker in opener else ""
+    return re.sub(r"[^>\s]", " ", prefix), marker  # a list marker ("1. ", "- ") becomes its width in spaces
+
+
+def _stays_outside(text: str) -> bool:
+    """Whether a paragraph after `text` (as the sources block is) is top-level text, not code."""
+    tokens = _MD.parse(text + "\n\n" + _SENTINEL)
+    return any(
+        t.type == "inline" and t.level == 1 and t.content == _SENTINEL and tokens[i - 1].level == 0
+        for i, t in enumerate(tokens)
+    )
 
 
 def _link_text(text: str) -> str:
