@@ -38,7 +38,7 @@ def empty_markdown(ctx: AppContext) -> str:
         return f"### The docs index can't be used\n\n{safe_markdown(ctx.problem)}"
     return (
         "### Nothing is ingested yet\n\n"
-        "Run `python ingest.py` (the Label Studio docs by default; `--repo URL_OR_PATH` for your own "
+        "Run `.venv/bin/python ingest.py` (the Label Studio docs by default; `--repo URL_OR_PATH` for your own "
         "docs repo), or `make run`, which does it for you. Then reload this page."
     )
 
@@ -47,6 +47,8 @@ def empty_markdown(ctx: AppContext) -> str:
 # in the outbox, and the Review tab shows them too).
 RATED_LINE = "<small>Thanks! Your rating is saved and will reach the people who review answers.</small>"
 
+# Under an answer the model was stopped in (LLM_MAX_TOKENS / LOCAL_LLM_MAX_TOKENS): it ends mid-word.
+CUT_SHORT_NOTE = "<small><i>(The answer was cut short: it reached its length limit.)</i></small>"
 ERROR_MARK = "⚠️"  # starts the message `respond` shows instead of an answer when answering fails
 
 
@@ -139,7 +141,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         ctx.refresh()
         chain = ctx.chain
         if chain is None:
-            gr.Warning("Nothing is ingested yet: run `python ingest.py`, then ask again.")
+            gr.Warning("Nothing is ingested yet: run `.venv/bin/python ingest.py`, then ask again.")
             yield message, history, turns_, ids_
             return
         # What was typed, shown as typed: a user's `![x](http://host/x.png)` loads nothing.
@@ -166,6 +168,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 # The abstain reply is not the model's: it is a template around the searched
                 # question, which the user wrote, so all of it is shown as literal text.
                 shown_text = literal_markdown(answer.text) if answer.abstained else safe_markdown(answer.text)
+                if answer.cut_short:  # the model hit its token cap mid-sentence: say so, not just stop
+                    shown_text += f"\n\n{CUT_SHORT_NOTE}"
                 body = shown_text + sources_markdown(listed, heading=heading)
                 history[-1] = {"role": "assistant", "content": body}
                 exchange_id = feedback_log.record_exchange(

@@ -10,7 +10,9 @@ from contextlib import contextmanager
 
 import pytest
 from appkit import WEB, FakeChat, fake_llm, free_port, serve
-from langchain_core.messages import AIMessage
+from gradio_client import Client
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 
 playwright = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -247,3 +249,27 @@ def test_markdown_a_user_types_is_shown_as_text_in_their_bubble_and_the_abstain_
         user = page.locator("#chatbot [data-testid='user']").last
         for shown in (user.inner_text(), bot.inner_text()):
             assert "![x](http://evil.example/x.png)" in shown and "### HACKED" in shown
+
+
+class CutShortChat(FakeChat):
+    """Ends its answer the way a server does when the answer hits max_tokens (finish_reason "length")."""
+
+    def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        yield from super()._stream(*args, **kwargs)
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", response_metadata={"finish_reason": "length"})
+        )
+
+
+def test_an_answer_cut_short_by_its_length_limit_says_so(app_data, monkeypatch) -> None:
+    answers = iter([AIMessage(S3_SHAPED), AIMessage("Run it with --no-browser [1].")])
+    with app_answering(app_data, monkeypatch, CutShortChat(messages=answers)) as (url, _):
+        _, history = Client(url, verbose=False).predict(
+            "how do I start it without a browser tab?", [], api_name="/ask"
+        )
+        assert "The answer was cut short" in str(history[-1]["content"])
+    with app_answering(app_data, monkeypatch, FakeChat(messages=answers)) as (url, _):
+        _, history = Client(url, verbose=False).predict(
+            "how do I start it without a browser tab?", [], api_name="/ask"
+        )
+        assert "cut short" not in str(history[-1]["content"])  # the model ended it itself
