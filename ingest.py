@@ -33,7 +33,7 @@ from qa.adapter import ADAPTER_FILE, fit_adapter
 from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_documents
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RefNotFound, RepoError, checkout, normalize_source
-from qa.store import DocStore, IndexState, StoreError, chunk_key, store_failures
+from qa.store import VOLATILE_KEYS, DocStore, IndexState, StoreError, chunk_key, store_failures
 from settings import Settings, get_settings
 
 log = logging.getLogger("ingest")
@@ -54,6 +54,7 @@ class IngestSummary:
     chunks_added: int = 0
     chunks_deleted: int = 0
     chunks_skipped: int = 0
+    chunks_relinked: int = 0  # unchanged chunks whose link changed (DOCS_WEB_BASE): metadata updated
     seconds: float = 0.0
     commit: str = ""
 
@@ -63,7 +64,9 @@ class IngestSummary:
             f"{self.files_unchanged} unchanged"
             + (f", {self.files_skipped} skipped" if self.files_skipped else "")
             + f" | chunks: {self.chunks_added} added, {self.chunks_deleted} deleted, "
-            f"{self.chunks_skipped} skipped | {self.seconds:.1f} s | commit {self.commit[:12]}"
+            f"{self.chunks_skipped} skipped"
+            + (f" ({self.chunks_relinked} relinked)" if self.chunks_relinked else "")
+            + f" | {self.seconds:.1f} s | commit {self.commit[:12]}"
         )
 
 
@@ -152,6 +155,36 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
     return docs, skipped
 
 
+def _link_base(url: str) -> str:
+    """The web base a chunk's link was made with (`{base}/blob/{commit}/{path}#anchor`), "" if none."""
+    return url.partition("/blob/")[0]
+
+
+def relink(store: DocStore, docs: list[Document], keys: list[str]) -> int:
+    """Give stored chunks the links the current settings make, without embedding them again.
+
+    `url` is kept out of the chunk key (it names a commit), so an ingest skips a chunk whose
+    text is unchanged even when DOCS_WEB_BASE (or the remote) changed since it was stored.
+    Left so, only changed files would get the new links and answers would cite a mix of
+    linked and unlinked sources. A chunk whose link has another base (or none) takes the
+    volatile metadata of its new version (url, and the commit that url names); its vector
+    and text stay. `keys` are the docs' chunk keys, which the indexing API uses as Chroma ids.
+    Returns how many stored documents (chunks and table rows) were updated.
+    """
+    fresh = dict(zip(keys, docs, strict=True))
+    stored = {d.id: d.metadata for d in store.all_documents()}
+    stale = [
+        key
+        for key, doc in fresh.items()
+        if key in stored
+        and _link_base(str(stored[key].get("url", ""))) != _link_base(doc.metadata.get("url", ""))
+    ]
+    store.update_metadatas(
+        stale, [stored[key] | {k: fresh[key].metadata.get(k, "") for k in VOLATILE_KEYS} for key in stale]
+    )
+    return len(stale)
+
+
 def run_ingest(
     settings: Settings,
     *,
@@ -195,35 +228,43 @@ def run_ingest(
     record_manager = store.record_manager()
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
     bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
-    vectorstore = store.vectorstore(_CountingEmbeddings(embeddings, bar))
-    docs, skipped_files = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
-    skipped = set(skipped_files)
-    # A skipped file counts only as skipped: its chunks were neither added nor changed.
-    summary.files_skipped = len(skipped)
-    taken = {p: b for p, b in new_files.items() if p not in skipped}
-    summary.files_added = sum(1 for p in taken if p not in old_files)
-    summary.files_changed = sum(1 for p, b in taken.items() if p in old_files and old_files[p] != b)
-    summary.files_unchanged = sum(1 for p, b in taken.items() if old_files.get(p) == b)
-    doc_keys = [chunk_key(d) for d in docs]
-    keys = list(dict.fromkeys(doc_keys))
-    bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)
-    if bar.total:
-        bar.refresh()
-    try:
-        result = index(
-            docs,
-            record_manager,
-            vectorstore,
-            cleanup="full",
-            source_id_key="source",
-            key_encoder=chunk_key,
-            batch_size=INDEX_BATCH,
-        )
-    finally:
-        bar.close()
+    with store.vectorstore(_CountingEmbeddings(embeddings, bar)) as vectorstore:
+        docs, skipped_files = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
+        skipped = set(skipped_files)
+        # A skipped file counts only as skipped: its chunks were neither added nor changed.
+        summary.files_skipped = len(skipped)
+        taken = {p: b for p, b in new_files.items() if p not in skipped}
+        summary.files_added = sum(1 for p in taken if p not in old_files)
+        summary.files_changed = sum(1 for p, b in taken.items() if p in old_files and old_files[p] != b)
+        summary.files_unchanged = sum(1 for p, b in taken.items() if old_files.get(p) == b)
+        doc_keys = [chunk_key(d) for d in docs]
+        keys = list(dict.fromkeys(doc_keys))
+        bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)
+        if bar.total:
+            bar.refresh()
+        try:
+            result = index(
+                docs,
+                record_manager,
+                vectorstore,
+                cleanup="full",
+                source_id_key="source",
+                key_encoder=chunk_key,
+                batch_size=INDEX_BATCH,
+            )
+        finally:
+            bar.close()
     summary.chunks_added = result["num_added"]
     summary.chunks_deleted = result["num_deleted"]
     summary.chunks_skipped = result["num_skipped"]
+    if result["num_skipped"]:
+        summary.chunks_relinked = relink(store, docs, doc_keys)
+        if summary.chunks_relinked:
+            log.info(
+                "the links changed (DOCS_WEB_BASE or the remote): %d unchanged chunk(s) relinked in place, "
+                "not embedded again",
+                summary.chunks_relinked,
+            )
     if settings.query_adapter and (
         result["num_added"] or result["num_deleted"] or not (store.dir / ADAPTER_FILE).exists()
     ):

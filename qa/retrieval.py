@@ -79,7 +79,7 @@ from pydantic import ConfigDict, PrivateAttr
 
 from qa.adapter import load_adapter
 from qa.chunking import is_row, split_breadcrumb
-from qa.store import DocStore, store_failures
+from qa.store import DocStore, IndexState, store_failures
 from qa.types import RetrievalResult
 
 if TYPE_CHECKING:
@@ -494,16 +494,22 @@ class HybridRetriever(BaseRetriever):
     abstain_unknown_terms: bool = True
     abstain_unstated_prices: bool = True
     query_adapter: bool = True
+    reload_retry_seconds: float = 30.0  # a new index that failed to load is tried again after this
     _index: _Index | None = PrivateAttr(default=None)
     _loaded_state: tuple[int, ...] = PrivateAttr(default=())  # the store's state file at the last load
+    _state: IndexState = PrivateAttr(default_factory=IndexState)  # what that state file said
+    # the state file a load failed on, and when (time.monotonic): tried again only after a while
+    _failed: tuple[tuple[int, ...], float] | None = PrivateAttr(default=None)
     _reload_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def load(self) -> HybridRetriever:
         """Read every chunk and its vector from Chroma and build the lexical index (~1 s for 6k chunks).
 
         `search` calls it again by itself once an ingest has finished (see `follow_ingest`).
+        The state file is read before the chunks: if an ingest finishes in between, the
+        stamp kept is the older one, and the next question loads again.
         """
-        self._loaded_state = self.store.state_stamp()
+        stamp, state = self.store.state_stamp(), self.store.read_state()
         docs, vectors = self.store.documents_and_vectors()
         row_mask = np.asarray([is_row(d) for d in docs], dtype=bool)
         rows, row_vectors = [d for d, r in zip(docs, row_mask, strict=True) if r], vectors[row_mask]
@@ -545,11 +551,21 @@ class HybridRetriever(BaseRetriever):
             lexicon=Lexicon.of(bm25.vocab_dict) if docs else Lexicon(),  # terms_not_in_docs: setting or not
             idf=_idf(bm25, len(docs)) if docs else np.zeros(0, dtype=np.float32),
         )
+        self._loaded_state, self._state = stamp, state  # set only once the index it describes is in place
         return self
 
     @property
     def size(self) -> int:
         return len(self._index.docs) if self._index else 0
+
+    @property
+    def state(self) -> IndexState:
+        """The ingest state (commit, repo, ...) of the index being answered from, not of the file on disk.
+
+        They differ while a new index is not loaded yet, or could not be: what the page shows
+        and logs with an answer should name the commit the answer came from.
+        """
+        return self._state
 
     def follow_ingest(self) -> bool:
         """Reload if an ingest has finished since the last load; True if it did.
@@ -558,22 +574,39 @@ class HybridRetriever(BaseRetriever):
         a complete new index: a running app answers from it from the next question on,
         without a restart (one stat per question; the reload takes ~1 s). If the new
         index can't be used (rebuilt with another embedding model, damaged), the old one
-        keeps answering and the log says why; a restart shows the problem on the page.
+        keeps answering and the log says why; the load is tried again on a question at
+        least `reload_retry_seconds` later (the cause may pass, as a store still being
+        written does), not on every question, since a reload that fails costs as much as one
+        that works. A restart shows a lasting problem on the page.
         """
-        if self._index is None or self.store.state_stamp() == self._loaded_state:
+        if self._index is None or not self._should_reload(self.store.state_stamp()):
             return False
         with self._reload_lock:
-            if self.store.state_stamp() == self._loaded_state:  # another request reloaded meanwhile
+            stamp = self.store.state_stamp()
+            if not self._should_reload(stamp):  # another request reloaded (or failed) meanwhile
                 return False
             log.info("the docs index changed on disk: reloading it")
-            self._loaded_state = self.store.state_stamp()  # a failure is not retried on every question
             try:
                 with store_failures(self.store.dir):
                     self.store.check_model(self.embeddings)
                     self.load()
             except Exception:
-                log.exception("the new docs index can't be used; still answering from the one loaded before")
+                self._failed = (stamp, time.monotonic())
+                log.exception(
+                    "the new docs index can't be used; still answering from the one loaded before "
+                    "(trying again in %.0f s)",
+                    self.reload_retry_seconds,
+                )
                 return False
+            self._failed = None
+        return True
+
+    def _should_reload(self, stamp: tuple[int, ...]) -> bool:
+        """Whether the state file `stamp` is new, and not one that failed to load moments ago."""
+        if stamp == self._loaded_state:
+            return False
+        if self._failed is not None and self._failed[0] == stamp:
+            return time.monotonic() - self._failed[1] >= self.reload_retry_seconds
         return True
 
     def search(self, query: str, k: int | None = None) -> RetrievalResult:

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import shutil
-from collections.abc import Iterator
+import threading
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -25,11 +27,16 @@ from langchain_core.embeddings import Embeddings
 from qa.embeddings import embedding_name
 
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+log = logging.getLogger(__name__)
 
 COLLECTION = "docs"
 # Metadata that changes with the commit but not with the text: kept out of the
 # chunk key, so a new commit does not re-embed unchanged chunks.
 VOLATILE_KEYS = ("commit", "url")
+UPDATE_BATCH = 1000  # metadata rows per Chroma update call (Chroma caps a batch at a few thousand)
+# Chroma's clients share one System per path; opening and closing them is serialized here so a
+# close that stops the last one never races an open that is about to reuse it.
+_CLIENTS_LOCK = threading.RLock()
 
 
 class StoreError(RuntimeError):
@@ -69,6 +76,20 @@ def store_failures(index_dir: Path) -> Iterator[None]:
             "writing can leave it so: run `python ingest.py --reset` to rebuild it (the feedback log "
             "and Label Studio are not touched)."
         ) from exc
+
+
+def _forget_unused_system(path: str) -> None:
+    """Drop Chroma's cached System for `path` if no client holds it.
+
+    A System whose start failed (a damaged store) stays in Chroma's per-path cache,
+    half built: every later client on the path would reuse it and fail, even once the
+    store is readable again. Forgetting it makes the next open start a new one.
+    """
+    from chromadb.api.shared_system_client import SharedSystemClient
+
+    with SharedSystemClient._refcount_lock:
+        if not SharedSystemClient._identifier_to_refcount.get(path):
+            SharedSystemClient._identifier_to_system.pop(path, None)
 
 
 def chunk_key(doc: Document) -> str:
@@ -130,28 +151,67 @@ class DocStore:
         if not (self.dir / "chroma").exists():
             return ""
         try:
-            return str((self.client().get_collection(COLLECTION).metadata or {}).get("embedding_model", ""))
+            with self.client() as client:
+                return str((client.get_collection(COLLECTION).metadata or {}).get("embedding_model", ""))
         except Exception:
             return ""
 
-    def client(self):
+    @contextmanager
+    def client(self) -> Iterator:
+        """A Chroma client on the store, closed when the block ends.
+
+        Chroma keeps one System per path for the whole process, and that System caches
+        what it has read: it never sees what another process (`python ingest.py` beside
+        the app) wrote since, and reading the new ids through it fails ("Error finding
+        id"). Closing every client releases the System once nobody in this process
+        uses it, so the next open reads the store from disk afresh. While an ingest in
+        this process holds one, a reader shares it, and that System has seen the writes.
+        """
         import chromadb
         from chromadb.config import Settings as ChromaSettings
 
         self.dir.mkdir(parents=True, exist_ok=True)
-        return chromadb.PersistentClient(
-            path=str(self.dir / "chroma"), settings=ChromaSettings(anonymized_telemetry=False)
-        )
+        path = str(self.dir / "chroma")
+        with _CLIENTS_LOCK:
+            try:
+                client = chromadb.PersistentClient(
+                    path=path, settings=ChromaSettings(anonymized_telemetry=False)
+                )
+            except BaseException:
+                _forget_unused_system(path)
+                raise
+        try:
+            yield client
+        finally:
+            with _CLIENTS_LOCK:
+                try:
+                    client.close()
+                except Exception:  # noqa: BLE001 - stopping a System that never started: nothing to free
+                    log.debug("closing the Chroma client on %s failed", path, exc_info=True)
+                    _forget_unused_system(path)
 
-    def vectorstore(self, embeddings: Embeddings):
+    @contextmanager
+    def vectorstore(self, embeddings: Embeddings) -> Iterator:
+        """LangChain's Chroma over the collection (created if missing), for an ingest's writes."""
         from langchain_chroma import Chroma
 
-        return Chroma(
-            collection_name=COLLECTION,
-            embedding_function=embeddings,
-            client=self.client(),
-            collection_metadata={"hnsw:space": "cosine", "embedding_model": embedding_name(embeddings)},
-        )
+        with self.client() as client:
+            yield Chroma(
+                collection_name=COLLECTION,
+                embedding_function=embeddings,
+                client=client,
+                collection_metadata={"hnsw:space": "cosine", "embedding_model": embedding_name(embeddings)},
+            )
+
+    def update_metadatas(self, ids: Sequence[str], metadatas: Sequence[dict]) -> None:
+        """Replace stored documents' metadata in place: no text changes, so nothing is embedded again."""
+        with self.client() as client:
+            collection = client.get_collection(COLLECTION)
+            for start in range(0, len(ids), UPDATE_BATCH):
+                collection.update(
+                    ids=list(ids[start : start + UPDATE_BATCH]),
+                    metadatas=list(metadatas[start : start + UPDATE_BATCH]),
+                )
 
     def record_manager(self):
         from langchain_classic.indexes import SQLRecordManager
@@ -165,11 +225,12 @@ class DocStore:
         """The collection's ids, texts and metadata (and embeddings); empty when there is none yet."""
         if not (self.dir / "chroma").exists():
             return {}
-        try:
-            collection = self.client().get_collection(COLLECTION)
-        except Exception:  # noqa: BLE001 - no collection yet: an empty index
-            return {}
-        return collection.get(include=["documents", "metadatas", *(["embeddings"] if vectors else [])])
+        with self.client() as client:
+            try:
+                collection = client.get_collection(COLLECTION)
+            except Exception:  # noqa: BLE001 - no collection yet: an empty index
+                return {}
+            return collection.get(include=["documents", "metadatas", *(["embeddings"] if vectors else [])])
 
     @staticmethod
     def _documents(got: dict) -> list[Document]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -328,3 +329,96 @@ def test_a_killed_run_leaves_a_consistent_store(tmp_path: Path, run_ingest_cli) 
     again = ingest(repo)
     assert (again["chunks_added"], again["chunks_deleted"]) == (0, 0)
     assert adapter.stat().st_mtime_ns == fitted  # nothing changed: not fitted again
+
+
+@pytest.mark.parametrize(
+    ("first", "then", "question", "source"),
+    [
+        ("v1", "v2", "what is the SUPPORT_REPORT_DELIVERY_URL setting?", "e.md"),
+        ("v2", "v1", "what does LABEL_STUDIO_DISABLE_SIGNUP_WITHOUT_LINK do?", "c.md"),
+    ],
+)
+def test_a_running_retriever_follows_an_ingest_done_by_another_process(
+    docs_repo: Path, run_ingest_cli, first: str, then: str, question: str, source: str
+) -> None:
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", first))
+    retriever = open_retriever(get_settings())  # the running app's, in this process
+    assert source not in [d.metadata["source"] for d in retriever.search(question).documents]
+
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", then))  # `python ingest.py` beside the app
+
+    assert retriever.follow_ingest()
+    assert retriever.search(question).documents[0].metadata["source"] == source
+    assert retriever.state.commit == git(docs_repo, "rev-parse", then).strip()
+
+
+def test_a_new_index_that_failed_to_load_is_tried_again_later_not_on_every_question(
+    docs_repo: Path, run_ingest_cli, tmp_path: Path
+) -> None:
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+    retriever = open_retriever(get_settings())
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v2"))
+    chroma = get_settings().index_dir / "chroma"
+    shutil.copytree(chroma, tmp_path / "intact")
+    for path in chroma.rglob("*"):  # unreadable for now, as a store caught mid-write by a copy can be
+        if path.is_file():
+            path.write_bytes(b"\0garbage" * 512)
+
+    assert not retriever.follow_ingest()
+    assert retriever.state.commit == git(docs_repo, "rev-parse", "v1").strip()  # what it still answers from
+    shutil.rmtree(chroma)
+    shutil.copytree(tmp_path / "intact", chroma)
+    assert not retriever.follow_ingest()  # not tried again on the very next question
+
+    retriever.reload_retry_seconds = 0  # ... but once the wait is over
+    assert retriever.follow_ingest()
+    assert retriever.state.commit == git(docs_repo, "rev-parse", "v2").strip()
+    assert (
+        retriever.search("the SUPPORT_REPORT_DELIVERY_URL setting").documents[0].metadata["source"] == "e.md"
+    )
+
+
+def test_docs_web_base_set_after_a_first_ingest_links_every_chunk(docs_repo: Path, run_ingest_cli) -> None:
+    base = "https://github.com/HumanSignal/label-studio"
+    write(
+        docs_repo,
+        {
+            "tags/ellipse.md": page(
+                "Ellipse",
+                "| Param | Type | Description |\n| --- | --- | --- |\n"
+                "| [opacity] | `float` | Opacity of the ellipses drawn on the image |\n"
+                "| [canRotate] | `boolean` | Show or hide the rotation control of each ellipse |\n",
+            )
+        },
+    )
+    commit(docs_repo, "a tag page with a parameter table")
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": ""}))
+    store = DocStore(get_settings().index_dir)
+    assert {d.metadata["url"] for d in store.all_documents()} == {""}  # a local path: no links
+    write(docs_repo, {"a.md": page("Alpha", "Alpha now also explains the --host flag of the server.")})
+    head = commit(docs_repo, "a changed")
+
+    linked = run_ingest_cli("--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": base + "/"})
+
+    docs = store.all_documents()
+    assert any(d.metadata.get("kind") == "row" for d in docs)  # table rows carry a link too
+    assert all(d.metadata["url"].startswith(f"{base}/blob/") for d in docs), [d.metadata for d in docs]
+    unchanged = [d for d in docs if d.metadata["source"] != "a.md"]
+    assert summary(linked)["chunks_relinked"] == len(unchanged)  # not embedded again: only relinked
+    assert summary(linked)["chunks_added"] == 1
+    ellipse = next(d for d in unchanged if d.metadata["source"] == "tags/ellipse.md")
+    assert ellipse.metadata["url"] == f"{base}/blob/{head}/tags/ellipse.md"
+    assert ellipse.metadata["commit"] == head  # the commit its link names
+    again = run_ingest_cli(
+        "--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": base}, json_out=False
+    )
+    assert "relinked" not in again.stdout  # links as they should be: nothing to do
+
+    unlinked = run_ingest_cli(
+        "--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": ""}, json_out=False
+    )
+
+    assert unlinked.returncode == 0, unlinked.stderr
+    assert f"skipped ({len(docs)} relinked)" in unlinked.stdout and "relinked in place" in unlinked.stderr
+    assert {d.metadata["url"] for d in store.all_documents()} == {""}
+    assert stored_sources() == sorted(d.metadata["source"] for d in docs)  # nothing added or lost
