@@ -27,17 +27,22 @@ class AppContext:
     sync: SyncWorker | None = None
     local_model: bool = False
     problem: str = ""  # why `chain` is None, in words a person can act on
-    read_docs: Callable[[], IndexState] | None = None  # the index's state as it is on disk now
+    read_docs: Callable[[], IndexState] | None = None  # the index's state on disk (before a chain opens)
     open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
 
     def refresh(self) -> None:
         """Catch up with an ingest that finished after the app started.
 
-        The header and the commit logged with each answer follow the index on disk
-        (the retriever reloads it by itself), and an app started before anything was
-        ingested starts answering without a restart. Cheap: one small JSON read.
+        The header and the commit logged with each answer name the index being answered
+        from: the retriever's, once it has loaded a finished ingest (a new index it can't
+        load keeps the old one answering, and named). An app started before anything was
+        ingested starts answering without a restart. Cheap: one stat, or one small JSON read.
         """
-        if self.read_docs is not None:
+        retriever = getattr(self.chain, "retriever", None)
+        if retriever is not None and hasattr(retriever, "follow_ingest") and hasattr(retriever, "state"):
+            retriever.follow_ingest()
+            self.docs = retriever.state
+        elif self.read_docs is not None:
             try:
                 self.docs = self.read_docs()
             except Exception:  # an unreadable state file: keep what we had, the chain says why
