@@ -142,7 +142,7 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
                 text,
                 source=path,
                 commit=co.commit,
-                web_base=settings.docs_web_base.rstrip("/") or co.web_base,
+                web_base=link_base(settings, co),
                 chunk_size=settings.chunk_size,
                 included_by=included_by.get(path, ""),
             )
@@ -153,6 +153,11 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
         if settings.table_row_weight:
             docs.extend(row_documents(chunks))
     return docs, skipped
+
+
+def link_base(settings: Settings, co: Checkout) -> str:
+    """What chunk links start with: DOCS_WEB_BASE, else the GitHub page of the repo's remote ("": none)."""
+    return settings.docs_web_base.rstrip("/") or co.web_base
 
 
 def _link_base(url: str) -> str:
@@ -257,7 +262,9 @@ def run_ingest(
     summary.chunks_added = result["num_added"]
     summary.chunks_deleted = result["num_deleted"]
     summary.chunks_skipped = result["num_skipped"]
-    if result["num_skipped"]:
+    web_base = link_base(settings, co)
+    # Reading every stored chunk is only worth it when the links' base changed (or is not recorded).
+    if result["num_skipped"] and old.web_base != web_base:
         summary.chunks_relinked = relink(store, docs, doc_keys)
         if summary.chunks_relinked:
             log.info(
@@ -286,6 +293,7 @@ def run_ingest(
             chunks=len({key for key, d in zip(doc_keys, docs, strict=True) if not is_row(d)}),
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
             globs=list(globs),
+            web_base=web_base,
         )
     )
     summary.seconds = round(time.perf_counter() - started, 2)

@@ -53,6 +53,7 @@ class IndexState:
     chunks: int = 0
     updated_at: str = ""
     globs: list[str] = field(default_factory=list)  # the file selection it was built from
+    web_base: str | None = None  # the base of the chunks' links ("": none); None: not recorded
 
 
 @contextmanager
