@@ -74,6 +74,11 @@ def refers_back(question: str) -> bool:
     return words < SELF_CONTAINED_WORDS and bool(POINTS_BACK.search(IDIOMS.sub(" ", question)))
 
 
+def glue(earlier: str, question: str) -> str:
+    """A follow-up searched with an earlier question before it (its first 300 characters)."""
+    return f"{earlier[:300]} {question}".strip()
+
+
 def recent_questions(history: Sequence[tuple[str, str]], count: int = FOLLOW_UP_CANDIDATES) -> list[str]:
     """The user's last `count` distinct messages, latest first: what a follow-up may be about.
 
@@ -294,9 +299,9 @@ class AnswerChain:
         if not history:
             return question, NO_CONDENSE, None
         previous = recent_questions(history)
-        concat = f"{previous[0][:300] if previous else ''} {question}".strip()
         if self.compact:  # tiny models answer the question instead of rewriting it (measured)
             return self._glue_if_better(question, previous)
+        concat = glue(previous[0] if previous else "", question)
         raw = self._condense_chain.invoke({"history": format_history(history), "question": question})
         lines = [line.strip() for line in raw.strip().splitlines() if line.strip()]
         standalone = (
@@ -323,7 +328,7 @@ class AnswerChain:
         alone = self.retriever.search(question)
         best: tuple[str, RetrievalResult] | None = None
         for earlier in previous:
-            glued = f"{earlier[:300]} {question}"
+            glued = glue(earlier, question)
             found = self.retriever.search(glued)
             if not found.abstain and (best is None or found.confidence > best[1].confidence):
                 best = (glued, found)
