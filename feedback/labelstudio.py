@@ -151,6 +151,11 @@ def is_connection_problem(exc: BaseException) -> bool:
     return isinstance(exc, ApiError) and (exc.status_code in (401, 403) or (exc.status_code or 0) >= 500)
 
 
+def is_refusal(exc: ApiError) -> bool:
+    """Label Studio answered and said no (4xx): for an optional step, a warning rather than a failed sync."""
+    return not is_connection_problem(exc) and exc.status_code is not None and 400 <= exc.status_code < 500
+
+
 def make_client(url: str, api_key: str, timeout: float) -> LabelStudio:
     """An SDK client with our URL, a short timeout and no SDK retries.
 
@@ -365,7 +370,7 @@ def upgrade_label_config(
     try:
         client.projects.update(id=project_id, label_config=wanted, description=PROJECT_DESCRIPTION)
     except ApiError as exc:
-        if is_connection_problem(exc) or exc.status_code is None or not 400 <= exc.status_code < 500:
+        if not is_refusal(exc):
             raise
         log.warning(
             "Label Studio project %s keeps its old labeling config: updating it was refused (%s). "
@@ -437,7 +442,7 @@ def _try_backfill(client: LabelStudio, project_id: int) -> None:
     try:
         backfill_user_feedback(client, project_id)
     except ApiError as exc:
-        if is_connection_problem(exc) or exc.status_code is None or not 400 <= exc.status_code < 500:
+        if not is_refusal(exc):
             raise
         log.warning(
             "Label Studio project %s: earlier tasks keep an empty 'What the user said' (%s)",
