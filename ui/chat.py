@@ -1,14 +1,19 @@
 """The Chat tab: streamed, cited answers with thumbs up/down and an optional comment.
 
 Per-browser-session state (the exchanges shown and their ids) lives in gr.State,
-so concurrent users each keep their own history. Every answer is logged when it
-is given; a thumb is committed to the local log before the click returns, and
-Label Studio delivery happens later in the background (feedback.sync).
+so concurrent users each keep their own history, and is copied to the browser's
+own storage (gr.BrowserState, encrypted with a key kept in the data dir): a
+reload, or a restart of the app, brings the conversation back with its thumbs
+still working; "New conversation" forgets it there too. Every answer is logged
+when it is given; a thumb is committed to the local log before the click
+returns, and Label Studio delivery happens later in the background (feedback.sync).
 """
 
 from __future__ import annotations
 
 import logging
+import secrets
+from pathlib import Path
 from typing import Any
 
 import gradio as gr
@@ -66,6 +71,43 @@ def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
     return history
 
 
+# The conversation a browser keeps across reloads: its last KEPT_MESSAGES chat messages (about 50
+# exchanges: localStorage holds ~5 MB per site, and an answer with its sources is a few kB).
+STORAGE_KEY = "docs-qa-conversation"
+KEPT_MESSAGES = 100
+SECRET_FILE = "browser-state.key"
+EMPTY_CONVERSATION: dict[str, Any] = {"history": [], "turns": [], "ids": {}}
+
+
+def browser_secret(data_dir: Path) -> str:
+    """The key the browser's copy of a conversation is encrypted with, made once and kept.
+
+    Gradio draws a new one on every start by default, and a restart of the app
+    would then lose every open conversation.
+    """
+    path = data_dir / SECRET_FILE
+    try:
+        return path.read_text(encoding="utf-8").strip()
+    except FileNotFoundError:
+        key = secrets.token_urlsafe(24)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.touch(mode=0o600)
+        path.write_text(key, encoding="utf-8")
+        return key
+
+
+def kept_conversation(history: list, turns: list, ids: dict) -> dict[str, Any]:
+    """What the browser keeps: the last `KEPT_MESSAGES` messages, with the thumbs' ids re-keyed to them."""
+    drop = max(len(history) - KEPT_MESSAGES, 0)
+    kept_ids = {str(int(k) - drop): v for k, v in ids.items() if int(k) >= drop}
+    kept = set(kept_ids.values())
+    return {
+        "history": history[drop:],
+        "turns": [t for t in turns if t.get("exchange_id") in kept] if drop else turns,
+        "ids": kept_ids,
+    }
+
+
 def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     """Render the chat inside the current Blocks/Tab context.
 
@@ -90,6 +132,9 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     turns = gr.State([])  # [{"question", "answer", "exchange_id"}], for follow-ups
     ids = gr.State({})  # chatbot message index -> exchange id, for the thumbs
     rated = gr.State("")  # exchange id waiting for an optional comment
+    saved = gr.BrowserState(
+        EMPTY_CONVERSATION, storage_key=STORAGE_KEY, secret=browser_secret(settings.data_dir)
+    )
     pending: dict[tuple[str, int], bool] = {}  # (session, message) -> a thumb clicked while it streamed
     # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
     # shows the comment box and the saved line, as a thumb on a finished answer does.
@@ -125,6 +170,16 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
         clear = gr.Button("New conversation", size="sm")
     blocks.load(on_load, None, [header, notice, chat_area], api_visibility="private")
+
+    def restore(kept: dict | None):
+        """The conversation this browser had open, as it was when its last answer finished."""
+        kept = kept if isinstance(kept, dict) else EMPTY_CONVERSATION
+        history, turns_, ids_ = kept.get("history"), kept.get("turns"), kept.get("ids")
+        if not (isinstance(history, list) and isinstance(turns_, list) and isinstance(ids_, dict)):
+            return [], [], {}
+        return history, turns_, ids_
+
+    blocks.load(restore, [saved], [chatbot, turns, ids], api_visibility="private")
 
     # Under the chat, only what a rating means to the person who gave it. Delivery to Label
     # Studio (down, refusing its key, not configured) is the operator's business: the Review
@@ -239,20 +294,24 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     inputs = [question, chatbot, turns, ids]
     outputs = [question, chatbot, turns, ids]
     late = [comment_row, rated, status]
-    question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None).then(
-        offer_comment, None, late, api_visibility="private"
-    )
-    ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None).then(
-        offer_comment, None, late, api_visibility="private"
-    )
+
+    def keep(history: list, turns_: list, ids_: dict):
+        return kept_conversation(history or [], turns_ or [], ids_ or {})
+
+    for answered in (
+        question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None),
+        ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
+    ):
+        answered.then(offer_comment, None, late, api_visibility="private")
+        answered.then(keep, [chatbot, turns, ids], saved, api_visibility="private")
     chatbot.like(on_like, [ids], [comment_row, rated, status], api_name="rate")
     send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
     comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")
 
-    def forget():  # follow-up history, thumbs' exchange ids, an open comment box, the rating line
-        return [], {}, gr.update(visible=False), ""
+    def forget():  # follow-up history, thumbs' ids, an open comment box, the rating line, the browser's copy
+        return [], {}, gr.update(visible=False), "", EMPTY_CONVERSATION
 
-    reset = [turns, ids, comment_row, status]
+    reset = [turns, ids, comment_row, status, saved]
     clear.click(lambda: ([], *forget()), None, [chatbot, *reset], api_visibility="private")
     # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
     chatbot.clear(forget, None, reset, api_name="clear")

@@ -273,3 +273,60 @@ def test_an_answer_cut_short_by_its_length_limit_says_so(app_data, monkeypatch) 
             "how do I start it without a browser tab?", [], api_name="/ask"
         )
         assert "cut short" not in str(history[-1]["content"])  # the model ended it itself
+
+
+def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_started(
+    app_data, page, monkeypatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from qa.chain import AnswerChain
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    settings = get_settings(port=free_port())
+
+    def started():  # noqa: ANN202 - the app as `make run` starts it again: same data dir, same port
+        ctx = build_context(
+            settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
+        )
+        return ctx, serve(ctx)
+
+    question = "Is there a way to start it without a browser tab opening?"
+    ctx, server = started()
+    with server as url:
+        ask(page, url, question)
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)  # the browser's copy is written once the answer is complete
+        page.reload()
+        page.get_by_text(question).first.wait_for(timeout=30_000)
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=10_000)
+    ctx, server = started()  # a restart: the browser's copy is still readable
+    with server as url:
+        page.goto(url)
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        page.get_by_role("button", name="Dislike").last.click()  # the restored answer still rates
+        page.get_by_label("Anything to add?", exact=False).wait_for(state="visible", timeout=10_000)
+        exchange = ctx.log.recent(1)[0]
+        assert exchange.question == question
+        deadline = time.time() + 10
+        while time.time() < deadline and ctx.log.recent(1)[0].user_rating != "bad":
+            time.sleep(0.1)
+        assert ctx.log.recent(1)[0].user_rating == "bad"
+
+        # The restored turns are the follow-up's context: it is rewritten (here by the fake model),
+        # where a first question is searched as typed.
+        follow_up = "and with docker?"
+        page.get_by_label("Your question").fill(follow_up)
+        page.get_by_role("button", name="Ask", exact=True).click()
+        deadline = time.time() + 30
+        while time.time() < deadline and ctx.log.recent(1)[0].question != follow_up:
+            time.sleep(0.1)
+        assert ctx.log.recent(1)[0].standalone_question not in ("", follow_up)
+
+        page.get_by_role("button", name="New conversation").click()
+        page.wait_for_timeout(1_000)
+        page.reload()
+        page.get_by_label("Your question").wait_for(timeout=30_000)
+        page.wait_for_timeout(2_000)
+        assert page.get_by_text(question).count() == 0

@@ -141,3 +141,24 @@ def test_an_app_started_before_ingest_answers_after_it_without_a_restart(tmp_pat
         )
         assert "guide/palette.md" in text_of(history[-1])
         assert ctx.log.recent(1)[0].docs_commit == second.commit != first.commit
+
+
+def test_a_long_conversation_keeps_its_latest_messages_in_the_browser_with_their_thumbs() -> None:
+    from ui.chat import KEPT_MESSAGES, kept_conversation
+
+    n = KEPT_MESSAGES // 2 + 3  # exchanges: three more than the browser keeps
+    history = [
+        m
+        for i in range(n)
+        for m in ({"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"})
+    ]
+    turns = [{"question": f"q{i}", "answer": f"a{i}", "exchange_id": f"x{i}"} for i in range(n)]
+    ids = {str(2 * i + 1): f"x{i}" for i in range(n)}
+
+    kept = kept_conversation(history, turns, ids)
+
+    assert len(kept["history"]) == KEPT_MESSAGES and kept["history"][0]["content"] == "q3"
+    assert kept["ids"]["1"] == "x3"  # a thumb on the first answer shown rates exchange x3
+    assert all(kept["history"][int(k)]["content"] == "a" + v[1:] for k, v in kept["ids"].items())
+    assert [t["exchange_id"] for t in kept["turns"]] == [f"x{i}" for i in range(3, n)]
+    assert kept_conversation(history[:4], turns[:2], {"1": "x0", "3": "x1"})["ids"] == {"1": "x0", "3": "x1"}
