@@ -25,6 +25,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
+from qa.language import foreign_language
 from qa.llm import describe_error, make_chat_model, model_id, uses_local_model
 from qa.prompts import (
     ABSTAIN,
@@ -367,7 +368,13 @@ class AnswerChain:
     def _abstain_reply(self, state: dict[str, Any]) -> str:
         terms = [f'"{t}"' for t in state["retrieval"].unknown_terms]
         missing = ""
-        if terms:
+        if language := foreign_language(state["question"]):
+            # Its words are unknown because they are not English: say that, not which ones.
+            missing = (
+                f" Your question looks like it is in {language}: the docs are in English, and a question"
+                " asked in English finds them far better."
+            )
+        elif terms:
             named = terms[0] if len(terms) == 1 else ", ".join(terms[:-1]) + f" or {terms[-1]}"
             missing = f" The docs never mention {named}."
         if state["retrieval"].unstated:

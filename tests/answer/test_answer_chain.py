@@ -231,6 +231,25 @@ def test_abstain_names_the_terms_the_docs_never_use(retriever: KeywordRetriever,
     assert 'The docs never mention "lidar" or "cuboids".' in answer.text
 
 
+def test_a_question_in_another_language_is_told_to_ask_in_english(
+    retriever: KeywordRetriever, settings: Settings
+) -> None:
+    class NamingRetriever(KeywordRetriever):  # HybridRetriever on "¿Cómo exporto mis anotaciones…?"
+        def search(self, query: str):  # noqa: ANN202
+            result = super().search(query)
+            result.abstain, result.unknown_terms = True, ["anotaciones"]
+            return result
+
+    chain = AnswerChain(NamingRetriever(retriever.documents), fake_chat(), settings, compact=False)
+    _, answer = run(chain, "¿Cómo exporto mis anotaciones al formato COCO?")
+    assert answer.abstained
+    assert "looks like it is in Spanish" in answer.text and "asked in English" in answer.text
+    assert "never mention" not in answer.text  # its words are unknown because they are Spanish
+
+    _, english = run(chain, "how do I export my annotations to the COCO format?")
+    assert "English" not in english.text and 'never mention "anotaciones"' in english.text
+
+
 def test_abstain_says_the_passages_state_no_price(retriever: KeywordRetriever, settings: Settings) -> None:
     class PriceRetriever(KeywordRetriever):  # what HybridRetriever reports for a price no passage states
         def search(self, query: str):  # noqa: ANN202
