@@ -20,6 +20,8 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -55,6 +57,10 @@ class IngestSummary:
     chunks_deleted: int = 0
     chunks_skipped: int = 0
     chunks_relinked: int = 0  # unchanged chunks whose link changed (DOCS_WEB_BASE): metadata updated
+    # What the index holds afterwards: the chunks answers are made of (the app's header counts these)
+    # and the table rows / release-note items embedded alone to find them (counted above with the chunks).
+    index_chunks: int = 0
+    index_rows: int = 0
     seconds: float = 0.0
     commit: str = ""
 
@@ -66,6 +72,7 @@ class IngestSummary:
             + f" | chunks: {self.chunks_added} added, {self.chunks_deleted} deleted, "
             f"{self.chunks_skipped} skipped"
             + (f" ({self.chunks_relinked} relinked)" if self.chunks_relinked else "")
+            + f" | index: {self.index_chunks} chunks + {self.index_rows} rows"
             + f" | {self.seconds:.1f} s | commit {self.commit[:12]}"
         )
 
@@ -113,12 +120,54 @@ def includers(texts: dict[str, str]) -> dict[str, str]:
     }
 
 
-def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Document], list[str]]:
+class _HoldWarnings(logging.Filter):
+    """Holds back `qa.chunking`'s warnings about the given files (their first argument is the file)."""
+
+    def __init__(self, files: Collection[str]) -> None:
+        super().__init__()
+        self.files, self.held = files, set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        source = record.args[0] if isinstance(record.args, tuple) and record.args else None
+        if record.levelno == logging.WARNING and source in self.files:
+            self.held.add(source)
+            return False
+        return True
+
+
+@contextmanager
+def warnings_once(unchanged: Collection[str]) -> Iterator[None]:
+    """Each file's chunking warnings (broken front matter, NUL bytes) in full only when it changed.
+
+    A file ingested before with the same content had them printed then: printing
+    them again on every run buries what the run is about (the Label Studio docs'
+    three Hexo scaffolds, on every incremental ingest). One line still names them.
+    """
+    hold = _HoldWarnings(unchanged)
+    chunk_log = logging.getLogger("qa.chunking")
+    chunk_log.addFilter(hold)
+    try:
+        yield
+    finally:
+        chunk_log.removeFilter(hold)
+        if hold.held:
+            names = sorted(hold.held)
+            log.warning(
+                "%d unchanged file(s) still have the problems reported when they were last ingested: %s",
+                len(names),
+                ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else ""),
+            )
+
+
+def load_documents(
+    co: Checkout, settings: Settings, keep_old, unchanged: Collection[str] = ()
+) -> tuple[list[Document], list[str]]:
     """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay.
 
     All files are read before any is chunked: a fragment's title comes from the page including it.
     Each table row, and each item of a release note, also gets its own small document
-    (`qa.chunking.row_documents`) unless TABLE_ROW_WEIGHT is 0.
+    (`qa.chunking.row_documents`) unless TABLE_ROW_WEIGHT is 0. Files in `unchanged` (ingested
+    before as they are) have their warnings summed up in one line (`warnings_once`).
     """
     docs: list[Document] = []
     skipped: list[str] = []
@@ -136,22 +185,23 @@ def load_documents(co: Checkout, settings: Settings, keep_old) -> tuple[list[Doc
         except (OSError, UnicodeDecodeError) as exc:
             skip(f.path, exc)
     included_by = includers(texts)
-    for path, text in texts.items():
-        try:
-            chunks = chunk_markdown(
-                text,
-                source=path,
-                commit=co.commit,
-                web_base=link_base(settings, co),
-                chunk_size=settings.chunk_size,
-                included_by=included_by.get(path, ""),
-            )
-        except ValueError as exc:
-            skip(path, exc)
-            continue
-        docs.extend(chunks)
-        if settings.table_row_weight:
-            docs.extend(row_documents(chunks))
+    with warnings_once(unchanged):
+        for path, text in texts.items():
+            try:
+                chunks = chunk_markdown(
+                    text,
+                    source=path,
+                    commit=co.commit,
+                    web_base=link_base(settings, co),
+                    chunk_size=settings.chunk_size,
+                    included_by=included_by.get(path, ""),
+                )
+            except ValueError as exc:
+                skip(path, exc)
+                continue
+            docs.extend(chunks)
+            if settings.table_row_weight:
+                docs.extend(row_documents(chunks))
     return docs, skipped
 
 
@@ -234,7 +284,12 @@ def run_ingest(
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
     bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
     with store.vectorstore(_CountingEmbeddings(embeddings, bar)) as vectorstore:
-        docs, skipped_files = load_documents(co, settings, lambda path: store.documents_of(vectorstore, path))
+        docs, skipped_files = load_documents(
+            co,
+            settings,
+            lambda path: store.documents_of(vectorstore, path),
+            unchanged={p for p, b in new_files.items() if old_files.get(p) == b},
+        )
         skipped = set(skipped_files)
         # A skipped file counts only as skipped: its chunks were neither added nor changed.
         summary.files_skipped = len(skipped)
@@ -278,6 +333,8 @@ def run_ingest(
         fit_adapter(store.dir, *store.documents_and_vectors(), embeddings)
     elif not settings.query_adapter:
         (store.dir / ADAPTER_FILE).unlink(missing_ok=True)  # switched off: no stale map for later
+    rows = {key for key, d in zip(doc_keys, docs, strict=True) if is_row(d)}
+    summary.index_rows, summary.index_chunks = len(rows), len(set(doc_keys) - rows)
     state_files = dict(new_files)
     for path in skipped:  # a skipped file is not up to date: the next run must look at it again
         state_files.pop(path, None)
@@ -290,7 +347,7 @@ def run_ingest(
             commit=co.commit,
             embedding_model=embedding_name(embeddings),
             files=state_files,
-            chunks=len({key for key, d in zip(doc_keys, docs, strict=True) if not is_row(d)}),
+            chunks=summary.index_chunks,
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
             globs=list(globs),
             web_base=web_base,

@@ -276,6 +276,15 @@ def test_broken_front_matter_and_nul_bytes_are_ingested_with_a_warning(
     assert docs["nul.md"].page_content.endswith("Nul bytes hide in this page about exporting snapshots.")
     assert not any("\x00" in d.page_content or "\x00" in str(d.metadata) for d in docs.values())
 
+    # Run again: the same files are not warned about in full again, but one line still names them.
+    write(repo, {"flow.md": "---\ntitle: [still unclosed\n---\n\nSingle sign-on, edited.\n"})
+    commit(repo, "flow edited")
+    again = run_ingest_cli("--repo", str(repo)).stderr
+    assert "flow.md: front matter is not valid YAML" in again  # changed: its problem in full
+    assert "colons.md: front matter" not in again and "2 NUL byte(s)" not in again
+    assert "3 unchanged file(s) still have the problems reported" in again
+    assert "colons.md, nul.md, open.md" in again
+
 
 def test_another_embedding_model_asks_for_reset(docs_repo: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     ingest(docs_repo, "v1")
@@ -406,6 +415,9 @@ def test_docs_web_base_set_after_a_first_ingest_links_every_chunk(docs_repo: Pat
     unchanged = [d for d in docs if d.metadata["source"] != "a.md"]
     assert summary(linked)["chunks_relinked"] == len(unchanged)  # not embedded again: only relinked
     assert summary(linked)["chunks_added"] == 1
+    rows = sum(d.metadata.get("kind") == "row" for d in docs)
+    totals = (summary(linked)["index_chunks"], summary(linked)["index_rows"])
+    assert totals == (len(docs) - rows, rows) == (store.read_state().chunks, 2)  # the header's count
     ellipse = next(d for d in unchanged if d.metadata["source"] == "tags/ellipse.md")
     assert ellipse.metadata["url"] == f"{base}/blob/{head}/tags/ellipse.md"
     assert ellipse.metadata["commit"] == head  # the commit its link names
@@ -413,6 +425,7 @@ def test_docs_web_base_set_after_a_first_ingest_links_every_chunk(docs_repo: Pat
         "--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": base}, json_out=False
     )
     assert "relinked" not in again.stdout  # links as they should be: nothing to do
+    assert f"index: {totals[0]} chunks + 2 rows" in again.stdout
 
     unlinked = run_ingest_cli(
         "--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": ""}, json_out=False
