@@ -103,7 +103,9 @@ def create_app(ctx: AppContext) -> FastAPI:
         ctx.refresh()
         return {"ok": True, "ingested": ctx.chain is not None, "commit": ctx.docs.commit}
 
-    app.include_router(webhook_router(ctx.log, ctx.settings))
+    app.include_router(
+        webhook_router(ctx.log, ctx.settings, on_verdict=ctx.sync.pull_soon if ctx.sync else None)
+    )
     blocks = build_ui(ctx)
     blocks.queue(default_concurrency_limit=16)
     return gr.mount_gradio_app(app, blocks, path="", footer_links=["api"])

@@ -45,6 +45,9 @@ log = logging.getLogger(__name__)
 # Changed ratings are one PATCH and one prediction update each: a few in parallel keep the
 # worker from crawling on a slow server, without flooding it.
 UPDATE_CONCURRENCY = 4
+# A webhook names its reviewer by Label Studio's user id only; a pull this long after it (Label
+# Studio is still inside the request that sent it) brings the reviewer's name.
+PULL_AFTER_WEBHOOK = 2.0
 
 
 @dataclass
@@ -101,6 +104,7 @@ class SyncWorker:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._failures = 0
+        self._pull_at: float | None = None  # time.monotonic() of a pull asked for by `pull_soon`
         self._lock_path = Path(self.log.path).with_name(Path(self.log.path).name + ".sync.lock")
         # Which settings this worker syncs with (see owns_status); hashed: the key is not stored.
         self.identity = hashlib.sha256(
@@ -137,6 +141,17 @@ class SyncWorker:
 
     def wake(self) -> None:
         """A new rating: deliver soon (called by the log after each commit; never blocks)."""
+        self._wake.set()
+
+    def pull_soon(self, delay: float = PULL_AFTER_WEBHOOK) -> None:
+        """Pull `delay` seconds from now, not at the next LABEL_STUDIO_PULL_INTERVAL (never blocks).
+
+        The webhook calls it after storing a verdict: the pull renames the reviewer from
+        a bare user id ("1") to who they are ("admin@example.com") within seconds.
+        """
+        at = time.monotonic() + delay
+        if self._pull_at is None or at < self._pull_at:
+            self._pull_at = at
         self._wake.set()
 
     @property
@@ -408,13 +423,16 @@ class SyncWorker:
         while not self._stop.is_set() and not self.log.closed:
             try:
                 now = time.monotonic()
+                asked = self._pull_at
                 if now >= retry_at:
-                    pull = now >= next_pull
+                    pull = now >= next_pull or (asked is not None and now >= asked)
                     report = self.sync_once(pull=pull)
                     if report.ok:
                         retry_at = 0.0
                         if pull:
                             next_pull = time.monotonic() + self.pull_interval
+                            if self._pull_at == asked:  # not asked again meanwhile
+                                self._pull_at = None
                     else:
                         delay = min(self.backoff_cap, self.backoff_base * 2 ** (self._failures - 1))
                         retry_at = time.monotonic() + delay
@@ -425,7 +443,8 @@ class SyncWorker:
                     due = self.log.next_due_in()
                     if due is not None:
                         timeout = min(timeout, max(0.05, due))
-                    timeout = min(timeout, max(0.05, next_pull - time.monotonic()))
+                    pull_at = next_pull if self._pull_at is None else min(next_pull, self._pull_at)
+                    timeout = min(timeout, max(0.05, pull_at - time.monotonic()))
             except Exception:
                 if self.log.closed:
                     return  # the app closed the log before stopping us: nothing left to do

@@ -2,11 +2,12 @@
 
 Label Studio calls it inside its own request (1 s timeout, no retries), so the
 handler only checks the secret, reads the verdict and writes one row; the sync
-worker's periodic pull catches anything a webhook missed. Payloads carry the
-whole project, API tokens included: they are never logged, and errors say only
-what was wrong with them.
+worker's periodic pull catches anything a webhook missed, and its pull a few
+seconds after each webhook (`on_verdict`) replaces the bare user id a payload
+names its reviewer by with their name. Payloads carry the whole project, API
+tokens included: they are never logged, and errors say only what was wrong with them.
 
-    app.include_router(webhook_router(feedback_log, settings))
+    app.include_router(webhook_router(feedback_log, settings, on_verdict=worker.pull_soon))
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -78,9 +79,18 @@ def handle_payload(feedback_log: FeedbackLog, payload: Mapping[str, Any]) -> dic
 
 
 def webhook_router(
-    feedback_log: FeedbackLog, settings: Settings | None = None, *, path: str = WEBHOOK_PATH
+    feedback_log: FeedbackLog,
+    settings: Settings | None = None,
+    *,
+    path: str = WEBHOOK_PATH,
+    on_verdict: Callable[[], None] | None = None,
 ) -> APIRouter:
-    """A router serving Label Studio's webhook for `feedback_log`; mount it beside Gradio."""
+    """A router serving Label Studio's webhook for `feedback_log`; mount it beside Gradio.
+
+    `on_verdict` is called after a verdict is stored: the app passes `SyncWorker.pull_soon`,
+    since a webhook names the reviewer only by id, and calling Label Studio back from inside
+    its own request could stall it.
+    """
     settings = settings or get_settings()
     secret = webhook_secret(settings)
     router = APIRouter()
@@ -109,6 +119,8 @@ def webhook_router(
                 {"detail": f"unexpected payload shape: {type(exc).__name__}"}, status_code=400
             )
         log.info("label studio webhook %s: %s", payload.get("action"), result.get("status"))
+        if result.get("stored") and on_verdict is not None:
+            on_verdict()
         return JSONResponse(result)
 
     return router

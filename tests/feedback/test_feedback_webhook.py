@@ -22,9 +22,9 @@ def app_port(settings: Settings) -> int:
     return int(settings.app_url.rsplit(":", 1)[1])
 
 
-def serve(log: FeedbackLog, settings: Settings) -> UvicornThread:
+def serve(log: FeedbackLog, settings: Settings, on_verdict=None) -> UvicornThread:  # noqa: ANN001
     app = FastAPI()
-    app.include_router(webhook_router(log, settings))
+    app.include_router(webhook_router(log, settings, on_verdict=on_verdict))
     return UvicornThread(app, app_port(settings))
 
 
@@ -189,3 +189,22 @@ def test_reviewer_comments_are_stripped_and_reviewers_named_readably(
         (listed,) = label_studio.tasks(ls_settings.label_studio_project)[0].annotations  # created_username
         (single,) = client.tasks.get(id=str(task_id)).annotations  # completed_by as the user
         assert parse_annotation(listed).reviewer == parse_annotation(single).reviewer == "admin@example.com"
+
+
+def test_a_webhook_verdicts_reviewer_is_named_within_seconds_not_at_the_next_pull(
+    ls_settings: Settings, label_studio: LabelStudioServer, make_worker
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id, task_id = deliver(log, ls_settings, label_studio)
+        worker = make_worker(log, ls_settings, pull_interval=3600)  # the periodic pull won't come
+        worker.start()
+        wait_for(lambda: log.get_state().get("last_pull_at"), timeout=20)  # its first pull, at start
+        with serve(log, ls_settings, on_verdict=worker.pull_soon):
+            label_studio.client().annotations.create(id=task_id, result=BAD)
+            exchange = wait_for(lambda: (e := log.get(exchange_id)) and e.reviewer_rating and e, timeout=10)
+            assert exchange.reviewer_source == "webhook"
+            named = wait_for(
+                lambda: (e := log.get(exchange_id)) and e.reviewer == "admin@example.com" and e, timeout=15
+            )
+            assert (named.reviewer_rating, named.reviewer_comment) == ("bad", "Port flag is -p")
+            assert len([e for e in log.history(exchange_id) if e.kind == "reviewer"]) == 1
