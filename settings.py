@@ -89,6 +89,9 @@ class Settings(BaseSettings):
     port: int = 7860
     public_url: str = ""  # how Label Studio reaches the app (webhooks); default http://HOST:PORT
     reviewer_password: str = ""
+    # Questions offered under an empty chat, separated by "|". "auto": four about the Label Studio docs
+    # when those are what is ingested, none for another repo; empty: none.
+    chat_examples: str = "auto"
 
     # --- feedback / Label Studio --------------------------------------------
     label_studio_url: str = ""

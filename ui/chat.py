@@ -12,6 +12,7 @@ returns, and Label Studio delivery happens later in the background (feedback.syn
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -69,6 +70,29 @@ def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
     for turn in turns:
         history += [("user", turn["question"]), ("assistant", turn["answer"])]
     return history
+
+
+# Offered under an empty chat when the Label Studio docs are ingested (CHAT_EXAMPLES=auto): each
+# finds its page first here, and the bundled local model answers it from that page.
+LABEL_STUDIO_EXAMPLES = (
+    "How do I start Label Studio without opening a browser tab?",
+    "How do I connect an S3 bucket as a source storage?",
+    "How do I export annotations in COCO format?",
+    "How do I add a machine learning backend for pre-annotations?",
+)
+
+
+LABEL_STUDIO_REPO = re.compile(r"github\.com[:/]HumanSignal/label-studio(?:\.git)?/?$", re.IGNORECASE)
+
+
+def chat_examples(ctx: AppContext) -> list[dict[str, str]]:
+    """The example questions for the chat's empty state (CHAT_EXAMPLES), as gr.Chatbot takes them."""
+    setting = ctx.settings.chat_examples.strip()
+    if setting.lower() == "auto":
+        questions = list(LABEL_STUDIO_EXAMPLES) if LABEL_STUDIO_REPO.search(ctx.docs.repo or "") else []
+    else:
+        questions = [q.strip() for q in setting.split("|") if q.strip()]
+    return [{"text": q} for q in questions]
 
 
 # The conversation a browser keeps across reloads: its last KEPT_MESSAGES chat messages (about 50
@@ -149,6 +173,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             sanitize_html=True,
             feedback_options=("Like", "Dislike"),
             placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
+            examples=chat_examples(ctx) or None,
         )
         with gr.Row():
             question = gr.Textbox(
@@ -172,12 +197,15 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     blocks.load(on_load, None, [header, notice, chat_area], api_visibility="private")
 
     def restore(kept: dict | None):
-        """The conversation this browser had open, as it was when its last answer finished."""
+        """The conversation this browser had open, as it was when its last answer finished.
+
+        And the example questions for the docs ingested now (an ingest may have changed them).
+        """
         kept = kept if isinstance(kept, dict) else EMPTY_CONVERSATION
         history, turns_, ids_ = kept.get("history"), kept.get("turns"), kept.get("ids")
         if not (isinstance(history, list) and isinstance(turns_, list) and isinstance(ids_, dict)):
-            return [], [], {}
-        return history, turns_, ids_
+            history, turns_, ids_ = [], [], {}
+        return gr.update(value=history, examples=chat_examples(ctx) or None), turns_, ids_
 
     blocks.load(restore, [saved], [chatbot, turns, ids], api_visibility="private")
 
@@ -298,9 +326,17 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     def keep(history: list, turns_: list, ids_: dict):
         return kept_conversation(history or [], turns_ or [], ids_ or {})
 
+    def take_example(data: gr.SelectData):  # an example question clicked: asked as if typed
+        value = data.value if isinstance(data.value, dict) else {}
+        return str(value.get("text", ""))
+
+    example_asked = chatbot.example_select(take_example, None, question, api_visibility="private").then(
+        respond, inputs, outputs, api_visibility="private", concurrency_limit=None
+    )
     for answered in (
         question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None),
         ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
+        example_asked,
     ):
         answered.then(offer_comment, None, late, api_visibility="private")
         answered.then(keep, [chatbot, turns, ids], saved, api_visibility="private")

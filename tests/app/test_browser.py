@@ -330,3 +330,32 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
         page.get_by_label("Your question").wait_for(timeout=30_000)
         page.wait_for_timeout(2_000)
         assert page.get_by_text(question).count() == 0
+
+
+def test_an_example_question_under_the_empty_chat_is_asked_with_one_click(
+    app_data, page, monkeypatch
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    example = "How do I start it without a browser tab opening?"
+    monkeypatch.setenv("CHAT_EXAMPLES", f"{example} | How do I change the port?")
+    from app import build_context
+    from qa.chain import AnswerChain
+    from qa.retrieval import open_retriever
+    from settings import get_settings
+
+    settings = get_settings(port=free_port())
+    ctx = build_context(
+        settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
+    )
+    with serve(ctx) as url:
+        page.goto(url)
+        page.get_by_text("How do I change the port?").wait_for(timeout=30_000)
+        page.get_by_text(example).click()
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        assert ctx.log.recent(1)[0].question == example
+        assert page.get_by_text("How do I change the port?").count() == 0  # examples only on an empty chat
+        page.get_by_role("button", name="Like").last.click()  # an answer asked this way rates as any other
+        deadline = time.time() + 10
+        while time.time() < deadline and ctx.log.recent(1)[0].user_rating != "good":
+            time.sleep(0.1)
+        assert ctx.log.recent(1)[0].user_rating == "good"

@@ -162,3 +162,25 @@ def test_a_long_conversation_keeps_its_latest_messages_in_the_browser_with_their
     assert all(kept["history"][int(k)]["content"] == "a" + v[1:] for k, v in kept["ids"].items())
     assert [t["exchange_id"] for t in kept["turns"]] == [f"x{i}" for i in range(3, n)]
     assert kept_conversation(history[:4], turns[:2], {"1": "x0", "3": "x1"})["ids"] == {"1": "x0", "3": "x1"}
+
+
+def test_example_questions_follow_the_docs_ingested_and_chat_examples() -> None:
+    from types import SimpleNamespace
+
+    from qa.store import IndexState
+    from settings import get_settings
+    from ui.chat import LABEL_STUDIO_EXAMPLES, chat_examples
+
+    def shown(setting: str, repo: str) -> list[str]:
+        ctx = SimpleNamespace(settings=get_settings(chat_examples=setting), docs=IndexState(repo=repo))
+        return [e["text"] for e in chat_examples(ctx)]  # type: ignore[arg-type]
+
+    assert shown("auto", "https://github.com/HumanSignal/label-studio") == list(LABEL_STUDIO_EXAMPLES)
+    assert shown("auto", "git@github.com:HumanSignal/label-studio.git") == list(LABEL_STUDIO_EXAMPLES)
+    assert shown("auto", "https://github.com/acme/handbook") == []  # questions about another repo's docs
+    assert shown("auto", "") == []  # nothing ingested yet
+    assert shown("Where are the invoices? | |How do I log in?", "/srv/docs") == [
+        "Where are the invoices?",
+        "How do I log in?",
+    ]
+    assert shown("", "https://github.com/HumanSignal/label-studio") == []
