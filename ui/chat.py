@@ -201,6 +201,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
 
         And the example questions for the docs ingested now (an ingest may have changed them).
         """
+        ctx.refresh()  # the examples depend on what is ingested; `on_load` may not have run yet
         kept = kept if isinstance(kept, dict) else EMPTY_CONVERSATION
         history, turns_, ids_ = kept.get("history"), kept.get("turns"), kept.get("ids")
         if not (isinstance(history, list) and isinstance(turns_, list) and isinstance(ids_, dict)):
