@@ -189,7 +189,9 @@ def test_sources_after_fences_opened_inside_list_items_are_not_code(app_data, pa
     answers = [AIMessage(STEPS_WITH_COLUMN0_CLOSERS), AIMessage(S3_SHAPED)]  # no [n]: closest sources
     with app_answering(app_data, monkeypatch, FakeChat(messages=iter(answers))) as (url, _):
         for last_words in ("label-studio start --no-browser", "without a browser t"):
-            ask(page, url, "How do I start without opening a browser tab?")  # a new session each time
+            if page.url.startswith(url):  # a new conversation each time, not the one the browser kept
+                page.evaluate("() => localStorage.clear()")
+            ask(page, url, "How do I start without opening a browser tab?")
             bot = page.locator("#chatbot [data-testid='bot']").last
             heading = bot.locator("strong").filter(has_text="Closest sources")
             heading.wait_for(timeout=30_000)
