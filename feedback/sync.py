@@ -149,9 +149,12 @@ class SyncWorker:
         The webhook calls it after storing a verdict: the pull renames the reviewer from
         a bare user id ("1") to who they are ("admin@example.com") within seconds.
         """
-        at = time.monotonic() + delay
-        if self._pull_at is None or at < self._pull_at:
-            self._pull_at = at
+        now = time.monotonic()
+        asked = self._pull_at
+        # An earlier request that is already due may be in the pull running now, which can have
+        # missed this verdict: this one then gets its own pull.
+        if asked is None or now + delay < asked or asked <= now:
+            self._pull_at = now + delay
         self._wake.set()
 
     @property
