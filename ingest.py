@@ -129,7 +129,7 @@ class _HoldWarnings(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         source = record.args[0] if isinstance(record.args, tuple) and record.args else None
-        if record.levelno == logging.WARNING and source in self.files:
+        if record.levelno == logging.WARNING and isinstance(source, str) and source in self.files:
             self.held.add(source)
             return False
         return True
