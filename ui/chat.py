@@ -140,15 +140,6 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     """
     settings, feedback_log = ctx.settings, ctx.log
 
-    def on_load():
-        ctx.refresh()
-        ready = ctx.chain is not None
-        return (
-            header_markdown(ctx),
-            gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
-            gr.update(visible=ready),
-        )
-
     header = gr.Markdown(header_markdown(ctx), elem_id="chat-header")
     notice = gr.Markdown(
         "" if ctx.chain is not None else empty_markdown(ctx), visible=ctx.chain is None, elem_id="chat-empty"
@@ -194,21 +185,27 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             )
             send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
         clear = gr.Button("New conversation", size="sm")
-    blocks.load(on_load, None, [header, notice, chat_area], api_visibility="private")
 
-    def restore(kept: dict | None):
-        """The conversation this browser had open, as it was when its last answer finished.
-
-        And the example questions for the docs ingested now (an ingest may have changed them).
-        """
-        ctx.refresh()  # the examples depend on what is ingested; `on_load` may not have run yet
+    def on_load(kept: dict | None):
+        """The page as of now: header, notice and examples for the docs ingested now (an ingest
+        may have changed them), and the conversation this browser had open, as it was when its
+        last answer finished."""
+        ctx.refresh()
+        ready = ctx.chain is not None
         kept = kept if isinstance(kept, dict) else EMPTY_CONVERSATION
         history, turns_, ids_ = kept.get("history"), kept.get("turns"), kept.get("ids")
         if not (isinstance(history, list) and isinstance(turns_, list) and isinstance(ids_, dict)):
             history, turns_, ids_ = [], [], {}
-        return gr.update(value=history, examples=chat_examples(ctx) or None), turns_, ids_
+        return (
+            header_markdown(ctx),
+            gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
+            gr.update(visible=ready),
+            gr.update(value=history, examples=chat_examples(ctx) or None),
+            turns_,
+            ids_,
+        )
 
-    blocks.load(restore, [saved], [chatbot, turns, ids], api_visibility="private")
+    blocks.load(on_load, [saved], [header, notice, chat_area, chatbot, turns, ids], api_visibility="private")
 
     # Under the chat, only what a rating means to the person who gave it. Delivery to Label
     # Studio (down, refusing its key, not configured) is the operator's business: the Review
