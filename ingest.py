@@ -185,6 +185,7 @@ def load_documents(
         except (OSError, UnicodeDecodeError) as exc:
             skip(f.path, exc)
     included_by = includers(texts)
+    web_base = link_base(settings, co)
     with warnings_once(unchanged):
         for path, text in texts.items():
             try:
@@ -192,7 +193,7 @@ def load_documents(
                     text,
                     source=path,
                     commit=co.commit,
-                    web_base=link_base(settings, co),
+                    web_base=web_base,
                     chunk_size=settings.chunk_size,
                     included_by=included_by.get(path, ""),
                 )
@@ -283,12 +284,10 @@ def run_ingest(
     record_manager = store.record_manager()
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
     bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
+    unchanged = {p for p, b in new_files.items() if old_files.get(p) == b}
     with store.vectorstore(_CountingEmbeddings(embeddings, bar)) as vectorstore:
         docs, skipped_files = load_documents(
-            co,
-            settings,
-            lambda path: store.documents_of(vectorstore, path),
-            unchanged={p for p, b in new_files.items() if old_files.get(p) == b},
+            co, settings, lambda path: store.documents_of(vectorstore, path), unchanged=unchanged
         )
         skipped = set(skipped_files)
         # A skipped file counts only as skipped: its chunks were neither added nor changed.
@@ -296,7 +295,7 @@ def run_ingest(
         taken = {p: b for p, b in new_files.items() if p not in skipped}
         summary.files_added = sum(1 for p in taken if p not in old_files)
         summary.files_changed = sum(1 for p, b in taken.items() if p in old_files and old_files[p] != b)
-        summary.files_unchanged = sum(1 for p, b in taken.items() if old_files.get(p) == b)
+        summary.files_unchanged = len(unchanged - skipped)
         doc_keys = [chunk_key(d) for d in docs]
         keys = list(dict.fromkeys(doc_keys))
         bar.total = sum(1 for exists in record_manager.exists(keys) if not exists)
