@@ -69,16 +69,7 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
 def test_a_thumb_given_while_the_answer_streams_counts_once_it_is_complete(
     app_data, page, monkeypatch
 ) -> None:
-    monkeypatch.setenv("DATA_DIR", str(app_data))
-    from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
-    from settings import get_settings
-
-    settings = get_settings(port=free_port())
-    slow = fake_llm(delay=0.4)  # a word every 0.4 s
-    ctx = build_context(settings, chain=AnswerChain(open_retriever(settings), llm=slow, settings=settings))
-    with serve(ctx) as url:
+    with app_answering(app_data, monkeypatch, fake_llm(delay=0.4)) as (url, ctx):  # a word every 0.4 s
         page.goto(url)
         box = page.get_by_label("Your question")
         box.wait_for(timeout=30_000)
@@ -108,18 +99,10 @@ def ask(page, url: str, question: str) -> None:  # noqa: ANN001
 
 
 def test_an_answer_cut_inside_a_code_block_shows_its_sources_below_it(app_data, page, monkeypatch) -> None:
-    monkeypatch.setenv("DATA_DIR", str(app_data))
-    from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
-    from settings import get_settings
-
-    settings = get_settings(port=free_port())
     cut = (
         "Start it like this [1]:\n\n```bash\nlabel-studio start --no-browser --port"  # cut at the token limit
     )
-    chain = AnswerChain(open_retriever(settings), llm=fake_llm(answer=cut), settings=settings)
-    with serve(build_context(settings, chain=chain)) as url:
+    with app_answering(app_data, monkeypatch, fake_llm(answer=cut)) as (url, _):
         ask(page, url, "How do I start without opening a browser tab?")
         link = page.locator(f'a[href^="{WEB}/blob/"]').first
         link.wait_for(timeout=30_000)
@@ -158,15 +141,15 @@ def test_a_rating_shows_users_a_neutral_line_not_label_studios_problems(app_data
 
 
 @contextmanager
-def app_answering(app_data, monkeypatch, llm) -> Iterator[tuple[str, object]]:  # noqa: ANN001
-    """The app on its own port, answering with `llm`; yields (url, context)."""
+def app_answering(app_data, monkeypatch, llm, port: int | None = None) -> Iterator[tuple[str, object]]:  # noqa: ANN001
+    """The app on its own port (or `port`, to start it again there), answering with `llm`; yields (url, context)."""
     monkeypatch.setenv("DATA_DIR", str(app_data))
     from app import build_context
     from qa.chain import AnswerChain
     from qa.retrieval import open_retriever
     from settings import get_settings
 
-    settings = get_settings(port=free_port())
+    settings = get_settings(port=port or free_port())
     ctx = build_context(settings, chain=AnswerChain(open_retriever(settings), llm=llm, settings=settings))
     with serve(ctx) as url:
         yield url, ctx
@@ -280,31 +263,17 @@ def test_an_answer_cut_short_by_its_length_limit_says_so(app_data, monkeypatch) 
 def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_started(
     app_data, page, monkeypatch
 ) -> None:
-    monkeypatch.setenv("DATA_DIR", str(app_data))
-    from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
-    from settings import get_settings
-
-    settings = get_settings(port=free_port())
-
-    def started():  # noqa: ANN202 - the app as `make run` starts it again: same data dir, same port
-        ctx = build_context(
-            settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
-        )
-        return ctx, serve(ctx)
-
+    port = free_port()  # the app as `make run` starts it again: same data dir, same port
     question = "Is there a way to start it without a browser tab opening?"
-    ctx, server = started()
-    with server as url:
+    with app_answering(app_data, monkeypatch, fake_llm(), port=port) as (url, ctx):
         ask(page, url, question)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
         page.wait_for_timeout(1_000)  # the browser's copy is written once the answer is complete
         page.reload()
         page.get_by_text(question).first.wait_for(timeout=30_000)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=10_000)
-    ctx, server = started()  # a restart: the browser's copy is still readable
-    with server as url:
+    # a restart: the browser's copy is still readable
+    with app_answering(app_data, monkeypatch, fake_llm(), port=port) as (url, ctx):
         page.goto(url)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
         page.get_by_role("button", name="Dislike").last.click()  # the restored answer still rates
@@ -337,19 +306,9 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
 def test_an_example_question_under_the_empty_chat_is_asked_with_one_click(
     app_data, page, monkeypatch
 ) -> None:
-    monkeypatch.setenv("DATA_DIR", str(app_data))
     example = "How do I start it without a browser tab opening?"
     monkeypatch.setenv("CHAT_EXAMPLES", f"{example} | How do I change the port?")
-    from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
-    from settings import get_settings
-
-    settings = get_settings(port=free_port())
-    ctx = build_context(
-        settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
-    )
-    with serve(ctx) as url:
+    with app_answering(app_data, monkeypatch, fake_llm()) as (url, ctx):
         page.goto(url)
         page.get_by_text("How do I change the port?").wait_for(timeout=30_000)
         page.get_by_text(example).click()
