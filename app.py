@@ -78,8 +78,8 @@ def build_ui(ctx: AppContext) -> gr.Blocks:
         with gr.Tabs():
             with gr.Tab("Chat", id="chat"):
                 build_chat_tab(ctx, blocks)
-            with gr.Tab("Review", id="review"):
-                build_review_tab(ctx)
+            with gr.Tab("Review", id="review") as review_tab:
+                build_review_tab(ctx, review_tab)
     return blocks
 
 

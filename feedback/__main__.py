@@ -115,13 +115,14 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
                 f"Label Studio is not configured (set {' and '.join(missing_settings(settings))}): "
                 "nothing to sync. "
                 f"Feedback is kept locally in {feedback_log.path} "
-                f"({feedback_log.pending_count()} rated answer(s) would be sent)."
+                f"({feedback_log.pending_count()} rating(s) and Review-tab verdict(s) would be sent)."
             )
             return 0
         report = worker.flush(timeout=args.timeout, pull=not args.no_pull)
         console.print(
             f"Label Studio {worker.url}: {report.created} task(s) created, {report.updated} updated, "
-            f"{report.found} already there, {report.pulled} reviewer verdict change(s) pulled; "
+            f"{report.found} already there, {report.reviews} Review-tab verdict(s) sent, "
+            f"{report.pulled} reviewer verdict change(s) pulled; "
             f"{report.pending} pending."
         )
         if report.error:
@@ -197,7 +198,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
 
-    sync = sub.add_parser("sync", help="deliver pending ratings to Label Studio and pull reviewers' verdicts")
+    sync = sub.add_parser(
+        "sync",
+        help="deliver pending ratings and Review-tab verdicts to Label Studio and pull reviewers' verdicts",
+    )
     sync.add_argument("--no-pull", action="store_true", help="only deliver, do not pull annotations")
     sync.add_argument(
         "--timeout", type=float, default=120.0, help="give up after this many seconds (default 120)"

@@ -192,7 +192,7 @@ def format_sources(chunks: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def task_data(exchange: Exchange, rating: Rating, comment: str) -> dict[str, Any]:
+def task_data(exchange: Exchange, rating: Rating | None, comment: str) -> dict[str, Any]:
     """Task data: what reviewers see plus what maps it back (exchange_id) and slices reports."""
     return {
         "exchange_id": exchange.id,
@@ -213,13 +213,16 @@ def task_data(exchange: Exchange, rating: Rating, comment: str) -> dict[str, Any
     }
 
 
-def user_feedback(rating: Rating, comment: str) -> str:
+def user_feedback(rating: Rating | None, comment: str) -> str:
     """What the user said, as the read-only `$user_feedback` text reviewers see.
 
     Task data, not the prediction: a prediction pre-fills the reviewer's own
     fields, and the user's comment submitted unchanged would pass for the
     reviewer's. Never empty, so the view always says whether there was a comment.
+    `rating=None`: a task made for a verdict given in the app's Review tab.
     """
+    if rating is None:
+        return "No thumb: the user did not rate this answer (a reviewer judged it in the app)"
     thumb = "Good 👍" if rating == "good" else "Bad 👎"  # words first: not every font has the emoji
     comment = comment.strip()
     return f"{thumb}, comment: {comment}" if comment else f"{thumb} (no comment)"
@@ -241,6 +244,28 @@ def prediction_result(rating: Rating) -> list[dict[str, Any]]:
     ]
 
 
+def verdict_result(rating: Rating, comment: str) -> list[dict[str, Any]]:
+    """A reviewer's verdict as an annotation's result: what the Review tab sends Label Studio."""
+    result: list[dict[str, Any]] = [
+        {
+            "from_name": RATING_FIELD,
+            "to_name": "answer",
+            "type": "choices",
+            "value": {"choices": ["Good" if rating == "good" else "Bad"]},
+        }
+    ]
+    if comment.strip():
+        result.append(
+            {
+                "from_name": COMMENT_FIELD,
+                "to_name": "answer",
+                "type": "textarea",
+                "value": {"text": [comment]},
+            }
+        )
+    return result
+
+
 def _get(obj: Any, key: str, default: Any = None) -> Any:
     if isinstance(obj, Mapping):
         return obj.get(key, default)
@@ -259,6 +284,7 @@ class Verdict:
     rating: Rating | None  # None: skipped, or no choice made
     comment: str
     reviewer: str
+    import_id: int | None = None  # set on annotations the app made from a Review-tab verdict
 
     def save(self, log: FeedbackLog, exchange_id: str, source: str) -> RatingEvent | None:
         """Store it as the exchange's reviewer verdict; None when the log already had it.
@@ -273,6 +299,7 @@ class Verdict:
             source=source,
             annotation_id=self.annotation_id,
             task_id=self.task_id,
+            import_id=self.import_id,
         )
 
 
@@ -322,12 +349,14 @@ def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
     task = _get(annotation, "task", task_id)
     if isinstance(task, Mapping):
         task = task.get("id")
+    import_id = _get(annotation, "import_id")
     return Verdict(
         annotation_id=int(_get(annotation, "id")),
         task_id=int(task) if task is not None else task_id,
         rating=rating,
         comment="\n".join(comments),
         reviewer=reviewer_name(annotation),
+        import_id=int(import_id) if import_id is not None else None,
     )
 
 
@@ -576,11 +605,13 @@ class LabelStudioProject:
         return min(tasks, key=lambda t: t.id) if tasks else None
 
     def create_tasks(self, deliveries: Sequence[Delivery]) -> list[int]:
-        """One import call for many rated exchanges, each with the user's prediction."""
+        """One import call for many rated exchanges, each with the user's prediction (if they rated it)."""
         request = [
             {
                 "data": task_data(d.exchange, d.rating, d.comment),
-                "predictions": [{"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating)}],
+                "predictions": [{"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating)}]
+                if d.rating
+                else [],
             }
             for d in deliveries
         ]
@@ -619,6 +650,49 @@ class LabelStudioProject:
         )
         assert created.id is not None
         return int(created.id)
+
+    # --- verdicts given in the app ---
+    def find_verdict(self, task_id: int, import_ids: set[int]) -> int | None:
+        """The annotation an earlier try made for one of these inline verdict rows, if any.
+
+        None too when the task itself is gone (404): the verdict then goes to a new one.
+        """
+        try:
+            annotations = self.client.annotations.list(id=task_id)
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            return None
+        for annotation in annotations:
+            if annotation.import_id in import_ids and annotation.id is not None:
+                return int(annotation.id)
+        return None
+
+    def send_verdict(
+        self, task_id: int, annotation_id: int | None, rating: Rating, comment: str, import_id: int
+    ) -> int | None:
+        """Write a Review-tab verdict into its annotation; None when that annotation is gone (404).
+
+        `annotation_id=None` creates it. The annotation's `import_id` is the verdict's row id in
+        the log, so the webhook and pull that bring it back are recognised as the app's own.
+        It is made by the API key's user, whom Label Studio shows as its annotator.
+        """
+        result = verdict_result(rating, comment)
+        if annotation_id is None:
+            created = self.client.annotations.create(
+                id=task_id, result=result, import_id=import_id, was_cancelled=False
+            )
+            assert created.id is not None
+            return int(created.id)
+        try:
+            self.client.annotations.update(
+                id=annotation_id, result=result, import_id=import_id, was_cancelled=False
+            )
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+            return None
+        return annotation_id
 
     def user_predictions(self, task_ids: Sequence[int]) -> dict[int, int]:
         """Task id → id of its user prediction, for many tasks in one paged call."""

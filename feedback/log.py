@@ -29,7 +29,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 from feedback.migrations import migrate
-from feedback.records import AccuracyRow, Delivery, Exchange, Rating, RatingEvent, SyncStatus, Verdict
+from feedback.records import (
+    AccuracyRow,
+    Delivery,
+    Exchange,
+    Rating,
+    RatingEvent,
+    ReviewDelivery,
+    SyncStatus,
+    Verdict,
+)
 
 __all__ = [
     "AccuracyRow",
@@ -38,6 +47,7 @@ __all__ = [
     "FeedbackLog",
     "Rating",
     "RatingEvent",
+    "ReviewDelivery",
     "SyncStatus",
     "UnknownExchangeError",
     "Verdict",
@@ -361,20 +371,28 @@ class FeedbackLog:
         annotation_id: int | None = None,
         task_id: int | None = None,
         deleted: bool = False,
+        import_id: int | None = None,
     ) -> RatingEvent | None:
         """Record a reviewer's verdict; returns None when it changes nothing (idempotent).
 
         Label Studio annotations (source 'webhook' or 'pull') are one stream per
         `annotation_id`, so the same annotation seen by webhook and again by pull is
         stored once. `deleted=True` withdraws that annotation's verdict.
+
+        An inline verdict (the Review tab's) is queued for Label Studio, which gets it as
+        an annotation whose `import_id` is the verdict's row id: that annotation coming
+        back unchanged (`import_id` given) is our own echo, not a new verdict.
         """
         if source not in REVIEW_SOURCES:
             raise ValueError(f"source must be one of {', '.join(REVIEW_SOURCES)}, got {source!r}")
         value = None if verdict is None or deleted else parse_rating(verdict)
         comment = "" if deleted else (comment or "")
+        inline = source == "inline" and annotation_id is None
         with self._write() as db:
             self._require_exchange(db, exchange_id)
-            if annotation_id is None:
+            if inline:
+                last = self._inline_last(db, exchange_id)
+            elif annotation_id is None:
                 last = db.execute(
                     "SELECT * FROM ratings WHERE exchange_id = ? AND kind = 'reviewer'"
                     " AND annotation_id IS NULL ORDER BY id DESC LIMIT 1",
@@ -388,6 +406,21 @@ class FeedbackLog:
                 ).fetchone()
             if last is None and deleted:
                 return None  # never knew it: nothing to withdraw
+            if (
+                import_id is not None
+                and not deleted
+                and self._is_echo(db, exchange_id, import_id, value, comment)
+            ):
+                return None
+            if (
+                annotation_id is not None
+                and last is not None
+                and last["source"] == "inline"
+                and not deleted
+                and not last["deleted"]
+                and (last["rating"], last["comment"]) == (value, comment)
+            ):
+                return None  # our own annotation read back (Label Studio names the token's owner)
             if annotation_id is not None and last is not None and not deleted:
                 # One annotation has one annotator, but Label Studio names them only in some
                 # payloads (a pull: "First Last email"; the webhook: the bare user id). Keep the
@@ -418,7 +451,14 @@ class FeedbackLog:
                 (exchange_id, stamp, source, value, comment, reviewer, annotation_id, task_id, int(deleted)),
             )
             assert cur.lastrowid is not None
-            return RatingEvent(
+            if inline:
+                db.execute(
+                    "INSERT INTO review_outbox (exchange_id, wanted, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (exchange_id) DO UPDATE SET wanted = excluded.wanted, attempts = 0,"
+                    " next_attempt = 0, updated_at = excluded.updated_at",
+                    (exchange_id, cur.lastrowid, stamp),
+                )
+            event = RatingEvent(
                 cur.lastrowid,
                 exchange_id,
                 stamp,
@@ -431,6 +471,33 @@ class FeedbackLog:
                 task_id,
                 deleted,
             )
+        if inline:
+            self._notify()  # the sync worker sends it to Label Studio
+        return event
+
+    @staticmethod
+    def _inline_last(db: sqlite3.Connection, exchange_id: str) -> sqlite3.Row | None:
+        """The latest row of the exchange's inline verdict: not yet delivered, or in its annotation's stream."""
+        return db.execute(
+            "SELECT * FROM ratings WHERE exchange_id = ? AND kind = 'reviewer' AND ("
+            " (annotation_id IS NULL AND source = 'inline')"
+            " OR annotation_id = (SELECT annotation_id FROM review_outbox WHERE exchange_id = ?))"
+            " ORDER BY id DESC LIMIT 1",
+            (exchange_id, exchange_id),
+        ).fetchone()
+
+    @staticmethod
+    def _is_echo(
+        db: sqlite3.Connection, exchange_id: str, import_id: int, rating: str | None, comment: str
+    ) -> bool:
+        """An annotation made from inline verdict row `import_id` and unchanged since, before
+        `mark_review_delivered` has made the row part of that annotation's stream."""
+        own = db.execute(
+            "SELECT rating, comment FROM ratings WHERE id = ? AND exchange_id = ? AND kind = 'reviewer'"
+            " AND source = 'inline' AND annotation_id IS NULL",
+            (import_id, exchange_id),
+        ).fetchone()
+        return own is not None and (own["rating"], own["comment"]) == (rating, comment)
 
     def annotation_exchange(self, annotation_id: int) -> str | None:
         """The exchange an annotation we have seen belongs to (deletions carry only its id)."""
@@ -532,13 +599,90 @@ class FeedbackLog:
             )
         return out
 
+    def due_reviews(self, limit: int = 100, now: float | None = None) -> list[ReviewDelivery]:
+        """Inline verdicts waiting for Label Studio whose retry time has come, oldest first."""
+        now = time.time() if now is None else now
+        rows = self._query(
+            "SELECT v.wanted AS rv_wanted, v.annotation_id AS rv_annotation, v.verify AS rv_verify,"
+            " v.attempts AS rv_attempts, r.rating AS rv_rating, r.comment AS rv_comment, c.*"
+            " FROM review_outbox v JOIN ratings r ON r.id = v.wanted"
+            " JOIN exchange_current c ON c.id = v.exchange_id"
+            " WHERE v.wanted > v.delivered AND v.next_attempt <= ? ORDER BY v.wanted LIMIT ?",
+            (now, limit),
+        )
+        out = []
+        for row in rows:
+            data = dict(row)
+            extra = {key[3:]: data.pop(key) for key in list(data) if key.startswith("rv_")}
+            out.append(
+                ReviewDelivery(
+                    Exchange.from_row(data),  # type: ignore[arg-type]
+                    extra["wanted"],
+                    extra["rating"],
+                    extra["comment"],
+                    extra["annotation"],
+                    bool(extra["verify"]),
+                    extra["attempts"],
+                )
+            )
+        return out
+
+    def inline_verdict_ids(self, exchange_id: str) -> set[int]:
+        """Ids of the exchange's inline verdict rows: the `import_id`s its annotation may carry."""
+        rows = self._query(
+            "SELECT id FROM ratings WHERE exchange_id = ? AND kind = 'reviewer' AND source = 'inline'",
+            (exchange_id,),
+        )
+        return {row["id"] for row in rows}
+
+    def mark_task_verify(self, exchange_id: str) -> None:
+        """Before creating a task for an answer no user rated: a retry must look it up first."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO outbox (exchange_id, wanted, verify, updated_at) VALUES (?, 0, 1, ?)"
+                " ON CONFLICT (exchange_id) DO UPDATE SET verify = 1",
+                (exchange_id, now_iso()),
+            )
+
+    def mark_review_verify(self, exchange_id: str) -> None:
+        """Before creating the annotation: a retry must look for it first (committed before the call)."""
+        with self._write() as db:
+            db.execute("UPDATE review_outbox SET verify = 1 WHERE exchange_id = ?", (exchange_id,))
+
+    def mark_review_delivered(self, exchange_id: str, wanted: int, annotation_id: int, task_id: int) -> None:
+        """Label Studio's annotation `annotation_id` now carries inline verdict `wanted`.
+
+        The inline rows up to it join that annotation's stream, so its webhook and pull
+        copies are the same verdict, and an edit or deletion in Label Studio changes it.
+        """
+        with self._write() as db:
+            db.execute(
+                "UPDATE ratings SET annotation_id = ?, task_id = ? WHERE exchange_id = ? AND kind = 'reviewer'"
+                " AND source = 'inline' AND annotation_id IS NULL AND id <= ?",
+                (annotation_id, task_id, exchange_id, wanted),
+            )
+            db.execute(
+                "UPDATE review_outbox SET delivered = MAX(delivered, ?), annotation_id = ?, verify = 0,"
+                " attempts = 0, next_attempt = 0, last_error = '', updated_at = ? WHERE exchange_id = ?",
+                (wanted, annotation_id, now_iso(), exchange_id),
+            )
+
     def pending_count(self) -> int:
-        return int(self._query("SELECT COUNT(*) AS n FROM outbox WHERE wanted > delivered")[0]["n"])
+        """Ratings and inline verdicts waiting for Label Studio."""
+        return int(
+            self._query(
+                "SELECT (SELECT COUNT(*) FROM outbox WHERE wanted > delivered)"
+                " + (SELECT COUNT(*) FROM review_outbox WHERE wanted > delivered) AS n"
+            )[0]["n"]
+        )
 
     def next_due_in(self, now: float | None = None) -> float | None:
         """Seconds until the earliest pending delivery may be retried (None: nothing pending)."""
         now = time.time() if now is None else now
-        row = self._query("SELECT MIN(next_attempt) AS t FROM outbox WHERE wanted > delivered")[0]
+        row = self._query(
+            "SELECT MIN(next_attempt) AS t FROM (SELECT next_attempt FROM outbox WHERE wanted > delivered"
+            " UNION ALL SELECT next_attempt FROM review_outbox WHERE wanted > delivered)"
+        )[0]
         return None if row["t"] is None else max(0.0, row["t"] - now)
 
     def mark_verify(self, exchange_ids: Sequence[str], verify: bool = True) -> None:
@@ -552,11 +696,13 @@ class FeedbackLog:
             )
 
     def set_task(self, exchange_id: str, task_id: int, prediction_id: int | None = None) -> None:
+        """The exchange's task in Label Studio (a verdict-only answer gets an outbox row with wanted 0)."""
         with self._write() as db:
             db.execute(
-                "UPDATE outbox SET task_id = ?, prediction_id = COALESCE(?, prediction_id), verify = 0"
-                " WHERE exchange_id = ?",
-                (task_id, prediction_id, exchange_id),
+                "INSERT INTO outbox (exchange_id, wanted, task_id, prediction_id, updated_at)"
+                " VALUES (?, 0, ?, ?, ?) ON CONFLICT (exchange_id) DO UPDATE SET task_id = excluded.task_id,"
+                " prediction_id = COALESCE(excluded.prediction_id, prediction_id), verify = 0",
+                (exchange_id, task_id, prediction_id, now_iso()),
             )
 
     def mark_delivered(
@@ -572,19 +718,29 @@ class FeedbackLog:
             )
 
     def mark_failed(
-        self, exchange_ids: Sequence[str], error: str, *, base: float = 1.0, cap: float = 300.0
+        self,
+        exchange_ids: Sequence[str],
+        error: str,
+        *,
+        base: float = 1.0,
+        cap: float = 300.0,
+        reviews: bool = False,
     ) -> None:
-        """Count a failed attempt and push the next one back exponentially (with jitter)."""
+        """Count a failed attempt and push the next one back exponentially (with jitter).
+
+        `reviews=True`: the exchanges' inline verdicts failed, not their ratings.
+        """
+        table = "review_outbox" if reviews else "outbox"
         now = time.time()
         with self._write() as db:
             for exchange_id in exchange_ids:
                 row = db.execute(
-                    "SELECT attempts FROM outbox WHERE exchange_id = ?", (exchange_id,)
+                    f"SELECT attempts FROM {table} WHERE exchange_id = ?", (exchange_id,)
                 ).fetchone()
                 attempts = (row["attempts"] if row else 0) + 1
                 delay = min(cap, base * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
                 db.execute(
-                    "UPDATE outbox SET attempts = ?, next_attempt = ?, last_error = ?, updated_at = ?"
+                    f"UPDATE {table} SET attempts = ?, next_attempt = ?, last_error = ?, updated_at = ?"
                     " WHERE exchange_id = ?",
                     (attempts, now + delay, error, now_iso(), exchange_id),
                 )
@@ -593,13 +749,26 @@ class FeedbackLog:
         """Make every pending delivery due now (`python -m feedback sync` flushes by hand)."""
         with self._write() as db:
             db.execute("UPDATE outbox SET next_attempt = 0 WHERE wanted > delivered")
+            db.execute("UPDATE review_outbox SET next_attempt = 0 WHERE wanted > delivered")
 
     def reset_delivery_target(self) -> int:
-        """Label Studio project changed: deliver everything again, looking each task up first."""
+        """Label Studio project changed: deliver everything again, looking each task up first.
+
+        Inline verdicts leave the old project's annotations (those are gone with it) and
+        are sent again as annotations of the new one.
+        """
         with self._write() as db:
             cur = db.execute(
                 "UPDATE outbox SET task_id = NULL, prediction_id = NULL, delivered = 0, verify = 1,"
                 " attempts = 0, next_attempt = 0"
+            )
+            db.execute(
+                "UPDATE ratings SET annotation_id = NULL, task_id = NULL"
+                " WHERE kind = 'reviewer' AND source = 'inline'"
+            )
+            db.execute(
+                "UPDATE review_outbox SET annotation_id = NULL, delivered = 0, verify = 1, attempts = 0,"
+                " next_attempt = 0"
             )
             return cur.rowcount
 
@@ -625,14 +794,19 @@ class FeedbackLog:
     def sync_status(self, *, missing: Sequence[str] = ()) -> SyncStatus:
         """Delivery state for people; `missing`: the Label Studio settings still unset (none: configured)."""
         state = self.get_state()
+        # Per answer: its thumb and its inline verdict (a task made for a verdict alone has wanted 0).
         row = self._query(
-            "SELECT SUM(wanted > delivered) AS pending, SUM(wanted <= delivered) AS delivered FROM outbox"
+            "SELECT SUM(waiting = 0) AS delivered FROM ("
+            " SELECT exchange_id, SUM(wanted > delivered) AS waiting FROM ("
+            "  SELECT exchange_id, wanted, delivered FROM outbox WHERE wanted > 0"
+            "  UNION ALL SELECT exchange_id, wanted, delivered FROM review_outbox)"
+            " GROUP BY exchange_id)"
         )[0]
         notes = [n for n in (state.get("webhook_note"),) if n]
         return SyncStatus(
             configured=not missing,
             missing=tuple(missing),
-            pending=int(row["pending"] or 0),
+            pending=self.pending_count(),
             delivered=int(row["delivered"] or 0),
             last_error=state.get("last_error", ""),
             last_error_at=state.get("last_error_at"),

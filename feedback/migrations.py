@@ -193,3 +193,81 @@ def m005_current_view(db: sqlite3.Connection) -> None:
         LEFT JOIN outbox o ON o.exchange_id = e.id
         """
     )
+
+
+@migration
+def m006_review_outbox(db: sqlite3.Connection) -> None:
+    """Delivery of the Review tab's inline verdicts to Label Studio, as annotations.
+
+    `wanted` is the id of the latest inline verdict row, `delivered` the one Label
+    Studio has, `annotation_id` the annotation that carries it (created with that
+    row's id as its `import_id`, so the webhook and the pull know their own echo).
+    Once delivered, the inline rows join that annotation's stream: a reviewer who
+    edits or deletes it in Label Studio changes the same verdict. `verify` is
+    committed before an annotation is created, so a retry looks for it first.
+    Inline verdicts given before this version are queued too.
+
+    `exchange_current` is re-created so that `sync` also says 'pending' while a
+    verdict waits.
+    """
+    db.execute(
+        """
+        CREATE TABLE review_outbox (
+            exchange_id TEXT PRIMARY KEY REFERENCES exchanges (id),
+            wanted INTEGER NOT NULL,
+            delivered INTEGER NOT NULL DEFAULT 0,
+            annotation_id INTEGER,
+            verify INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX review_outbox_due ON review_outbox (next_attempt) WHERE wanted > delivered")
+    db.execute(
+        "INSERT INTO review_outbox (exchange_id, wanted, updated_at)"
+        " SELECT exchange_id, MAX(id), MAX(time) FROM ratings"
+        " WHERE kind = 'reviewer' AND source = 'inline' GROUP BY exchange_id"
+    )
+    db.execute("DROP VIEW exchange_current")
+    db.execute(
+        """
+        CREATE VIEW exchange_current AS
+        WITH user_latest AS (
+            SELECT exchange_id, rating, comment, time,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM ratings WHERE kind = 'user'
+        ),
+        stream_latest AS (
+            SELECT id, exchange_id, rating, comment, time, source, reviewer, deleted,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY exchange_id, COALESCE(annotation_id, -1) ORDER BY id DESC
+                   ) AS rn
+            FROM ratings WHERE kind = 'reviewer'
+        ),
+        reviewer_latest AS (
+            SELECT exchange_id, rating, comment, time, source, reviewer,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM stream_latest WHERE rn = 1 AND deleted = 0 AND rating IS NOT NULL
+        )
+        SELECT e.*, e.rowid AS seq,
+               u.rating AS user_rating, COALESCE(u.comment, '') AS user_comment, u.time AS user_rated_at,
+               r.rating AS reviewer_rating, COALESCE(r.comment, '') AS reviewer_comment,
+               r.source AS reviewer_source, COALESCE(r.reviewer, '') AS reviewer, r.time AS reviewed_at,
+               COALESCE(r.rating, u.rating) AS verdict,
+               CASE WHEN r.rating IS NOT NULL THEN 'reviewer'
+                    WHEN u.rating IS NOT NULL THEN 'user' END AS verdict_source,
+               o.task_id AS task_id,
+               CASE WHEN o.exchange_id IS NULL AND v.exchange_id IS NULL THEN 'local'
+                    WHEN COALESCE(o.wanted > o.delivered, 0) OR COALESCE(v.wanted > v.delivered, 0)
+                        THEN 'pending'
+                    ELSE 'delivered' END AS sync
+        FROM exchanges e
+        LEFT JOIN user_latest u ON u.exchange_id = e.id AND u.rn = 1
+        LEFT JOIN reviewer_latest r ON r.exchange_id = e.id AND r.rn = 1
+        LEFT JOIN outbox o ON o.exchange_id = e.id
+        LEFT JOIN review_outbox v ON v.exchange_id = e.id
+        """
+    )

@@ -75,11 +75,24 @@ class Delivery:
 
     exchange: Exchange
     wanted: int  # rating row to deliver
-    rating: Rating
+    rating: Rating | None  # None: a task for an answer only a reviewer rated (no thumb to show)
     comment: str
     task_id: int | None
     prediction_id: int | None
     verify: bool
+    attempts: int
+
+
+@dataclass(frozen=True)
+class ReviewDelivery:
+    """An inline verdict (the Review tab's) that Label Studio must get as an annotation."""
+
+    exchange: Exchange  # its task_id: the exchange's task, if Label Studio has one yet
+    wanted: int  # the inline verdict row to deliver; also the annotation's import_id
+    rating: Rating
+    comment: str
+    annotation_id: int | None  # the annotation that carries the verdict, once created
+    verify: bool  # an annotation may exist already (an earlier try): look for it first
     attempts: int
 
 

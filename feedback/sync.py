@@ -9,7 +9,9 @@ down, slow or refusing the key shows up in `status()`, never in a rating call.
 Exactly once: a task is created in one import call after its outbox row is
 marked `verify` (committed first); any retry of a row so marked looks the
 exchange id up in Label Studio before sending, and a changed rating updates the
-task it already has. One sync cycle runs at a time per DATA_DIR (a file lock),
+task it already has. Verdicts saved in the app's Review tab go out the same
+way, as annotations on their answer's task (made for them if no user rated the
+answer), after the ratings of the cycle. One sync cycle runs at a time per DATA_DIR (a file lock),
 so `python -m feedback sync` beside a running app cannot double-send either.
 """
 
@@ -35,9 +37,10 @@ from feedback.labelstudio import (
     LabelStudioProject,
     describe_error,
     is_connection_problem,
+    is_refusal,
     parse_annotation,
 )
-from feedback.log import Delivery, FeedbackLog, SyncStatus, now_iso
+from feedback.log import Delivery, FeedbackLog, ReviewDelivery, SyncStatus, now_iso
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -58,6 +61,7 @@ class SyncReport:
     created: int = 0  # new tasks
     updated: int = 0  # changed ratings pushed to existing tasks
     found: int = 0  # tasks Label Studio already had (re-send avoided)
+    reviews: int = 0  # Review-tab verdicts written into Label Studio annotations
     pulled: int = 0  # reviewer verdict changes brought back
     pending: int = 0  # still waiting after the cycle
     error: str = ""
@@ -183,7 +187,7 @@ class SyncWorker:
         while True:
             report = self.sync_once(pull=pull and first, force=first)
             first = False
-            for name in ("created", "updated", "found", "pulled"):
+            for name in ("created", "updated", "found", "reviews", "pulled"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             total.pending, total.error, total.configured = report.pending, report.error, report.configured
             if not report.ok or not report.pending or time.monotonic() > deadline:
@@ -213,6 +217,7 @@ class SyncWorker:
                 if force:
                     self.log.retry_now()  # by hand: do not wait out the backoff
                 self._push(project, report)
+                self._push_reviews(project, report)
                 if pull:
                     report.pulled = self._pull(project)
                 if self.owns_status():
@@ -391,6 +396,74 @@ class SyncWorker:
             self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id)
             done.add(delivery.exchange.id)
             report.created += 1
+
+    def _push_reviews(self, project: LabelStudioProject, report: SyncReport) -> None:
+        """Review-tab verdicts: each into its annotation, created once (see `mark_review_verify`)."""
+        while not self._stop.is_set():
+            batch = self.log.due_reviews(limit=self.batch_size)
+            if not batch:
+                return
+            for n, delivery in enumerate(batch):
+                try:
+                    self._send_review(project, delivery, report)
+                except ApiError as exc:
+                    if not is_refusal(exc):
+                        self._review_failed(batch[n:], exc)
+                        raise
+                    # Label Studio refused this one verdict: the others still go, it retries hourly.
+                    self.log.mark_failed(
+                        [delivery.exchange.id], describe_error(exc, self.url), cap=3600, reviews=True
+                    )
+                    continue
+                except Exception as exc:
+                    self._review_failed(batch[n:], exc)
+                    raise
+                report.reviews += 1
+
+    def _review_failed(self, rest: Sequence[ReviewDelivery], exc: Exception) -> None:
+        error = describe_error(exc, self.url, self.settings.label_studio_timeout)
+        self.log.mark_failed(
+            [d.exchange.id for d in rest], error, base=self.backoff_base, cap=self.backoff_cap, reviews=True
+        )
+
+    def _send_review(self, project: LabelStudioProject, delivery: ReviewDelivery, report: SyncReport) -> None:
+        exchange = delivery.exchange
+        task_id = exchange.task_id or self._review_task(project, delivery, report)
+        annotation_id = delivery.annotation_id
+        if annotation_id is None and delivery.verify:
+            annotation_id = project.find_verdict(task_id, self.log.inline_verdict_ids(exchange.id))
+        args = (delivery.rating, delivery.comment, delivery.wanted)
+        if annotation_id is not None:
+            annotation_id = project.send_verdict(task_id, annotation_id, *args)
+        if annotation_id is None:  # never made, or deleted in Label Studio: make it
+            self.log.mark_review_verify(exchange.id)
+            try:
+                annotation_id = project.send_verdict(task_id, None, *args)
+            except ApiError as exc:
+                if exc.status_code != 404:
+                    raise
+                task_id = self._review_task(project, delivery, report, look=False)  # the task was deleted
+                annotation_id = project.send_verdict(task_id, None, *args)
+        assert annotation_id is not None
+        self.log.mark_review_delivered(exchange.id, delivery.wanted, annotation_id, task_id)
+
+    def _review_task(
+        self, project: LabelStudioProject, delivery: ReviewDelivery, report: SyncReport, *, look: bool = True
+    ) -> int:
+        """The task of an answer Label Studio has none of (no user rated it): found, or made now."""
+        exchange = delivery.exchange
+        task = project.find_task(exchange.id) if look else None
+        if task is not None:
+            self.log.set_task(exchange.id, task.id, task.prediction_id)
+            report.found += 1
+            return task.id
+        self.log.mark_task_verify(exchange.id)
+        rating = exchange.user_rating
+        rated = Delivery(exchange, 0, rating, exchange.user_comment if rating else "", None, None, True, 0)
+        (task_id,) = project.create_tasks([rated])
+        self.log.set_task(exchange.id, task_id)
+        report.created += 1
+        return task_id
 
     # --- pull ---------------------------------------------------------------------------------
     def _pull(self, project: LabelStudioProject) -> int:

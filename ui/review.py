@@ -89,8 +89,12 @@ def summary_markdown(ctx: AppContext) -> str:
     )
 
 
-def build_review_tab(ctx: AppContext) -> None:
-    """Render the review page inside the current Tab."""
+def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
+    """Render the review page inside the current Tab (`tab`: refresh it each time it is opened).
+
+    Without the refresh, a reviewer who chats first and then opens the tab would see the
+    answers as they were when the page loaded, not the one just given.
+    """
     locked = bool(ctx.settings.reviewer_password)
 
     def initial(fn):  # noqa: ANN001, ANN202 - a value computed on each page load, only when open
@@ -130,8 +134,8 @@ def build_review_tab(ctx: AppContext) -> None:
         )
         with gr.Row():
             exchange_id = gr.Textbox(label="Exchange id (click a row)", scale=3, elem_id="review-id")
-            rating = gr.Radio(["good", "bad"], label="Your verdict", scale=1)
-            comment = gr.Textbox(label="Comment", scale=3)
+            rating = gr.Radio(["good", "bad"], label="Your verdict", scale=1, elem_id="review-verdict")
+            comment = gr.Textbox(label="Comment", scale=3, elem_id="review-comment")
             save = gr.Button("Save verdict", variant="primary", scale=1)
     outputs = [summary, chart, table, exchanges]
 
@@ -165,7 +169,10 @@ def build_review_tab(ctx: AppContext) -> None:
             gr.Warning(f"No answer with id {ex_id!r}.")
         else:
             ctx.log.review(ex_id, rating_, comment_ or "", reviewer="app reviewer", source="inline")
-            gr.Info("Verdict saved.")
+            if ctx.sync is not None and ctx.sync.configured:
+                gr.Info("Verdict saved. Label Studio gets it as an annotation on this answer's task.")
+            else:
+                gr.Info("Verdict saved (in the app's log: Label Studio is not configured).")
         return load(verdict_, by_, open_)
 
     visibility = "private" if locked else "public"
@@ -180,6 +187,12 @@ def build_review_tab(ctx: AppContext) -> None:
         api_name="review_data",
         api_visibility=visibility,
     )
+    if tab is not None:
+
+        def reopen(verdict_: str, by_: str, open_: bool):
+            return load(verdict_, by_, open_) if open_ else tuple(gr.update() for _ in outputs)
+
+        tab.select(reopen, [verdict, by, unlocked], outputs, api_visibility="private")
     exchanges.select(pick, exchanges, exchange_id, api_visibility="private")
     save.click(
         save_verdict,

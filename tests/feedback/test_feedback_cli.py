@@ -79,7 +79,7 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
 
     sync = run(["sync"], tmp_path, **env)
     assert sync.returncode == 0
-    assert "not configured" in sync.stdout and "3 rated answer(s)" in sync.stdout
+    assert "not configured" in sync.stdout and "4 rating(s) and Review-tab verdict(s)" in sync.stdout
 
     bad = run(["export", "--format", "csv", "--since", "yesterday"], tmp_path, **env)
     assert bad.returncode == 2 and "--since must be a date" in bad.stderr
@@ -101,11 +101,12 @@ def test_sync_and_status_against_label_studio(
     }
     wrong = run(["sync"], tmp_path, **{**env, "LABEL_STUDIO_API_KEY": "wrong-token-xyz"})
     assert wrong.returncode == 1
-    assert "refused the API key (401)" in wrong.stdout and "3 pending" in wrong.stdout
+    assert "refused the API key (401)" in wrong.stdout and "4 pending" in wrong.stdout  # 3 thumbs, 1 verdict
 
     sync = run(["sync"], tmp_path, **env)
     assert sync.returncode == 0, sync.stdout + sync.stderr
     assert "3 task(s) created" in sync.stdout and "0 pending" in sync.stdout
+    assert "1 Review-tab verdict(s) sent" in sync.stdout
     assert len(label_studio.tasks(ls_settings.label_studio_project)) == 3
 
     status = run(["status"], tmp_path, **env)

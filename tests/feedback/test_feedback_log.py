@@ -118,6 +118,38 @@ def test_the_same_annotation_seen_twice_is_stored_once_and_deletion_withdraws_it
     assert feedback_log.review(exchange_id, None, source="pull", annotation_id=7, deleted=True) is None
 
 
+def test_an_inline_verdict_is_queued_and_its_annotation_read_back_is_not_a_second_verdict(
+    feedback_log: FeedbackLog,
+) -> None:
+    exchange_id = answer(feedback_log)
+    event = feedback_log.review(exchange_id, "bad", "outdated", reviewer="ana", source="inline")
+    assert event is not None
+    (due,) = feedback_log.due_reviews()
+    assert (due.wanted, due.rating, due.comment, due.annotation_id) == (event.id, "bad", "outdated", None)
+    assert feedback_log.review(exchange_id, "bad", "outdated", reviewer="ana") is None  # saved twice: once
+    # Label Studio's webhook may bring the annotation before the sync worker has noted its id.
+    echo = dict(source="webhook", annotation_id=41, import_id=event.id, reviewer="1")
+    assert feedback_log.review(exchange_id, "bad", "outdated", **echo) is None
+    feedback_log.mark_review_delivered(exchange_id, event.id, annotation_id=41, task_id=9)
+    assert feedback_log.due_reviews() == [] and feedback_log.get(exchange_id).sync == "delivered"  # type: ignore[union-attr]
+    # Read back by the pull, named after the API key's user: still the one verdict, still ana's.
+    assert (
+        feedback_log.review(exchange_id, "bad", "outdated", source="pull", annotation_id=41, reviewer="admin")
+        is None
+    )
+    assert feedback_log.get(exchange_id).reviewer == "ana"  # type: ignore[union-attr]
+    # Changed in Label Studio: a new verdict of that annotation; deleted there: withdrawn.
+    assert feedback_log.review(exchange_id, "good", "", source="pull", annotation_id=41, reviewer="bo")
+    assert feedback_log.get(exchange_id).reviewer_rating == "good"  # type: ignore[union-attr]
+    assert feedback_log.review(exchange_id, None, source="webhook", annotation_id=41, deleted=True)
+    assert feedback_log.get(exchange_id).reviewer_rating is None  # type: ignore[union-attr]
+    # The next inline verdict is queued again, for the same annotation (the sync finds it gone).
+    again = feedback_log.review(exchange_id, "good", "ok", reviewer="ana")
+    assert again is not None
+    (due,) = feedback_log.due_reviews()
+    assert (due.wanted, due.annotation_id) == (again.id, 41)
+
+
 def test_known_verdicts_give_known_accuracy(feedback_log: FeedbackLog) -> None:
     def rated(n: int, thumbs: str, reviewer: str | None, day: str, prompt: str, model: str) -> None:
         exchange_id = answer(

@@ -1,0 +1,201 @@
+"""Verdicts given in the app's Review tab reach a real Label Studio as annotations, once."""
+
+from __future__ import annotations
+
+import sqlite3
+
+from fastapi import FastAPI
+from feedback_testkit import LabelStudioServer, UvicornThread, answer, wait_for
+
+from feedback import FeedbackLog, SyncWorker, webhook_router
+from feedback.labelstudio import USER_MODEL_VERSION
+from feedback.migrations import MIGRATIONS
+from settings import Settings
+
+BAD = [
+    {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}},
+    {"from_name": "comment", "to_name": "answer", "type": "textarea", "value": {"text": ["Port flag is -p"]}},
+]
+
+
+def choice(annotation: dict) -> tuple[str, str]:
+    """(Good/Bad, comment) of an annotation as Label Studio lists it."""
+    rating = comment = ""
+    for item in annotation["result"]:
+        if item["from_name"] == "rating":
+            rating = item["value"]["choices"][0]
+        if item["from_name"] == "comment":
+            comment = "\n".join(item["value"]["text"])
+    return rating, comment
+
+
+def by_exchange(label_studio: LabelStudioServer, settings: Settings) -> dict:
+    return {t.data["exchange_id"]: t for t in label_studio.tasks(settings.label_studio_project)}
+
+
+def reviewer_rows(log: FeedbackLog, exchange_id: str) -> list[tuple]:
+    return [
+        (e.source, e.rating, e.comment, e.deleted) for e in log.history(exchange_id) if e.kind == "reviewer"
+    ]
+
+
+def test_a_review_tab_verdict_becomes_an_annotation_on_the_answers_task(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        thumbed, unrated = answer(log, 1), answer(log, 2)
+        log.rate(thumbed, "good")
+        log.review(thumbed, "bad", "It is -p, not --port", reviewer="app reviewer")
+        log.review(unrated, "good", reviewer="app reviewer")
+        assert log.pending_count() == 3 and log.get(unrated).sync == "pending"  # type: ignore[union-attr]
+
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and (report.created, report.reviews, report.pending) == (2, 2, 0), report
+        tasks = by_exchange(label_studio, ls_settings)
+        assert set(tasks) == {thumbed, unrated}
+        me = label_studio.client().users.whoami()
+
+        (annotation,) = tasks[thumbed].annotations
+        assert choice(annotation) == ("Bad", "It is -p, not --port")
+        assert annotation["completed_by"] == me.id  # made with the app's API key
+        # The answer no user rated got a task of its own: no user prediction, and it says why.
+        (annotation,) = tasks[unrated].annotations
+        assert choice(annotation) == ("Good", "")
+        assert tasks[unrated].data["user_feedback"].startswith("No thumb: the user did not rate")
+        assert tasks[unrated].data["user_rating"] is None
+        assert not [p for p in tasks[unrated].predictions if p["model_version"] == USER_MODEL_VERSION]
+
+        # The pull reads both annotations back as the verdicts they are: nothing new, nothing renamed.
+        assert SyncWorker(log, ls_settings).flush().pulled == 0
+        assert reviewer_rows(log, thumbed) == [("inline", "bad", "It is -p, not --port", False)]
+        exchange = log.get(thumbed)
+        assert exchange is not None
+        assert (exchange.reviewer, exchange.verdict, exchange.sync) == ("app reviewer", "bad", "delivered")
+        status = SyncWorker(log, ls_settings).status()
+        assert (status.pending, status.delivered) == (0, 2)
+
+        # A changed verdict rewrites the same annotation.
+        log.review(thumbed, "good", "", reviewer="app reviewer")
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and (report.created, report.reviews, report.pulled) == (0, 1, 0), report
+        (annotation,) = by_exchange(label_studio, ls_settings)[thumbed].annotations
+        assert choice(annotation) == ("Good", "")
+        assert log.get(thumbed).reviewer_rating == "good"  # type: ignore[union-attr]
+
+
+def test_a_reviewer_who_edits_or_deletes_that_annotation_in_label_studio_changes_the_verdict(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    app = FastAPI()
+    calls: list[str] = []
+
+    @app.middleware("http")
+    async def count(request, call_next):  # noqa: ANN001, ANN202 - which webhooks came, to wait for them
+        calls.append(request.url.path)
+        return await call_next(request)
+
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        app.include_router(webhook_router(log, ls_settings))
+        port = int(ls_settings.app_url.rsplit(":", 1)[1])
+        with UvicornThread(app, port):
+            exchange_id = answer(log)
+            log.rate(exchange_id, "bad")
+            log.review(exchange_id, "good", "fine", reviewer="app reviewer")
+            worker = SyncWorker(log, ls_settings)
+            assert worker.flush(pull=False).reviews == 1
+            # Label Studio tells the webhook about the annotation the app made: its own echo.
+            wait_for(lambda: calls, timeout=10)
+            assert reviewer_rows(log, exchange_id) == [("inline", "good", "fine", False)]
+
+            client = label_studio.client()
+            (annotation,) = by_exchange(label_studio, ls_settings)[exchange_id].annotations
+            client.annotations.update(id=annotation["id"], result=BAD)  # a reviewer disagrees there
+            wait_for(lambda: log.get(exchange_id).reviewer_rating == "bad", timeout=10)  # type: ignore[union-attr]
+            assert log.get(exchange_id).reviewer_comment == "Port flag is -p"  # type: ignore[union-attr]
+
+            client.annotations.delete(id=annotation["id"])
+            exchange = wait_for(
+                lambda: (e := log.get(exchange_id)) and e.reviewer_rating is None and e, timeout=10
+            )
+            assert (exchange.verdict, exchange.verdict_source) == ("bad", "user")  # the user's thumb again
+            assert [(s, r, d) for s, r, _, d in reviewer_rows(log, exchange_id)] == [
+                ("inline", "good", False),
+                ("webhook", "bad", False),
+                ("webhook", None, True),
+            ]
+
+            # A new verdict in the app makes a new annotation: the deleted one stays deleted.
+            log.review(exchange_id, "good", reviewer="app reviewer")
+            report = worker.flush()
+            assert report.ok and report.reviews == 1, report
+            (again,) = by_exchange(label_studio, ls_settings)[exchange_id].annotations
+            assert again["id"] != annotation["id"] and choice(again) == ("Good", "")
+            assert log.get(exchange_id).reviewer_rating == "good"  # type: ignore[union-attr]
+            assert worker.flush().pulled == 0
+
+
+def test_an_annotation_whose_answer_was_lost_is_found_not_made_twice(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id = answer(log)
+        log.review(exchange_id, "bad", "outdated", reviewer="app reviewer")
+        worker = SyncWorker(log, ls_settings)
+        assert worker.flush().reviews == 1
+        # The crash window: Label Studio has task and annotation, the log forgot both.
+        db = sqlite3.connect(log.path)
+        with db:
+            db.execute("UPDATE outbox SET task_id = NULL, verify = 1")
+            db.execute("UPDATE review_outbox SET annotation_id = NULL, delivered = 0, verify = 1")
+            db.execute("UPDATE ratings SET annotation_id = NULL WHERE source = 'inline'")
+        db.close()
+        report = worker.flush()
+        assert report.ok and (report.created, report.reviews, report.pulled) == (0, 1, 0), report
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        (annotation,) = task.annotations
+        assert choice(annotation) == ("Bad", "outdated")
+        assert reviewer_rows(log, exchange_id) == [("inline", "bad", "outdated", False)]
+
+
+def test_verdicts_given_before_this_version_are_queued_for_label_studio(tmp_path) -> None:  # noqa: ANN001
+    path = tmp_path / "feedback.sqlite"
+    db = sqlite3.connect(path, isolation_level=None)
+    db.execute("CREATE TABLE _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
+    for fn in MIGRATIONS:
+        if fn.__name__ == "m006_review_outbox":
+            break
+        fn(db)
+        db.execute("INSERT INTO _migrations VALUES (?, '2026-11-01')", (fn.__name__,))
+    db.execute("INSERT INTO exchanges (id, time, question, answer) VALUES ('e1', '2026-11-01', 'q', 'a')")
+    db.execute(
+        "INSERT INTO ratings (exchange_id, time, kind, source, rating, comment, reviewer)"
+        " VALUES ('e1', '2026-11-01', 'reviewer', 'inline', 'bad', 'old', 'ana')"
+    )
+    db.close()
+    with FeedbackLog(path) as log:
+        (due,) = log.due_reviews()
+        assert (due.exchange.id, due.rating, due.comment, due.annotation_id) == ("e1", "bad", "old", None)
+        assert log.get("e1").sync == "pending"  # type: ignore[union-attr]
+
+
+def test_a_task_deleted_in_label_studio_is_made_again_for_a_changed_verdict(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id = answer(log)
+        log.review(exchange_id, "good", reviewer="app reviewer")
+        worker = SyncWorker(log, ls_settings)
+        assert worker.flush(pull=False).reviews == 1
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        (first,) = task.annotations
+        label_studio.client().tasks.delete(id=str(task.id))
+        assert not label_studio.tasks(ls_settings.label_studio_project)
+
+        log.review(exchange_id, "bad", "the page moved", reviewer="app reviewer")
+        report = worker.flush(pull=False)
+        assert report.ok and (report.created, report.reviews) == (1, 1), report
+        (again,) = label_studio.tasks(ls_settings.label_studio_project)
+        assert again.data["exchange_id"] == exchange_id  # (Label Studio may reuse the deleted task's id)
+        (annotation,) = again.annotations
+        assert annotation["id"] != first["id"] and choice(annotation) == ("Bad", "the page moved")
+        assert log.get(exchange_id).task_id == again.id  # type: ignore[union-attr]
