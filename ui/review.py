@@ -54,6 +54,14 @@ def chart_frame(ctx: AppContext) -> pd.DataFrame:
     return pd.DataFrame(points, columns=["day", "accuracy", "series"])
 
 
+def _reviewed_by(reviewer: str, source: str | None) -> str:
+    """Who gave the reviewer verdict, and where: this tab, or Label Studio (webhook or pull)."""
+    if not source:
+        return ""
+    where = "Review tab" if source == "inline" else "Label Studio"
+    return f"{reviewer} ({where})" if reviewer else where
+
+
 def exchanges_frame(ctx: AppContext, verdict: str) -> pd.DataFrame:
     chosen = None if verdict == "all" else verdict
     rows = []
@@ -67,12 +75,24 @@ def exchanges_frame(ctx: AppContext, verdict: str) -> pd.DataFrame:
                 "sources": sources,
                 "user": e.user_rating or "",
                 "reviewer": e.reviewer_rating or "",
+                "reviewed by": _reviewed_by(e.reviewer, e.reviewer_source),
                 "verdict": e.verdict or "",
                 "sync": e.sync,
                 "id": e.id,
             }
         )
-    columns = ["time", "question", "answer", "sources", "user", "reviewer", "verdict", "sync", "id"]
+    columns = [
+        "time",
+        "question",
+        "answer",
+        "sources",
+        "user",
+        "reviewer",
+        "reviewed by",
+        "verdict",
+        "sync",
+        "id",
+    ]
     return pd.DataFrame(rows, columns=columns)
 
 

@@ -185,6 +185,35 @@ def test_sources_after_fences_opened_inside_list_items_are_not_code(app_data, pa
             assert link.evaluate("a => !a.closest('pre, code')")
 
 
+def test_a_thumb_that_reaches_the_server_after_the_answer_but_before_its_id_reached_the_browser_counts(
+    app_data, page, monkeypatch
+) -> None:
+    """A slow network: the thumb, clicked while the answer streamed, reaches the server 4 s later,
+    after the answer is done. The answers' ids are server-side session state, so it still counts."""
+    with app_answering(app_data, monkeypatch, fake_llm(delay=0.2)) as (url, ctx):
+        question = "Could it start without any browser tab opening?"
+        ask(page, url, question)
+        page.get_by_text("Start it", exact=False).first.wait_for(timeout=30_000)  # streaming has begun
+
+        def late(route) -> None:  # noqa: ANN001 - the thumb's request arrives after the answer is done
+            time.sleep(4)
+            route.continue_()
+
+        page.route("**/queue/join*", late)
+        page.get_by_role("button", name="Like").last.click(timeout=10_000)
+
+        def ours():  # noqa: ANN202
+            latest = ctx.log.recent(1)
+            return latest[0] if latest and latest[0].question == question else None
+
+        deadline = time.time() + 15
+        while time.time() < deadline and not (ours() and ours().user_rating):
+            time.sleep(0.1)
+        assert ours() is not None and ours().user_rating == "good"
+        page.unroute("**/queue/join*")
+        page.get_by_text("your rating is saved", exact=False).first.wait_for(timeout=10_000)
+
+
 def test_a_dislike_given_while_the_answer_streams_then_offers_the_comment_box(
     app_data, page, monkeypatch
 ) -> None:

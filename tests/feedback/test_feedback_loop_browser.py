@@ -59,6 +59,9 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
         page.locator("#review-comment textarea, #review-comment input").first.fill("Misses the -p flag")
         page.get_by_role("button", name="Save verdict").click()
         page.get_by_text("Label Studio gets it as an annotation", exact=False).first.wait_for(timeout=10_000)
+        page.locator("#exchanges-table").get_by_text("app reviewer (Review tab)").locator(
+            "visible=true"
+        ).wait_for(timeout=10_000)
 
         def annotations() -> list:
             (task,) = label_studio.tasks(title)
@@ -79,13 +82,17 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
         # A reviewer in Label Studio disagrees: the webhook brings it back, the Review tab shows it.
         label_studio.client().annotations.update(id=annotation["id"], result=GOOD)
         wait_for(lambda: ctx.log.get(exchange_id).reviewer_rating == "good", timeout=15)
-        page.get_by_role("button", name="Refresh").click()
         table = page.locator("#exchanges-table")  # one answer: its user, reviewer, verdict and sync cells
 
         def shown(text: str) -> int:
             return table.get_by_text(text, exact=True).locator("visible=true").count()
 
-        wait_for(lambda: shown("bad") == 0 and shown("good") == 3, timeout=10)
-        assert shown("delivered") == 1
+        def refreshed() -> bool:  # the webhook names the reviewer by id; a pull 2 s later by name
+            page.get_by_role("button", name="Refresh").click()
+            page.wait_for_timeout(500)
+            return shown("admin@example.com (Label Studio)") == 1
+
+        wait_for(refreshed, timeout=20, interval=0.5)
+        assert (shown("bad"), shown("good"), shown("delivered")) == (0, 3, 1)
         reviewer_events = [e for e in ctx.log.history(exchange_id) if e.kind == "reviewer"]
         assert [(e.source, e.rating) for e in reviewer_events] == [("inline", "bad"), ("webhook", "good")]
