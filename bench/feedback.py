@@ -7,7 +7,8 @@
 Prints p50/p95/max of `FeedbackLog.rate()` (what a thumbs click costs the chat: one
 committed SQLite transaction, synchronous=FULL), alone and while the sync worker is
 sending to Label Studio, and how many tasks per second the worker creates (bulk
-import) and updates (changed ratings). Goal: click p95 ≤ 20 ms.
+import) and updates (changed ratings), and how many Review-tab verdicts it writes
+into annotations per second. Goal: click p95 ≤ 20 ms.
 """
 
 from __future__ import annotations
@@ -140,9 +141,19 @@ def bench(args: argparse.Namespace, work: Path, url: str, api_key: str) -> None:
             f"sync: {report.updated} changed ratings in {elapsed:.2f} s "
             f"= {report.updated / elapsed:.1f} updates/s"
         )
+        for n, exchange_id in enumerate(ids):  # a reviewer's verdicts in the Review tab
+            log.review(exchange_id, "good" if n % 2 else "bad", "checked", reviewer="bench")
+        report, elapsed = timed_flush(worker)
+        print(
+            f"sync: {report.reviews} Review-tab verdicts in {elapsed:.2f} s "
+            f"= {report.reviews / elapsed:.1f} annotations/s"
+        )
         started = time.perf_counter()
         report = worker.sync_once(pull=True)
-        print(f"pull: scan of {args.tasks + args.ratings} tasks in {time.perf_counter() - started:.2f} s")
+        print(
+            f"pull: scan of {args.tasks + args.ratings} tasks in {time.perf_counter() - started:.2f} s "
+            f"({report.pulled} verdict changes: the app's own annotations are not read as new ones)"
+        )
 
         # 3. Clicks while the background worker sends them to Label Studio.
         worker = SyncWorker(log, settings, register_webhook=False, interval=0.2)
