@@ -17,6 +17,18 @@ from ui.context import AppContext
 from ui.render import safe_markdown
 
 VERDICTS = ["all", "good", "bad", "unrated"]
+EXCHANGE_COLUMNS = [
+    "time",
+    "question",
+    "answer",
+    "sources",
+    "user",
+    "reviewer",
+    "reviewed by",
+    "verdict",
+    "sync",
+    "id",
+]
 
 
 def _pct(value: float | None) -> str:
@@ -81,19 +93,7 @@ def exchanges_frame(ctx: AppContext, verdict: str) -> pd.DataFrame:
                 "id": e.id,
             }
         )
-    columns = [
-        "time",
-        "question",
-        "answer",
-        "sources",
-        "user",
-        "reviewer",
-        "reviewed by",
-        "verdict",
-        "sync",
-        "id",
-    ]
-    return pd.DataFrame(rows, columns=columns)
+    return pd.DataFrame(rows, columns=EXCHANGE_COLUMNS)
 
 
 def summary_markdown(ctx: AppContext) -> str:
@@ -150,6 +150,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             initial(lambda: exchanges_frame(ctx, "all")),
             interactive=False,
             wrap=True,
+            # The verdict columns on screen without scrolling; the answer is cut at 300 characters.
+            column_widths=["9%", "16%", "24%", "13%", "5%", "6%", "9%", "5%", "6%", "7%"],
+            show_search="search",  # find an answer by a word of its question, answer or source
             elem_id="exchanges-table",
         )
         with gr.Row():
@@ -176,8 +179,20 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         return True, gr.update(visible=False), gr.update(visible=True), *load(verdict_, by_, True)
 
     def pick(frame: pd.DataFrame, evt: gr.SelectData):
-        row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
-        return str(frame.iloc[row]["id"]) if 0 <= row < len(frame) else ""
+        """A row clicked: its id, and its current reviewer verdict and comment in the form.
+
+        Never the previous row's: a verdict and comment left in the form would otherwise be
+        saved onto the next answer clicked.
+        """
+        if evt.row_value:  # the row as shown, also after the table was sorted or searched
+            ex_id = str(evt.row_value[EXCHANGE_COLUMNS.index("id")])
+        else:
+            row = evt.index[0] if isinstance(evt.index, (list, tuple)) else evt.index
+            ex_id = str(frame.iloc[row]["id"]) if 0 <= row < len(frame) else ""
+        exchange = ctx.log.get(ex_id) if ex_id else None
+        if exchange is None:
+            return ex_id, None, ""
+        return ex_id, exchange.reviewer_rating, exchange.reviewer_comment
 
     def save_verdict(ex_id: str, rating_: str | None, comment_: str, verdict_: str, by_: str, open_: bool):
         if not open_:
@@ -213,7 +228,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             return load(verdict_, by_, open_) if open_ else tuple(gr.update() for _ in outputs)
 
         tab.select(reopen, [verdict, by, unlocked], outputs, api_visibility="private")
-    exchanges.select(pick, exchanges, exchange_id, api_visibility="private")
+    exchanges.select(pick, exchanges, [exchange_id, rating, comment], api_visibility="private")
     save.click(
         save_verdict,
         [exchange_id, rating, comment, verdict, by, unlocked],

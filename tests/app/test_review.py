@@ -38,3 +38,45 @@ def test_review_tab_shows_the_chart_in_a_browser(running_app, page) -> None:  # 
     page.locator("#accuracy-chart canvas, #accuracy-chart svg").first.wait_for(timeout=30_000)
     # one day of ratings draws no line: the caption says why, and where today's figures are
     page.get_by_text("A line needs two days of ratings", exact=False).wait_for(timeout=10_000)
+
+
+def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(running_app, page) -> None:  # noqa: F811
+    log = running_app.ctx.log
+    reviewed = log.record_exchange(question="Which port does the reviewed one use?", answer="8080 [1].")
+    log.review(reviewed, "bad", "It is 8080 only by default", reviewer="ana")
+    fresh = log.record_exchange(question="Which port does the fresh one use?", answer="8081 [1].")
+    page.goto(running_app.url)
+    page.get_by_role("tab", name="Review").click()  # opening the tab shows the answers logged meanwhile
+    table = page.locator("#exchanges-table")
+    form_id = page.locator("#review-id textarea, #review-id input").first
+    comment = page.locator("#review-comment textarea").first
+
+    def click_row(question: str) -> None:
+        table.get_by_text(question, exact=True).locator("visible=true").first.click(timeout=30_000)
+
+    click_row("Which port does the reviewed one use?")
+    page.wait_for_function(
+        f"() => document.querySelector('#review-id textarea, #review-id input').value === '{reviewed}'"
+    )
+    assert comment.input_value() == "It is 8080 only by default"
+    assert page.locator("#review-verdict").get_by_label("bad").is_checked()
+
+    click_row("Which port does the fresh one use?")
+    page.wait_for_function(
+        f"() => document.querySelector('#review-id textarea, #review-id input').value === '{fresh}'"
+    )
+    assert form_id.input_value() == fresh
+    assert comment.input_value() == ""  # not the other answer's comment, saved onto this one by mistake
+    assert not page.locator("#review-verdict").get_by_label("bad").is_checked()
+
+    # The search box finds an answer among the last hundred.
+    page.locator("#exchanges-table input[placeholder^='Search']").fill("fresh one")
+    page.wait_for_timeout(500)
+    assert (
+        table.get_by_text("Which port does the reviewed one use?", exact=True).locator("visible=true").count()
+        == 0
+    )
+    assert (
+        table.get_by_text("Which port does the fresh one use?", exact=True).locator("visible=true").count()
+        == 1
+    )
