@@ -13,13 +13,12 @@ from __future__ import annotations
 
 import logging
 import re
-import secrets
-from pathlib import Path
 from typing import Any
 
 import gradio as gr
 
 from qa.chain import AnswerError, QuestionError, validate_question
+from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.render import literal_markdown, safe_markdown, sources_markdown
 
@@ -99,25 +98,7 @@ def chat_examples(ctx: AppContext) -> list[dict[str, str]]:
 # exchanges: localStorage holds ~5 MB per site, and an answer with its sources is a few kB).
 STORAGE_KEY = "docs-qa-conversation"
 KEPT_MESSAGES = 100
-SECRET_FILE = "browser-state.key"
 EMPTY_CONVERSATION: dict[str, Any] = {"history": [], "turns": [], "ids": {}}
-
-
-def browser_secret(data_dir: Path) -> str:
-    """The key the browser's copy of a conversation is encrypted with, made once and kept.
-
-    Gradio draws a new one on every start by default, and a restart of the app
-    would then lose every open conversation.
-    """
-    path = data_dir / SECRET_FILE
-    try:
-        return path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        key = secrets.token_urlsafe(24)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.touch(mode=0o600)
-        path.write_text(key, encoding="utf-8")
-        return key
 
 
 def kept_conversation(history: list, turns: list, ids: dict) -> dict[str, Any]:

@@ -13,10 +13,14 @@ import hmac
 import gradio as gr
 import pandas as pd
 
+from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.render import safe_markdown
 
 VERDICTS = ["all", "good", "bad", "unrated"]
+DEFAULT_REVIEWER = "app reviewer"
+REVIEWER_KEY = "docs-qa-reviewer"  # the browser keeps the reviewer's name under it
+MAX_NAME = 100
 EXCHANGE_COLUMNS = [
     "time",
     "question",
@@ -159,7 +163,15 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             exchange_id = gr.Textbox(label="Exchange id (click a row)", scale=3, elem_id="review-id")
             rating = gr.Radio(["good", "bad"], label="Your verdict", scale=1, elem_id="review-verdict")
             comment = gr.Textbox(label="Comment", scale=3, elem_id="review-comment")
+            reviewer = gr.Textbox(
+                label="Your name (shown with your verdicts)",
+                placeholder=DEFAULT_REVIEWER,
+                max_length=MAX_NAME,
+                scale=2,
+                elem_id="reviewer-name",
+            )
             save = gr.Button("Save verdict", variant="primary", scale=1)
+    kept_name = gr.BrowserState("", storage_key=REVIEWER_KEY, secret=browser_secret(ctx.settings.data_dir))
     outputs = [summary, chart, table, exchanges]
 
     def load(verdict_: str, by_: str, open_: bool):
@@ -194,7 +206,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             return ex_id, None, ""
         return ex_id, exchange.reviewer_rating, exchange.reviewer_comment
 
-    def save_verdict(ex_id: str, rating_: str | None, comment_: str, verdict_: str, by_: str, open_: bool):
+    def save_verdict(
+        ex_id: str, rating_: str | None, comment_: str, verdict_: str, by_: str, name: str, open_: bool
+    ):
         if not open_:
             raise gr.Error("Enter the reviewer password first.")
         ex_id = (ex_id or "").strip()
@@ -203,7 +217,8 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         elif ctx.log.get(ex_id) is None:
             gr.Warning(f"No answer with id {ex_id!r}.")
         else:
-            ctx.log.review(ex_id, rating_, comment_ or "", reviewer="app reviewer", source="inline")
+            who = " ".join((name or "").split())[:MAX_NAME] or DEFAULT_REVIEWER
+            ctx.log.review(ex_id, rating_, comment_ or "", reviewer=who, source="inline")
             if ctx.sync is not None and ctx.sync.configured:
                 gr.Info("Verdict saved. Label Studio gets it as an annotation on this answer's task.")
             else:
@@ -228,10 +243,15 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             return load(verdict_, by_, open_) if open_ else tuple(gr.update() for _ in outputs)
 
         tab.select(reopen, [verdict, by, unlocked], outputs, api_visibility="private")
+        # The name this browser reviewed under last time, so each verdict is not "app reviewer".
+        tab.select(lambda kept: kept or gr.update(), kept_name, reviewer, api_visibility="private")
+    reviewer.change(
+        lambda name: " ".join((name or "").split()), reviewer, kept_name, api_visibility="private"
+    )
     exchanges.select(pick, exchanges, [exchange_id, rating, comment], api_visibility="private")
     save.click(
         save_verdict,
-        [exchange_id, rating, comment, verdict, by, unlocked],
+        [exchange_id, rating, comment, verdict, by, reviewer, unlocked],
         outputs,
         api_name="review",
         api_visibility=visibility,

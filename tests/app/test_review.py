@@ -18,10 +18,11 @@ def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) 
         log.rate(exchange_id, thumb)
     client = Client(running_app.url, verbose=False)
     summary, _chart, _table, _exchanges = client.predict(
-        ids[2], "good", "actually right", "all", "prompt_version", api_name="/review"
+        ids[2], "good", "actually right", "all", "prompt_version", "  Ana  Reviewer ", api_name="/review"
     )
     assert running_app.ctx.log.get(ids[2]).verdict == "good"  # the reviewer's verdict wins over the thumb
     assert running_app.ctx.log.get(ids[2]).user_rating == "bad"  # and the thumb is kept
+    assert running_app.ctx.log.get(ids[2]).reviewer == "Ana Reviewer"
     frame = accuracy_frame(running_app.ctx, "prompt_version")
     row = frame[frame["prompt_version"] == "answer-v1"].iloc[0]
     assert row["rated"] >= 4
@@ -79,4 +80,17 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     assert (
         table.get_by_text("Which port does the fresh one use?", exact=True).locator("visible=true").count()
         == 1
+    )
+
+    # Saved under the reviewer's name, which the browser remembers for next time.
+    click_row("Which port does the fresh one use?")
+    page.locator("#review-verdict").get_by_label("good").check()
+    page.locator("#reviewer-name textarea, #reviewer-name input").first.fill("Bo")
+    page.get_by_role("button", name="Save verdict").click()
+    page.get_by_text("Verdict saved", exact=False).first.wait_for(timeout=10_000)
+    assert running_app.ctx.log.get(fresh).reviewer == "Bo"
+    page.reload()
+    page.get_by_role("tab", name="Review").click()
+    page.wait_for_function(
+        "() => document.querySelector('#reviewer-name textarea, #reviewer-name input').value === 'Bo'"
     )
