@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from fastapi import FastAPI
-from feedback_testkit import LabelStudioServer, UvicornThread, answer, wait_for
+from feedback_testkit import LabelStudioServer, UvicornThread, answer, free_port, wait_for
 
 from feedback import FeedbackLog, SyncWorker, webhook_router
 from feedback.labelstudio import USER_MODEL_VERSION
@@ -199,3 +199,47 @@ def test_a_task_deleted_in_label_studio_is_made_again_for_a_changed_verdict(
         (annotation,) = again.annotations
         assert annotation["id"] != first["id"] and choice(annotation) == ("Bad", "the page moved")
         assert log.get(exchange_id).task_id == again.id  # type: ignore[union-attr]
+
+
+def test_with_label_studio_unreachable_a_verdict_waits_and_arrives_once_it_answers(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    down = ls_settings.model_copy(update={"label_studio_url": f"http://127.0.0.1:{free_port()}"})
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id = answer(log)
+        log.review(exchange_id, "bad", "outdated", reviewer="ana")
+        report = SyncWorker(log, down).flush()
+        assert not report.ok and "not reachable" in report.error and report.pending == 1
+        assert log.get(exchange_id).reviewer_rating == "bad"  # type: ignore[union-attr]
+
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and (report.created, report.reviews, report.pending) == (1, 1, 0), report
+        (task,) = label_studio.tasks(ls_settings.label_studio_project)
+        (annotation,) = task.annotations
+        assert choice(annotation) == ("Bad", "outdated")
+
+
+def test_a_deleted_project_gets_the_verdicts_again_and_they_stay_the_apps(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        thumbed, unrated = answer(log, 1), answer(log, 2)
+        log.rate(thumbed, "good")
+        log.review(thumbed, "bad", "wrong page", reviewer="ana")
+        log.review(unrated, "good", reviewer="ana")
+        worker = SyncWorker(log, ls_settings)
+        assert worker.flush().reviews == 2
+        label_studio.client().projects.delete(id=label_studio.project_id(ls_settings.label_studio_project))
+
+        worker.flush()  # meets the 404: set up again on the next cycle
+        report = worker.flush()
+        assert report.ok and (report.created, report.reviews) == (2, 2), report
+        tasks = by_exchange(label_studio, ls_settings)
+        assert choice(tasks[thumbed].annotations[0]) == ("Bad", "wrong page")
+        assert choice(tasks[unrated].annotations[0]) == ("Good", "")
+        assert worker.flush().pulled == 0  # the new project's annotations are the same verdicts
+        for exchange_id, rating in ((thumbed, "bad"), (unrated, "good")):
+            exchange = log.get(exchange_id)
+            assert exchange is not None
+            assert (exchange.reviewer_rating, exchange.reviewer) == (rating, "ana")
+        assert [e.source for e in log.history(thumbed) if e.kind == "reviewer"] == ["inline"]
