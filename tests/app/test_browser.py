@@ -66,6 +66,17 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     assert "-p flag" in (history[-1].comment or "")
 
 
+def user_rating_soon(ctx, question: str, timeout: float) -> str | None:  # noqa: ANN001
+    """The thumb on the latest answer, once it is logged (None if it is not within `timeout` s)."""
+    deadline = time.time() + timeout
+    while True:
+        latest = ctx.log.recent(1)
+        rating = latest[0].user_rating if latest and latest[0].question == question else None
+        if rating or time.time() > deadline:
+            return rating
+        time.sleep(0.1)
+
+
 def test_a_thumb_given_while_the_answer_streams_counts_once_it_is_complete(
     app_data, page, monkeypatch
 ) -> None:
@@ -79,15 +90,7 @@ def test_a_thumb_given_while_the_answer_streams_counts_once_it_is_complete(
         page.get_by_role("button", name="Like").last.click(timeout=10_000)  # on the answer being written
         page.get_by_text("saved as soon as the answer is complete", exact=False).first.wait_for(timeout=5_000)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
-
-        def ours():  # noqa: ANN202
-            latest = ctx.log.recent(1)
-            return latest[0] if latest and latest[0].question == question else None
-
-        deadline = time.time() + 10
-        while time.time() < deadline and not (ours() and ours().user_rating):
-            time.sleep(0.1)
-        assert ours() is not None and ours().user_rating == "good"
+        assert user_rating_soon(ctx, question, 10) == "good"
 
 
 def ask(page, url: str, question: str) -> None:  # noqa: ANN001
@@ -201,15 +204,7 @@ def test_a_thumb_that_reaches_the_server_after_the_answer_but_before_its_id_reac
 
         page.route("**/queue/join*", late)
         page.get_by_role("button", name="Like").last.click(timeout=10_000)
-
-        def ours():  # noqa: ANN202
-            latest = ctx.log.recent(1)
-            return latest[0] if latest and latest[0].question == question else None
-
-        deadline = time.time() + 15
-        while time.time() < deadline and not (ours() and ours().user_rating):
-            time.sleep(0.1)
-        assert ours() is not None and ours().user_rating == "good"
+        assert user_rating_soon(ctx, question, 15) == "good"
         page.unroute("**/queue/join*")
         page.get_by_text("your rating is saved", exact=False).first.wait_for(timeout=10_000)
 

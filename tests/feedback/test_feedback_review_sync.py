@@ -39,14 +39,20 @@ def reviewer_rows(log: FeedbackLog, exchange_id: str) -> list[tuple]:
     ]
 
 
+def reviewed_pair(log: FeedbackLog, comment: str, reviewer: str) -> tuple[str, str]:
+    """Two answers reviewed in the Review tab: one a user liked (reviewer: bad), one nobody rated (good)."""
+    thumbed, unrated = answer(log, 1), answer(log, 2)
+    log.rate(thumbed, "good")
+    log.review(thumbed, "bad", comment, reviewer=reviewer)
+    log.review(unrated, "good", reviewer=reviewer)
+    return thumbed, unrated
+
+
 def test_a_review_tab_verdict_becomes_an_annotation_on_the_answers_task(
     ls_settings: Settings, label_studio: LabelStudioServer
 ) -> None:
     with FeedbackLog(ls_settings.feedback_db) as log:
-        thumbed, unrated = answer(log, 1), answer(log, 2)
-        log.rate(thumbed, "good")
-        log.review(thumbed, "bad", "It is -p, not --port", reviewer="app reviewer")
-        log.review(unrated, "good", reviewer="app reviewer")
+        thumbed, unrated = reviewed_pair(log, "It is -p, not --port", "app reviewer")
         assert log.pending_count() == 3 and log.get(unrated).sync == "pending"  # type: ignore[union-attr]
 
         report = SyncWorker(log, ls_settings).flush()
@@ -223,10 +229,7 @@ def test_a_deleted_project_gets_the_verdicts_again_and_they_stay_the_apps(
     ls_settings: Settings, label_studio: LabelStudioServer
 ) -> None:
     with FeedbackLog(ls_settings.feedback_db) as log:
-        thumbed, unrated = answer(log, 1), answer(log, 2)
-        log.rate(thumbed, "good")
-        log.review(thumbed, "bad", "wrong page", reviewer="ana")
-        log.review(unrated, "good", reviewer="ana")
+        thumbed, unrated = reviewed_pair(log, "wrong page", "ana")
         worker = SyncWorker(log, ls_settings)
         assert worker.flush().reviews == 2
         label_studio.client().projects.delete(id=label_studio.project_id(ls_settings.label_studio_project))
