@@ -386,7 +386,8 @@ class FeedbackLog:
         if source not in REVIEW_SOURCES:
             raise ValueError(f"source must be one of {', '.join(REVIEW_SOURCES)}, got {source!r}")
         value = None if verdict is None or deleted else parse_rating(verdict)
-        comment = "" if deleted else (comment or "")
+        # Stripped like Label Studio's copy of it (`parse_annotation`), so that copy matches.
+        comment = "" if deleted else (comment or "").strip()
         inline = source == "inline" and annotation_id is None
         with self._write() as db:
             self._require_exchange(db, exchange_id)

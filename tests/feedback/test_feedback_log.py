@@ -122,7 +122,7 @@ def test_an_inline_verdict_is_queued_and_its_annotation_read_back_is_not_a_secon
     feedback_log: FeedbackLog,
 ) -> None:
     exchange_id = answer(feedback_log)
-    event = feedback_log.review(exchange_id, "bad", "outdated", reviewer="ana", source="inline")
+    event = feedback_log.review(exchange_id, "bad", " outdated\n", reviewer="ana", source="inline")
     assert event is not None
     (due,) = feedback_log.due_reviews()
     assert (due.wanted, due.rating, due.comment, due.annotation_id) == (event.id, "bad", "outdated", None)
