@@ -4,7 +4,9 @@ Per-browser-session state (the exchanges shown and their ids) lives in gr.State,
 so concurrent users each keep their own history, and is copied to the browser's
 own storage (gr.BrowserState, encrypted with a key kept in the data dir): a
 reload, or a restart of the app, brings the conversation back with its thumbs
-still working; "New conversation" forgets it there too. Every answer is logged
+still working; "New conversation" forgets it there too. Each browser tab keeps
+its own (a tab id in sessionStorage); a tab the browser has not seen, such as
+the browser opened again, continues the conversation written last. Every answer is logged
 when it is given; a thumb is committed to the local log before the click
 returns, and Label Studio delivery happens later in the background (feedback.sync).
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from typing import Any
 
 import gradio as gr
@@ -99,6 +102,51 @@ def chat_examples(ctx: AppContext) -> list[dict[str, str]]:
 STORAGE_KEY = "docs-qa-conversation"
 KEPT_MESSAGES = 100
 EMPTY_CONVERSATION: dict[str, Any] = {"history": [], "turns": [], "ids": {}}
+KEPT_TABS = 3  # conversations of the tabs written last; localStorage is shared by all of them
+# Runs in the browser before the page-load handler: this tab's id, made once per tab. sessionStorage
+# survives a reload of the tab and is not shared with other tabs.
+TAB_ID_JS = """(kept, tab) => {
+  let id = sessionStorage.getItem("docs-qa-tab");
+  if (!id) {
+    id = globalThis.crypto?.randomUUID?.() ?? String(Date.now()) + String(Math.random()).slice(2);
+    sessionStorage.setItem("docs-qa-tab", id);
+  }
+  return [kept, id];
+}"""
+
+
+def _kept_tabs(kept: object) -> dict[str, dict[str, Any]]:
+    """The browser's copy as {tab id: {"conversation", "at"}}; the one-conversation form of earlier
+    versions becomes the conversation of no tab in particular."""
+    if not isinstance(kept, dict):
+        return {}
+    if "tabs" in kept and isinstance(kept["tabs"], dict):
+        return {
+            str(tab): entry
+            for tab, entry in kept["tabs"].items()
+            if isinstance(entry, dict) and isinstance(entry.get("conversation"), dict)
+        }
+    if "history" in kept:
+        return {"": {"conversation": kept, "at": 0}}
+    return {}
+
+
+def tab_conversation(kept: object, tab: str) -> dict[str, Any]:
+    """The conversation to show in tab `tab`: its own, else (a tab not seen before) the one written last."""
+    tabs = _kept_tabs(kept)
+    if tab in tabs:
+        return tabs[tab]["conversation"]
+    if tabs:
+        return max(tabs.values(), key=lambda entry: entry.get("at") or 0)["conversation"]
+    return EMPTY_CONVERSATION
+
+
+def keep_tab(kept: object, tab: str, conversation: dict[str, Any], at: float) -> dict[str, Any]:
+    """The browser's copy with tab `tab`'s conversation replaced, keeping the `KEPT_TABS` written last."""
+    tabs = _kept_tabs(kept)
+    tabs[tab] = {"conversation": conversation, "at": at}
+    latest = sorted(tabs.items(), key=lambda item: item[1].get("at") or 0, reverse=True)[:KEPT_TABS]
+    return {"tabs": dict(latest)}
 
 
 def kept_conversation(history: list, turns: list, ids: dict) -> dict[str, Any]:
@@ -128,9 +176,9 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     turns = gr.State([])  # [{"question", "answer", "exchange_id"}], for follow-ups
     ids = gr.State({})  # chatbot message index -> exchange id, for the thumbs
     rated = gr.State("")  # exchange id waiting for an optional comment
-    saved = gr.BrowserState(
-        EMPTY_CONVERSATION, storage_key=STORAGE_KEY, secret=browser_secret(settings.data_dir)
-    )
+    saved = gr.BrowserState({"tabs": {}}, storage_key=STORAGE_KEY, secret=browser_secret(settings.data_dir))
+    tab_box = gr.Textbox(visible=False)  # carries the tab id TAB_ID_JS reads into the page-load handler
+    tab = gr.State("")  # this page's tab id
     pending: dict[tuple[str, int], bool] = {}  # (session, message) -> a thumb clicked while it streamed
     # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
     # shows the comment box and the saved line, as a thumb on a finished answer does.
@@ -167,14 +215,14 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
         clear = gr.Button("New conversation", size="sm")
 
-    def on_load(kept: dict | None):
+    def on_load(kept: dict | None, tab_id: str):
         """The page as of now: header, notice and examples for the docs ingested now (an ingest
-        may have changed them), and the conversation this browser had open, as it was when its
-        last answer finished."""
+        may have changed them), and the conversation this browser tab had open, as it was when
+        its last answer finished."""
         ctx.refresh()
         ready = ctx.chain is not None
-        kept = kept if isinstance(kept, dict) else EMPTY_CONVERSATION
-        history, turns_, ids_ = kept.get("history"), kept.get("turns"), kept.get("ids")
+        shown = tab_conversation(kept, tab_id or "")
+        history, turns_, ids_ = shown.get("history"), shown.get("turns"), shown.get("ids")
         if not (isinstance(history, list) and isinstance(turns_, list) and isinstance(ids_, dict)):
             history, turns_, ids_ = [], [], {}
         return (
@@ -184,9 +232,16 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             gr.update(value=history, examples=chat_examples(ctx) or None),
             turns_,
             ids_,
+            tab_id or "",
         )
 
-    blocks.load(on_load, [saved], [header, notice, chat_area, chatbot, turns, ids], api_visibility="private")
+    blocks.load(
+        on_load,
+        [saved, tab_box],
+        [header, notice, chat_area, chatbot, turns, ids, tab],
+        js=TAB_ID_JS,
+        api_visibility="private",
+    )
 
     # Under the chat, only what a rating means to the person who gave it. Delivery to Label
     # Studio (down, refusing its key, not configured) is the operator's business: the Review
@@ -302,8 +357,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     outputs = [question, chatbot, turns, ids]
     late = [comment_row, rated, status]
 
-    def keep(history: list, turns_: list, ids_: dict):
-        return kept_conversation(history or [], turns_ or [], ids_ or {})
+    def keep(history: list, turns_: list, ids_: dict, kept: dict, tab_id: str):
+        return keep_tab(kept, tab_id, kept_conversation(history or [], turns_ or [], ids_ or {}), time.time())
 
     def take_example(data: gr.SelectData):  # an example question clicked: asked as if typed
         value = data.value if isinstance(data.value, dict) else {}
@@ -318,15 +373,22 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         example_asked,
     ):
         answered.then(offer_comment, None, late, api_visibility="private")
-        answered.then(keep, [chatbot, turns, ids], saved, api_visibility="private")
+        answered.then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
     chatbot.like(on_like, [ids], [comment_row, rated, status], api_name="rate")
     send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
     comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")
 
-    def forget():  # follow-up history, thumbs' ids, an open comment box, the rating line, the browser's copy
-        return [], {}, gr.update(visible=False), "", EMPTY_CONVERSATION
+    def forget():  # follow-up history, thumbs' ids, an open comment box, the rating line
+        return [], {}, gr.update(visible=False), ""
 
-    reset = [turns, ids, comment_row, status, saved]
-    clear.click(lambda: ([], *forget()), None, [chatbot, *reset], api_visibility="private")
+    def forget_kept(kept: dict, tab_id: str):  # and this tab's copy in the browser (not other tabs')
+        return keep_tab(kept, tab_id, EMPTY_CONVERSATION, time.time())
+
+    reset = [turns, ids, comment_row, status]
+    clear.click(lambda: ([], *forget()), None, [chatbot, *reset], api_visibility="private").then(
+        forget_kept, [saved, tab], saved, api_visibility="private"
+    )
     # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
-    chatbot.clear(forget, None, reset, api_name="clear")
+    chatbot.clear(forget, None, reset, api_name="clear").then(
+        forget_kept, [saved, tab], saved, api_visibility="private"
+    )

@@ -327,6 +327,35 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
         assert page.get_by_text(question).count() == 0
 
 
+def test_each_browser_tab_keeps_its_own_conversation_and_a_new_tab_continues_the_last(
+    app_data, page, monkeypatch
+) -> None:
+    first_q, second_q = "First tab: can it start with no browser tab?", "Second tab: so no browser tab opens?"
+    with app_answering(app_data, monkeypatch, fake_llm()) as (url, _):
+        ask(page, url, first_q)
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)  # the browser's copy is written once the answer is complete
+        other = page.context.new_page()  # a second tab: it opens on the conversation written last
+        other.goto(url)
+        other.get_by_text(first_q).first.wait_for(timeout=30_000)
+        other.get_by_label("Your question").fill(second_q)
+        other.get_by_role("button", name="Ask", exact=True).click()
+        other.get_by_text(second_q).first.wait_for(timeout=30_000)
+        other.get_by_text("so no tab opens", exact=False).nth(1).wait_for(timeout=30_000)
+        other.wait_for_timeout(1_000)
+
+        page.reload()  # the first tab gets its own conversation back, not the one written last
+        page.get_by_text(first_q).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
+        assert page.get_by_text(second_q).count() == 0
+        other.reload()
+        other.get_by_text(second_q).first.wait_for(timeout=30_000)
+
+        third = page.context.new_page()  # e.g. the browser opened again: the last conversation
+        third.goto(url)
+        third.get_by_text(second_q).first.wait_for(timeout=30_000)
+
+
 def test_an_example_question_under_the_empty_chat_is_asked_with_one_click(
     app_data, page, monkeypatch
 ) -> None:
