@@ -18,6 +18,7 @@ from ui.context import AppContext
 from ui.render import safe_markdown
 
 VERDICTS = ["all", "good", "bad", "unrated"]
+SHOWN = ["100", "500", "2000", "all"]  # how many of the latest answers the table lists
 DEFAULT_REVIEWER = "app reviewer"
 REVIEWER_KEY = "docs-qa-reviewer"  # the browser keeps the reviewer's name under it
 MAX_NAME = 100
@@ -78,10 +79,12 @@ def _reviewed_by(reviewer: str, source: str | None) -> str:
     return f"{reviewer} ({where})" if reviewer else where
 
 
-def exchanges_frame(ctx: AppContext, verdict: str) -> pd.DataFrame:
+def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.DataFrame:
+    """The latest answers with `verdict` ("all", "good", "bad", "unrated"); `shown`: how many ("all": every one)."""
     chosen = None if verdict == "all" else verdict
+    limit = 0 if shown == "all" else int(shown)
     rows = []
-    for e in ctx.log.recent(100, verdict=chosen):  # type: ignore[arg-type]
+    for e in ctx.log.recent(limit, verdict=chosen):  # type: ignore[arg-type]
         sources = ", ".join(f"[{c.get('n', '')}] {c.get('source', '')}" for c in e.cited)
         rows.append(
             {
@@ -149,7 +152,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             wrap=True,
             elem_id="accuracy-table",
         )
-        verdict = gr.Radio(VERDICTS, value="all", label="Show answers", elem_id="verdict-filter")
+        with gr.Row():
+            verdict = gr.Radio(VERDICTS, value="all", label="Show answers", elem_id="verdict-filter", scale=3)
+            shown = gr.Dropdown(SHOWN, value=SHOWN[0], label="The latest", elem_id="review-shown", scale=1)
         exchanges = gr.Dataframe(
             initial(lambda: exchanges_frame(ctx, "all")),
             interactive=False,
@@ -174,21 +179,21 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
     kept_name = gr.BrowserState("", storage_key=REVIEWER_KEY, secret=browser_secret(ctx.settings.data_dir))
     outputs = [summary, chart, table, exchanges]
 
-    def load(verdict_: str, by_: str, open_: bool):
+    def load(verdict_: str, by_: str, shown_: str, open_: bool):
         if not open_:
             raise gr.Error("Enter the reviewer password first.")
         return (
             summary_markdown(ctx),
             chart_frame(ctx),
             accuracy_frame(ctx, by_),
-            exchanges_frame(ctx, verdict_),
+            exchanges_frame(ctx, verdict_, shown_),
         )
 
-    def open_page(given: str, verdict_: str, by_: str):
+    def open_page(given: str, verdict_: str, by_: str, shown_: str):
         if not hmac.compare_digest(given.encode(), ctx.settings.reviewer_password.encode()):
             gr.Warning("Wrong reviewer password.")
             return False, gr.update(), gr.update(), *(gr.update() for _ in outputs)
-        return True, gr.update(visible=False), gr.update(visible=True), *load(verdict_, by_, True)
+        return True, gr.update(visible=False), gr.update(visible=True), *load(verdict_, by_, shown_, True)
 
     def pick(frame: pd.DataFrame, evt: gr.SelectData):
         """A row clicked: its id, and its current reviewer verdict and comment in the form.
@@ -207,7 +212,14 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         return ex_id, exchange.reviewer_rating, exchange.reviewer_comment
 
     def save_verdict(
-        ex_id: str, rating_: str | None, comment_: str, verdict_: str, by_: str, name: str, open_: bool
+        ex_id: str,
+        rating_: str | None,
+        comment_: str,
+        verdict_: str,
+        by_: str,
+        name: str,
+        shown_: str,
+        open_: bool,
     ):
         if not open_:
             raise gr.Error("Enter the reviewer password first.")
@@ -223,26 +235,26 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
                 gr.Info("Verdict saved. Label Studio gets it as an annotation on this answer's task.")
             else:
                 gr.Info("Verdict saved (in the app's log: Label Studio is not configured).")
-        return load(verdict_, by_, open_)
+        return load(verdict_, by_, shown_, open_)
 
     visibility = "private" if locked else "public"
     gate_outputs = [unlocked, gate, page, *outputs]
-    unlock.click(open_page, [password, verdict, by], gate_outputs, api_visibility="private")
-    password.submit(open_page, [password, verdict, by], gate_outputs, api_visibility="private")
+    unlock.click(open_page, [password, verdict, by, shown], gate_outputs, api_visibility="private")
+    password.submit(open_page, [password, verdict, by, shown], gate_outputs, api_visibility="private")
     gr.on(
-        [refresh.click, verdict.change, by.change],
+        [refresh.click, verdict.change, by.change, shown.change],
         load,
-        [verdict, by, unlocked],
+        [verdict, by, shown, unlocked],
         outputs,
         api_name="review_data",
         api_visibility=visibility,
     )
     if tab is not None:
 
-        def reopen(verdict_: str, by_: str, open_: bool):
-            return load(verdict_, by_, open_) if open_ else tuple(gr.update() for _ in outputs)
+        def reopen(verdict_: str, by_: str, shown_: str, open_: bool):
+            return load(verdict_, by_, shown_, open_) if open_ else tuple(gr.update() for _ in outputs)
 
-        tab.select(reopen, [verdict, by, unlocked], outputs, api_visibility="private")
+        tab.select(reopen, [verdict, by, shown, unlocked], outputs, api_visibility="private")
         # The name this browser reviewed under last time, so each verdict is not "app reviewer".
         tab.select(lambda kept: kept or gr.update(), kept_name, reviewer, api_visibility="private")
     reviewer.change(
@@ -251,7 +263,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
     exchanges.select(pick, exchanges, [exchange_id, rating, comment], api_visibility="private")
     save.click(
         save_verdict,
-        [exchange_id, rating, comment, verdict, by, reviewer, unlocked],
+        [exchange_id, rating, comment, verdict, by, reviewer, shown, unlocked],
         outputs,
         api_name="review",
         api_visibility=visibility,

@@ -18,7 +18,14 @@ def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) 
         log.rate(exchange_id, thumb)
     client = Client(running_app.url, verbose=False)
     summary, _chart, _table, _exchanges = client.predict(
-        ids[2], "good", "actually right", "all", "prompt_version", "  Ana  Reviewer ", api_name="/review"
+        ids[2],
+        "good",
+        "actually right",
+        "all",
+        "prompt_version",
+        "  Ana  Reviewer ",
+        "100",
+        api_name="/review",
     )
     assert running_app.ctx.log.get(ids[2]).verdict == "good"  # the reviewer's verdict wins over the thumb
     assert running_app.ctx.log.get(ids[2]).user_rating == "bad"  # and the thumb is kept
@@ -94,3 +101,18 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     page.wait_for_function(
         "() => document.querySelector('#reviewer-name textarea, #reviewer-name input').value === 'Bo'"
     )
+
+
+def test_the_table_lists_the_latest_hundred_or_as_many_as_asked(running_app) -> None:
+    log = running_app.ctx.log
+    for i in range(120):
+        log.record_exchange(question=f"bulk question {i}", answer="a")
+    client = Client(running_app.url, verbose=False)
+    total = log.counts()["exchanges"]
+    for shown, rows in (("100", 100), ("all", total)):
+        _summary, _chart, _table, exchanges = client.predict(
+            "unrated", "prompt_version", shown, api_name="/review_data"
+        )
+        listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
+        assert len(listed) == min(rows, len(log.recent(0, verdict="unrated")))
+        assert listed[0][1] == "bulk question 119"  # newest first
