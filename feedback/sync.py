@@ -10,9 +10,12 @@ Exactly once: a task is created in one import call after its outbox row is
 marked `verify` (committed first); any retry of a row so marked looks the
 exchange id up in Label Studio before sending, and a changed rating updates the
 task it already has. Verdicts saved in the app's Review tab go out the same
-way, as annotations on their answer's task (made for them if no user rated the
-answer), after the ratings of the cycle. One sync cycle runs at a time per DATA_DIR (a file lock),
-so `python -m feedback sync` beside a running app cannot double-send either.
+way, after the ratings of the cycle: each into an annotation on its answer's
+task (made for it if no user rated the answer), whose `import_id` lets the
+webhook and the pull tell the app's own annotation from a reviewer's.
+
+One sync cycle runs at a time per DATA_DIR (a file lock), so `python -m
+feedback sync` beside a running app cannot double-send either.
 """
 
 from __future__ import annotations
