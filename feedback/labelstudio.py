@@ -84,7 +84,9 @@ PREVIOUS_LABEL_CONFIGS = (
 PROJECT_DESCRIPTION = (
     "Answers of the docs Q&A app that users rated. What the user said (thumb and comment) is shown "
     "read-only, and their thumb is pre-selected as a prediction (model version 'user-feedback'): check "
-    "the answer against the sources, submit your own Good/Bad verdict and, if you like, your own comment."
+    "the answer against the sources, submit your own Good/Bad verdict and, if you like, your own comment. "
+    "Verdicts given in the app's Review tab arrive here as annotations by the app's API key (an answer "
+    "no user rated gets a task for it); edit or delete one and the app follows."
 )
 
 
