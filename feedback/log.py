@@ -575,57 +575,59 @@ class FeedbackLog:
     def due_deliveries(self, limit: int = 100, now: float | None = None) -> list[Delivery]:
         """Pending deliveries whose retry time has come, oldest rating first."""
         now = time.time() if now is None else now
-        rows = self._query(
-            "SELECT o.wanted, o.prediction_id, o.verify, o.attempts, r.rating, r.comment,"
-            " c.* FROM outbox o JOIN ratings r ON r.id = o.wanted"
+        queued = self._queued(
+            "SELECT o.wanted AS q_wanted, o.prediction_id AS q_prediction_id, o.verify AS q_verify,"
+            " o.attempts AS q_attempts, r.rating AS q_rating, r.comment AS q_comment, c.*"
+            " FROM outbox o JOIN ratings r ON r.id = o.wanted"
             " JOIN exchange_current c ON c.id = o.exchange_id"
             " WHERE o.wanted > o.delivered AND o.next_attempt <= ? ORDER BY o.wanted LIMIT ?",
             (now, limit),
         )
-        out = []
-        for row in rows:
-            data = dict(row)
-            data.pop("seq", None)
-            wanted = data.pop("wanted")
-            task_id = data["task_id"]
-            prediction_id = data.pop("prediction_id")
-            verify = bool(data.pop("verify"))
-            attempts = data.pop("attempts")
-            rating = data.pop("rating")
-            comment = data.pop("comment")
-            data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
-            data["cited"] = json.loads(data.pop("cited_json") or "[]")
-            out.append(
-                Delivery(Exchange(**data), wanted, rating, comment, task_id, prediction_id, verify, attempts)
+        return [
+            Delivery(
+                exchange,
+                q["wanted"],
+                q["rating"],
+                q["comment"],
+                exchange.task_id,
+                q["prediction_id"],
+                bool(q["verify"]),
+                q["attempts"],
             )
-        return out
+            for exchange, q in queued
+        ]
 
     def due_reviews(self, limit: int = 100, now: float | None = None) -> list[ReviewDelivery]:
         """Inline verdicts waiting for Label Studio whose retry time has come, oldest first."""
         now = time.time() if now is None else now
-        rows = self._query(
-            "SELECT v.wanted AS rv_wanted, v.annotation_id AS rv_annotation, v.verify AS rv_verify,"
-            " v.attempts AS rv_attempts, r.rating AS rv_rating, r.comment AS rv_comment, c.*"
+        queued = self._queued(
+            "SELECT v.wanted AS q_wanted, v.annotation_id AS q_annotation_id, v.verify AS q_verify,"
+            " v.attempts AS q_attempts, r.rating AS q_rating, r.comment AS q_comment, c.*"
             " FROM review_outbox v JOIN ratings r ON r.id = v.wanted"
             " JOIN exchange_current c ON c.id = v.exchange_id"
             " WHERE v.wanted > v.delivered AND v.next_attempt <= ? ORDER BY v.wanted LIMIT ?",
             (now, limit),
         )
-        out = []
-        for row in rows:
-            data = dict(row)
-            extra = {key[3:]: data.pop(key) for key in list(data) if key.startswith("rv_")}
-            out.append(
-                ReviewDelivery(
-                    Exchange.from_row(data),  # type: ignore[arg-type]
-                    extra["wanted"],
-                    extra["rating"],
-                    extra["comment"],
-                    extra["annotation"],
-                    bool(extra["verify"]),
-                    extra["attempts"],
-                )
+        return [
+            ReviewDelivery(
+                exchange,
+                q["wanted"],
+                q["rating"],
+                q["comment"],
+                q["annotation_id"],
+                bool(q["verify"]),
+                q["attempts"],
             )
+            for exchange, q in queued
+        ]
+
+    def _queued(self, sql: str, params: Sequence[Any]) -> list[tuple[Exchange, dict[str, Any]]]:
+        """Outbox rows joined to `exchange_current`: each exchange, and the row's own columns (`q_…`)."""
+        out = []
+        for row in self._query(sql, params):
+            data = dict(row)
+            own = {key[2:]: data.pop(key) for key in list(data) if key.startswith("q_")}
+            out.append((Exchange.from_row(data), own))
         return out
 
     def inline_verdict_ids(self, exchange_id: str) -> set[int]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -41,7 +42,7 @@ class Exchange:
     sync: Literal["local", "pending", "delivered"] = "local"
 
     @classmethod
-    def from_row(cls, row: sqlite3.Row) -> Exchange:
+    def from_row(cls, row: sqlite3.Row | Mapping[str, Any]) -> Exchange:
         data = dict(row)
         data.pop("seq", None)
         data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
