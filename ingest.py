@@ -160,14 +160,15 @@ def warnings_once(unchanged: Collection[str]) -> Iterator[None]:
 
 
 def load_documents(
-    co: Checkout, settings: Settings, keep_old, unchanged: Collection[str] = ()
+    co: Checkout, settings: Settings, keep_old, unchanged: Collection[str] = (), web_base: str | None = None
 ) -> tuple[list[Document], list[str]]:
     """Chunk every selected file. A broken file is skipped with a warning; its old chunks stay.
 
     All files are read before any is chunked: a fragment's title comes from the page including it.
     Each table row, and each item of a release note, also gets its own small document
     (`qa.chunking.row_documents`) unless TABLE_ROW_WEIGHT is 0. Files in `unchanged` (ingested
-    before as they are) have their warnings summed up in one line (`warnings_once`).
+    before as they are) have their warnings summed up in one line (`warnings_once`). Links start
+    with `web_base` (default: `link_base`).
     """
     docs: list[Document] = []
     skipped: list[str] = []
@@ -185,7 +186,7 @@ def load_documents(
         except (OSError, UnicodeDecodeError) as exc:
             skip(f.path, exc)
     included_by = includers(texts)
-    web_base = link_base(settings, co)
+    web_base = link_base(settings, co) if web_base is None else web_base
     with warnings_once(unchanged):
         for path, text in texts.items():
             try:
@@ -285,9 +286,14 @@ def run_ingest(
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
     bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
     unchanged = {p for p, b in new_files.items() if old_files.get(p) == b}
+    web_base = link_base(settings, co)  # the chunks' links, and recorded in the state to relink later
     with store.vectorstore(_CountingEmbeddings(embeddings, bar)) as vectorstore:
         docs, skipped_files = load_documents(
-            co, settings, lambda path: store.documents_of(vectorstore, path), unchanged=unchanged
+            co,
+            settings,
+            lambda path: store.documents_of(vectorstore, path),
+            unchanged=unchanged,
+            web_base=web_base,
         )
         skipped = set(skipped_files)
         # A skipped file counts only as skipped: its chunks were neither added nor changed.
@@ -316,7 +322,6 @@ def run_ingest(
     summary.chunks_added = result["num_added"]
     summary.chunks_deleted = result["num_deleted"]
     summary.chunks_skipped = result["num_skipped"]
-    web_base = link_base(settings, co)
     # Reading every stored chunk is only worth it when the links' base changed (or is not recorded).
     if result["num_skipped"] and old.web_base != web_base:
         summary.chunks_relinked = relink(store, docs, doc_keys)
