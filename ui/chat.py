@@ -6,9 +6,11 @@ own storage (gr.BrowserState, encrypted with a key kept in the data dir): a
 reload, or a restart of the app, brings the conversation back with its thumbs
 still working; "New conversation" forgets it there too. Each browser tab keeps
 its own (a tab id in sessionStorage); a tab the browser has not seen, such as
-the browser opened again, continues the conversation written last. Every answer is logged
-when it is given; a thumb is committed to the local log before the click
-returns, and Label Studio delivery happens later in the background (feedback.sync).
+the browser opened again, continues the conversation written last.
+
+Every answer is logged when it is given; a thumb is committed to the local log
+before the click returns, and Label Studio delivery happens later in the
+background (feedback.sync).
 """
 
 from __future__ import annotations
