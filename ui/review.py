@@ -71,6 +71,11 @@ def chart_frame(ctx: AppContext) -> pd.DataFrame:
     return pd.DataFrame(points, columns=["day", "accuracy", "series"])
 
 
+def reviewer_name(typed: str | None) -> str:
+    """A reviewer's name as typed, with its spaces tidied and cut at `MAX_NAME`: stored and remembered so."""
+    return " ".join((typed or "").split())[:MAX_NAME]
+
+
 def _reviewed_by(reviewer: str, source: str | None) -> str:
     """Who gave the reviewer verdict, and where: this tab, or Label Studio (webhook or pull)."""
     if not source:
@@ -229,7 +234,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         elif ctx.log.get(ex_id) is None:
             gr.Warning(f"No answer with id {ex_id!r}.")
         else:
-            who = " ".join((name or "").split())[:MAX_NAME] or DEFAULT_REVIEWER
+            who = reviewer_name(name) or DEFAULT_REVIEWER
             ctx.log.review(ex_id, rating_, comment_ or "", reviewer=who, source="inline")
             if ctx.sync is not None and ctx.sync.configured:
                 gr.Info("Verdict saved. Label Studio gets it as an annotation on this answer's task.")
@@ -257,9 +262,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         tab.select(reopen, [verdict, by, shown, unlocked], outputs, api_visibility="private")
         # The name this browser reviewed under last time, so each verdict is not "app reviewer".
         tab.select(lambda kept: kept or gr.update(), kept_name, reviewer, api_visibility="private")
-    reviewer.change(
-        lambda name: " ".join((name or "").split()), reviewer, kept_name, api_visibility="private"
-    )
+    reviewer.change(reviewer_name, reviewer, kept_name, api_visibility="private")
     exchanges.select(pick, exchanges, [exchange_id, rating, comment], api_visibility="private")
     save.click(
         save_verdict,
