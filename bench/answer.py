@@ -7,6 +7,8 @@
    index (run `python ingest.py` first) and an instant fake model, for both prompt styles.
 2. The local model (SmolLM2 via xllamacpp): time to first token and generation tokens/s
    for real prompts, compact (what the local model gets) and full chat style.
+3. What a reader gets from the local model: the share of the questions' `answer_facts` in
+   its answers, in the quotes folded under them ("What the sources say"), and in either.
 
 Figures are printed, never asserted: speed targets live here, not in timed tests.
 """
@@ -194,11 +196,44 @@ def bench_local_model(settings: Settings, retriever: object | None, questions: l
             )
 
 
+def answerable_questions(limit: int) -> list[dict]:
+    """Questions with `answer_facts`, public set first (it is the one the README reports)."""
+    found: list[dict] = []
+    for path in reversed(QUESTION_FILES):
+        if path.is_file():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                if line.strip() and (q := json.loads(line)).get("answer_facts"):
+                    found.append(q)
+    return found[:limit]
+
+
+def bench_facts(settings: Settings, retriever: object, limit: int) -> None:
+    questions = answerable_questions(limit)
+    print(f"\n3. Facts a reader sees, local model ({len(questions)} answerable questions)")
+    with local_llm.running(settings):
+        chain = AnswerChain(retriever, make_chat_model(settings), settings)
+        counts = {"answer": 0, "quotes": 0, "either": 0}
+        total = 0
+        for q in questions:
+            answer = chain.answer(q["question"])
+            said = answer.text.lower()
+            quoted = " ".join(s.quote for s in answer.cited).lower()
+            for fact in (f.lower() for f in q["answer_facts"]):
+                total += 1
+                counts["answer"] += fact in said
+                counts["quotes"] += fact in quoted
+                counts["either"] += fact in said or fact in quoted
+    for where, n in counts.items():
+        label = "in either" if where == "either" else f"in the {where}"
+        print(f"  {label:<14} {n:>4}/{total} = {n / max(total, 1):.2f}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--questions", type=int, default=60, help="questions for the overhead figures")
     parser.add_argument("--llm-runs", type=int, default=5, help="prompts per style for the model figures")
     parser.add_argument("--no-llm", action="store_true", help="skip the local model figures")
+    parser.add_argument("--fact-questions", type=int, default=40, help="questions for the facts figures")
     args = parser.parse_args()
     settings = get_settings()
     questions = load_questions(args.questions)
@@ -208,6 +243,8 @@ def main() -> int:
         bench_overhead(settings, retriever, questions)
     if not args.no_llm:
         bench_local_model(settings, retriever, questions, args.llm_runs)
+        if retriever is not None:
+            bench_facts(settings, retriever, args.fact_questions)
     return 0
 
 

@@ -38,6 +38,7 @@ from qa.prompts import (
     load_prompt,
     select_context,
 )
+from qa.quotes import source_quote
 from qa.types import RetrievalResult, Source
 from settings import Settings, get_settings
 
@@ -439,6 +440,7 @@ class AnswerChain:
         else:
             numbers = parse_citations(text, state["context_count"])
             cited = [sources[n - 1] for n in numbers] or sources[:FALLBACK_SOURCES]
+        cited = [replace(s, quote=source_quote(state["standalone"], docs[s.n - 1])) for s in cited]
 
         def ms(moment: float) -> float:
             return round((moment - started) * 1000, 1) if moment else 0.0

@@ -20,6 +20,8 @@ from typing import Any
 from langchain_core.documents import Document
 from langchain_core.prompts import ChatPromptTemplate
 
+from qa.quotes import terms, units
+
 PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 
 ANSWER = "answer"  # for capable chat models
@@ -130,32 +132,6 @@ def format_context(documents: Iterable[Document]) -> str:
     return "\n\n".join(blocks)
 
 
-_STOPWORDS = frozenset(
-    "a an the and or of to in on for with is are be can i my me how do does what whats which when where "
-    "why it its this that from by as at you your there their so if not no yes get set use using up out "
-    "every time want need way".split()
-)
-
-
-def _terms(text: str) -> set[str]:
-    # 6-letter prefixes: a poor man's stemmer ("timeout"/"timeouts", "collect"/"collects").
-    return {w[:6] for w in re.findall(r"[a-z0-9_]+", text.lower()) if len(w) > 1 and w not in _STOPWORDS}
-
-
-def _units(text: str) -> list[str]:
-    """Sentences of prose, whole rows of tables (a row is one fact: name, default, meaning)."""
-    units: list[str] = []
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or set(line) <= set("|-: "):
-            continue
-        if line.startswith("|"):
-            units.append(line)
-        else:
-            units.extend(part.strip() for part in re.split(r"(?<=[.!?])\s+", line) if part.strip())
-    return units
-
-
 def focus_context(question: str, documents: Sequence[Document], max_chars: int) -> tuple[str, list[int]]:
     """Keep only the sentences and table rows that share words with the question.
 
@@ -164,11 +140,11 @@ def focus_context(question: str, documents: Sequence[Document], max_chars: int) 
     reading fewer tokens halves its time to first token. Returns the text (units in
     document order) and the indexes of the documents it drew from.
     """
-    wanted = _terms(question)
+    wanted = terms(question)
     scored = []
     for d, doc in enumerate(documents):
-        for u, unit in enumerate(_units(doc.page_content)):
-            overlap = len(wanted & _terms(unit))
+        for u, unit in enumerate(units(doc.page_content)):
+            overlap = len(wanted & terms(unit))
             if overlap:
                 scored.append((overlap - 0.1 * d, d, u, unit))  # ties go to the better-ranked chunk
     scored.sort(key=lambda item: -item[0])

@@ -16,6 +16,10 @@ class Source:
     section: str  # heading path, e.g. "Start Label Studio > Command line arguments"
     url: str  # web link (GitHub blob at the commit, with #anchor) or ""
     score: float = 0.0
+    # the lines of the passage that answer the question (`qa.quotes`), shown under the answer;
+    # left out of `as_dict` and of comparisons: the log and Label Studio record where an answer came
+    # from, not a view of it
+    quote: str = field(default="", compare=False)
 
     @classmethod
     def from_document(cls, n: int, doc: Document) -> Source:

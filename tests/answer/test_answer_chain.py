@@ -36,6 +36,12 @@ def test_citations_map_to_the_numbered_chunks(retriever: KeywordRetriever, setti
     assert answer.cited[0].url.endswith("docs/start.md#command-line-arguments")
     assert answer.cited[1] == answer.sources[2]
     assert answer.citations_found
+    # each cited passage comes with its lines that answer the question, shown under the answer
+    assert answer.cited[0].quote == (
+        "`-b`, `--no-browser` · N/A · `False` · Do not automatically open a web browser when starting; "
+        "`--port` · `LABEL_STUDIO_PORT` · `8080` · Port to serve the app on."
+    )
+    assert "quote" not in answer.cited[0].as_dict()  # a view: the log records where answers came from
 
 
 def test_uncited_answer_falls_back_to_the_top_sources(
@@ -136,6 +142,7 @@ def test_compact_style_condenses_without_the_model(retriever: KeywordRetriever, 
     assert "You can adjust the timeout by setting the environment variable `WEBHOOK_TIMEOUT`." in prompt
     assert "--no-browser" not in prompt  # the extract keeps only what shares words with the question
     assert [s.source for s in answer.cited] == ["docs/webhooks.md"]  # the chunk the extract came from
+    assert answer.cited[0].quote.startswith("Webhook connections time out after 1 second. You can adjust the")
 
 
 @pytest.mark.parametrize(

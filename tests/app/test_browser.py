@@ -53,6 +53,13 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     link.wait_for(timeout=30_000)
     assert "guide/start.md" in link.inner_text()
 
+    # the source's own words, folded under the answer until asked for
+    quoted = page.locator("#chatbot details blockquote").filter(has_text="without opening a browser tab")
+    assert quoted.count() == 1 and not quoted.is_visible()
+    page.locator("#chatbot summary").filter(has_text="What the sources say").last.click()
+    quoted.wait_for(state="visible", timeout=5_000)
+    assert "[1]" in quoted.inner_text() and "label-studio start --no-browser" in quoted.inner_text()
+
     page.get_by_role("button", name="Dislike").last.click()
     comment = page.get_by_label("Anything to add?", exact=False)
     comment.wait_for(state="visible", timeout=10_000)

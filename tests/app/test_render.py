@@ -124,3 +124,24 @@ def test_what_a_user_typed_renders_as_literal_text() -> None:
     for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&")):
         text = text.replace(entity, char)
     assert text.strip() == typed  # every character shown, none interpreted
+
+
+def test_the_sources_words_are_folded_under_them_and_shown_as_text() -> None:
+    quoted = Source(
+        n=2,
+        source="guide/setup.md",
+        section="Setup",
+        url="https://docs.example.test/setup",
+        quote="Wrap it in <View> and run `<script>alert(1)</script>` … ![x](http://evil.test/x.png)",
+    )
+    message = sources_markdown([SOURCE, quoted], heading=HEADING)
+    folded = message.split("\n\n<details><summary>What the sources say</summary>\n\n", 1)[1]
+    assert folded == (
+        "> **[2]** Wrap it in &lt;View&gt; and run `<script>alert(1)</script>` … \\![x](http://evil.test/x.png)"
+        "\n\n</details>"
+    )  # only sources with a quote; HTML escaped outside code, the image a link that loads nothing
+    html = MarkdownIt("commonmark").render(safe_markdown("```\nls") + message)
+    assert "<details><summary>What the sources say</summary>" in html  # after an open fence: not code
+    assert "<blockquote>\n<p><strong>[2]</strong> Wrap it in &lt;View&gt; and run <code>&lt;script" in html
+    assert "<script>" not in html and "<img" not in html
+    assert "<details>" not in sources_markdown([SOURCE], heading=HEADING)  # no quote, no fold
