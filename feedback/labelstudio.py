@@ -176,7 +176,7 @@ def make_client(url: str, api_key: str, timeout: float) -> LabelStudio:
 
 # --- task content -------------------------------------------------------------------------
 def format_sources(chunks: Sequence[Mapping[str, Any]]) -> str:
-    """Sources as reviewers read them: one line per chunk, with its link."""
+    """Sources as reviewers read them: a line per chunk, with its link and its quoted lines."""
     if not chunks:
         return "(no sources)"
     lines = []
@@ -190,6 +190,8 @@ def format_sources(chunks: Sequence[Mapping[str, Any]]) -> str:
             place += f" (score {score:.2f})"
         if chunk.get("url"):
             place += f"\n    {chunk['url']}"
+        if chunk.get("quote"):  # the passage's lines that answer the question, as the chat shows them
+            place += f"\n    “{chunk['quote']}”"
         lines.append(f"[{n}] {place}")
     return "\n".join(lines)
 

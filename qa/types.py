@@ -16,9 +16,8 @@ class Source:
     section: str  # heading path, e.g. "Start Label Studio > Command line arguments"
     url: str  # web link (GitHub blob at the commit, with #anchor) or ""
     score: float = 0.0
-    # the lines of the passage that answer the question (`qa.quotes`), shown under the answer;
-    # left out of `as_dict` and of comparisons: the log and Label Studio record where an answer came
-    # from, not a view of it
+    # the lines of the passage that answer the question (`qa.quotes`): shown under the answer, and
+    # to reviewers beside it. Not compared: a cited source is the same place as the one retrieved
     quote: str = field(default="", compare=False)
 
     @classmethod
@@ -33,13 +32,17 @@ class Source:
         )
 
     def as_dict(self) -> dict[str, object]:
-        return {
+        """What the log records; `quote` only when there is one (cited sources have them)."""
+        data: dict[str, object] = {
             "n": self.n,
             "source": self.source,
             "section": self.section,
             "url": self.url,
             "score": self.score,
         }
+        if self.quote:
+            data["quote"] = self.quote
+        return data
 
 
 @dataclass

@@ -128,8 +128,8 @@ def _link_text(text: str) -> str:
     return escape_html(text).replace("[", "\\[").replace("]", "\\]")
 
 
-def sources_markdown(sources: list[Source], *, heading: str = "Sources") -> str:
-    """A list of cited places as links: `[n] path › section`."""
+def sources_markdown(sources: list[Source], *, heading: str = "Sources", folded: bool = True) -> str:
+    """A list of cited places as links, `[n] path › section`, and their quotes (`quotes_markdown`)."""
     if not sources:
         return ""
     lines = [f"\n\n**{heading}:**"]
@@ -138,17 +138,17 @@ def sources_markdown(sources: list[Source], *, heading: str = "Sources") -> str:
         url = s.url.replace(")", "%29").replace(" ", "%20")
         linked = url.startswith(("http://", "https://"))
         lines.append(f"- [{s.n}] [{label}]({url})" if linked else f"- [{s.n}] {label}")
-    return "\n".join(lines) + quotes_markdown(sources)
+    return "\n".join(lines) + quotes_markdown(sources, folded=folded)
 
 
 QUOTES_SUMMARY = "What the sources say"
 
 
-def quotes_markdown(sources: list[Source]) -> str:
-    """A folded block with each source's quoted lines (`Source.quote`), "" when none has any.
+def quotes_markdown(sources: list[Source], *, folded: bool = True) -> str:
+    """A folding block with each source's quoted lines (`Source.quote`), "" when none has any.
 
-    Folded, so an answer stays short; opened, it lets a reader check the answer
-    against the docs' own words. The quotes are docs text: shown like an answer
+    Folded in the chat, so an answer stays short; opened, it lets a reader check the
+    answer against the docs' own words (the Review tab shows it open). The quotes are docs text: shown like an answer
     (`safe_markdown`: code spans kept, HTML escaped, no image loaded), each in a
     block quote of its own. The blank lines around them let Markdown render inside
     the HTML `<details>` block.
@@ -156,7 +156,7 @@ def quotes_markdown(sources: list[Source]) -> str:
     quoted = [s for s in sources if s.quote.strip()]
     if not quoted:
         return ""
-    parts = [f"\n\n<details><summary>{QUOTES_SUMMARY}</summary>"]
+    parts = [f"\n\n<details{'' if folded else ' open'}><summary>{QUOTES_SUMMARY}</summary>"]
     for s in quoted:
         text = " ".join(safe_markdown(s.quote).split())
         parts.append(f"> **[{s.n}]** {text}")

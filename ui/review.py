@@ -13,9 +13,11 @@ import hmac
 import gradio as gr
 import pandas as pd
 
+from feedback.records import Exchange
+from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
-from ui.render import safe_markdown
+from ui.render import literal_markdown, safe_markdown, sources_markdown
 
 VERDICTS = ["all", "good", "bad", "unrated"]
 SHOWN = ["100", "500", "2000", "all"]  # how many of the latest answers the table lists
@@ -108,6 +110,38 @@ def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.
     return pd.DataFrame(rows, columns=EXCHANGE_COLUMNS)
 
 
+DETAIL_HINT = "Click an answer in the table to read it whole here, with its sources and their quoted lines."
+
+
+def exchange_markdown(exchange: Exchange | None) -> str:
+    """One answer as a reviewer judges it: the question, the whole answer, what the user said,
+    and the sources with their quoted lines shown open (the table cuts answers at 300 characters)."""
+    if exchange is None:
+        return DETAIL_HINT
+    said = {"good": "Good 👍", "bad": "Bad 👎"}.get(exchange.user_rating or "", "no thumb")
+    if exchange.user_comment:
+        said += f", comment: {exchange.user_comment}"
+    sources = [
+        Source(
+            n=int(c.get("n") or i),
+            source=str(c.get("source") or ""),
+            section=str(c.get("section") or ""),
+            url=str(c.get("url") or ""),
+            quote=str(c.get("quote") or ""),
+        )
+        for i, c in enumerate(exchange.cited, 1)
+    ]
+    about = ", ".join(
+        filter(None, [exchange.model, exchange.prompt_version, exchange.time[:16].replace("T", " ")])
+    )
+    return (
+        f"**Question:** {literal_markdown(exchange.question)}\n\n"
+        f"**Answer** <small>({literal_markdown(about)})</small>\n\n"
+        f"{safe_markdown(exchange.answer)}\n\n"
+        f"**The user said:** {literal_markdown(said)}" + sources_markdown(sources, folded=False)
+    )
+
+
 def summary_markdown(ctx: AppContext) -> str:
     counts = ctx.log.counts()
     overall = ctx.log.accuracy(by="overall")
@@ -169,6 +203,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             show_search="search",  # find an answer by a word of its question, answer or source
             elem_id="exchanges-table",
         )
+        detail = gr.Markdown(DETAIL_HINT, elem_id="review-detail", container=True)
         with gr.Row():
             exchange_id = gr.Textbox(label="Exchange id (click a row)", scale=3, elem_id="review-id")
             rating = gr.Radio(["good", "bad"], label="Your verdict", scale=1, elem_id="review-verdict")
@@ -200,12 +235,14 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             return False, gr.update(), gr.update(), *(gr.update() for _ in outputs)
         return True, gr.update(visible=False), gr.update(visible=True), *load(verdict_, by_, shown_, True)
 
-    def pick(frame: pd.DataFrame, evt: gr.SelectData):
-        """A row clicked: its id, and its current reviewer verdict and comment in the form.
+    def pick(frame: pd.DataFrame, open_: bool, evt: gr.SelectData):
+        """A row clicked: its id, its current reviewer verdict and comment in the form, the answer whole.
 
         Never the previous row's: a verdict and comment left in the form would otherwise be
         saved onto the next answer clicked.
         """
+        if not open_:
+            raise gr.Error("Enter the reviewer password first.")
         if evt.row_value:  # the row as shown, also after the table was sorted or searched
             ex_id = str(evt.row_value[EXCHANGE_COLUMNS.index("id")])
         else:
@@ -213,8 +250,8 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             ex_id = str(frame.iloc[row]["id"]) if 0 <= row < len(frame) else ""
         exchange = ctx.log.get(ex_id) if ex_id else None
         if exchange is None:
-            return ex_id, None, ""
-        return ex_id, exchange.reviewer_rating, exchange.reviewer_comment
+            return ex_id, None, "", exchange_markdown(None)
+        return ex_id, exchange.reviewer_rating, exchange.reviewer_comment, exchange_markdown(exchange)
 
     def save_verdict(
         ex_id: str,
@@ -263,7 +300,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         # The name this browser reviewed under last time, so each verdict is not "app reviewer".
         tab.select(lambda kept: kept or gr.update(), kept_name, reviewer, api_visibility="private")
     reviewer.change(reviewer_name, reviewer, kept_name, api_visibility="private")
-    exchanges.select(pick, exchanges, [exchange_id, rating, comment], api_visibility="private")
+    exchanges.select(
+        pick, [exchanges, unlocked], [exchange_id, rating, comment, detail], api_visibility="private"
+    )
     save.click(
         save_verdict,
         [exchange_id, rating, comment, verdict, by, reviewer, shown, unlocked],

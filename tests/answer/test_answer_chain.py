@@ -41,7 +41,8 @@ def test_citations_map_to_the_numbered_chunks(retriever: KeywordRetriever, setti
         "`-b`, `--no-browser` · N/A · `False` · Do not automatically open a web browser when starting; "
         "`--port` · `LABEL_STUDIO_PORT` · `8080` · Port to serve the app on."
     )
-    assert "quote" not in answer.cited[0].as_dict()  # a view: the log records where answers came from
+    assert answer.cited[0].as_dict()["quote"] == answer.cited[0].quote  # the log keeps it for reviewers
+    assert "quote" not in answer.sources[0].as_dict()  # only cited sources are quoted
 
 
 def test_uncited_answer_falls_back_to_the_top_sources(

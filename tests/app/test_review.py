@@ -5,7 +5,7 @@ from __future__ import annotations
 from gradio_client import Client
 from test_browser import page  # noqa: F401 - the browser fixture
 
-from ui.review import accuracy_frame, chart_frame
+from ui.review import accuracy_frame, chart_frame, exchange_markdown
 
 
 def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) -> None:
@@ -50,7 +50,20 @@ def test_review_tab_shows_the_chart_in_a_browser(running_app, page) -> None:  # 
 
 def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(running_app, page) -> None:  # noqa: F811
     log = running_app.ctx.log
-    reviewed = log.record_exchange(question="Which port does the reviewed one use?", answer="8080 [1].")
+    long_answer = "8080 [1]. " + "It can be changed. " * 20 + "That is the whole answer."  # the table cuts it
+    reviewed = log.record_exchange(
+        question="Which port does the reviewed one use?",
+        answer=long_answer,
+        cited=[
+            {
+                "n": 1,
+                "source": "guide/start.md",
+                "section": "Start > Ports",
+                "url": "",
+                "quote": "Port 8080 is the default.",
+            }
+        ],
+    )
     log.review(reviewed, "bad", "It is 8080 only by default", reviewer="ana")
     fresh = log.record_exchange(question="Which port does the fresh one use?", answer="8081 [1].")
     page.goto(running_app.url)
@@ -68,6 +81,11 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     )
     assert comment.input_value() == "It is 8080 only by default"
     assert page.locator("#review-verdict").get_by_label("bad").is_checked()
+    # ... and the answer whole beside the form, with its sources' quoted lines open
+    detail = page.locator("#review-detail")
+    detail.get_by_text("That is the whole answer.", exact=False).wait_for(timeout=10_000)
+    assert detail.get_by_text("Port 8080 is the default.", exact=False).is_visible()
+    assert "guide/start.md › Start > Ports" in detail.inner_text()
 
     click_row("Which port does the fresh one use?")
     page.wait_for_function(
@@ -76,6 +94,8 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     assert form_id.input_value() == fresh
     assert comment.input_value() == ""  # not the other answer's comment, saved onto this one by mistake
     assert not page.locator("#review-verdict").get_by_label("bad").is_checked()
+    detail.get_by_text("Which port does the fresh one use?", exact=False).wait_for(timeout=10_000)
+    assert "whole answer" not in detail.inner_text()
 
     # The search box finds an answer among the last hundred.
     page.locator("#exchanges-table input[placeholder^='Search']").fill("fresh one")
@@ -116,3 +136,19 @@ def test_the_table_lists_the_latest_hundred_or_as_many_as_asked(running_app) -> 
         listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
         assert len(listed) == min(rows, len(log.recent(0, verdict="unrated")))
         assert listed[0][1] == "bulk question 119"  # newest first
+
+
+def test_the_answer_shown_whole_to_a_reviewer_is_text_not_html(running_app) -> None:
+    log = running_app.ctx.log
+    shown = exchange_markdown(
+        log.get(
+            log.record_exchange(
+                question="<img src=x onerror=alert(1)> ![x](http://evil.test/x.png)",
+                answer="Use <View> [1].",
+                cited=[{"n": 1, "source": "a.md", "section": "A", "url": "", "quote": "<script>x</script>"}],
+            )
+        )
+    )
+    assert "<img" not in shown and "<script>" not in shown and "<View>" not in shown
+    assert "&lt;View&gt;" in shown and "&lt;script&gt;x&lt;/script&gt;" in shown
+    assert "**The user said:** no thumb" in shown and "<details open>" in shown

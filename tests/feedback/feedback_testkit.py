@@ -127,6 +127,7 @@ def answer(log: FeedbackLog, n: int = 0, **overrides: object) -> str:
                 "section": "Start > Ports",
                 "score": 0.91,
                 "url": "https://x/start#ports",
+                "quote": "Use `label-studio start -p 9000` to serve it on another port.",
             }
         ],
         prompt_version="v1",

@@ -50,6 +50,9 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert data["question"] == "How do I start Label Studio on another port? (0)"
         assert data["answer"] == "Run `label-studio start -p 9000` [1]."
         assert "docs/start.md — Start > Ports" in data["sources"]
+        assert (
+            "\n    “Use `label-studio start -p 9000` to serve it on another port.”" in data["sources"]
+        )  # as in the chat
         assert (data["prompt_version"], data["model"], data["user_rating"]) == ("v1", "fake-model", "bad")
         assert data["user_comment"] == "It is -p 9000"
         # What the user said is read-only task data the view shows under its own heading ...
