@@ -65,19 +65,22 @@ def readable(unit: str) -> str:
     return _LEAD.sub("", unit).strip()
 
 
-def quote(question: str, passage: str, *, skip: tuple[str, ...] = (), max_chars: int = QUOTE_CHARS) -> str:
+def quote(question: str, passage: str, *, title: str = "", max_chars: int = QUOTE_CHARS) -> str:
     """The passage's units that share the most words with the question, in passage order.
 
-    Units not next to each other are joined by " … ", table rows next to each other by "; ". Units starting with one of
-    `skip` (the page title its breadcrumb lines start with) are headings, not text.
-    A passage that shares no word with the question is quoted from its start; a unit
-    longer than `max_chars` is cut at a word. "" for a passage with no text.
+    Units not next to each other are joined by " … ", neighbouring table rows by "; ".
+    A line that is the page `title` or starts with "title > " is a breadcrumb (a retrieved
+    passage has one per section), not text. A passage that shares no word with the
+    question is quoted from its start; a unit longer than `max_chars` is cut at a word.
+    "" for a passage with no text.
     """
     wanted = terms(question)
     kept = [
         (text, unit.startswith("|"))
         for unit in units(passage)
-        if not (skip and unit.startswith(skip)) and (text := readable(unit)) and re.search(r"\w", text)
+        if not (title and (unit == title or unit.startswith(f"{title} > ")))
+        and (text := readable(unit))
+        and re.search(r"\w", text)
     ]
     found, rows = [text for text, _ in kept], [row for _, row in kept]
     if not found:
@@ -111,9 +114,8 @@ def quote(question: str, passage: str, *, skip: tuple[str, ...] = (), max_chars:
 
 
 def source_quote(question: str, doc: Document) -> str:
-    """`quote` of a retrieved passage; its breadcrumb lines (they start with the page title) skipped."""
-    title = str(doc.metadata.get("title") or "").strip()
-    return quote(question, doc.page_content, skip=(title,) if title else ())
+    """`quote` of a retrieved passage, whose breadcrumb lines start with its page title."""
+    return quote(question, doc.page_content, title=str(doc.metadata.get("title") or "").strip())
 
 
 def _cut(text: str, max_chars: int) -> str:

@@ -21,7 +21,7 @@ The Video tag plays a video file. It is used with the TimelineLabels tag.
 
 
 def test_the_row_that_answers_is_quoted_as_cells_with_links_as_their_text() -> None:
-    quoted = quote("what frame rate does the video tag assume by default?", TABLE, skip=("Video",))
+    quoted = quote("what frame rate does the video tag assume by default?", TABLE, title="Video")
     assert "frameRate · `number` · `24` · Frame rate of the video; see the FAQ" in quoted
     assert (
         "https://" not in quoted and "|" not in quoted and "Parameters" not in quoted
@@ -29,16 +29,16 @@ def test_the_row_that_answers_is_quoted_as_cells_with_links_as_their_text() -> N
 
 
 def test_lines_apart_are_joined_by_an_ellipsis_and_kept_in_passage_order() -> None:
-    quoted = quote("can the video be muted, and what frame rate does it use?", TABLE, skip=("Video",))
+    quoted = quote("can the video be muted, and what frame rate does it use?", TABLE, title="Video")
     assert quoted.startswith("The Video tag plays a video file. … frameRate · ")  # a line apart
     assert "see the FAQ; muted · `boolean`" in quoted  # neighbouring rows
-    quoted = quote("what is name for, and can it be muted?", TABLE, skip=("Video",))
+    quoted = quote("what is name for, and can it be muted?", TABLE, title="Video")
     assert quoted.startswith("name · `string` · Name of the element … muted · ")
     assert "Mute the video by default" in quoted  # a cell's <br/> is a space
 
 
 def test_a_passage_sharing_no_word_with_the_question_is_quoted_from_its_start() -> None:
-    assert quote("how do I reset my password?", TABLE, skip=("Video",)).startswith("The Video tag plays")
+    assert quote("how do I reset my password?", TABLE, title="Video").startswith("The Video tag plays")
 
 
 def test_a_quote_stays_short_and_a_long_line_is_cut_at_a_word() -> None:
@@ -48,12 +48,13 @@ def test_a_quote_stays_short_and_a_long_line_is_cut_at_a_word() -> None:
     assert len(quote("what frame rate, muted, name, element, video, tag?", TABLE, max_chars=150)) <= 150
 
 
-def test_a_retrieved_passage_skips_the_breadcrumb_lines_its_page_title_starts() -> None:
+def test_a_retrieved_passage_skips_its_breadcrumb_lines_not_sentences_starting_with_the_title() -> None:
     doc = Document(
-        page_content="Export > Units\n\nCoordinates are percentages of the image.\n\nExport > JSON\n\nJSON holds all.",
+        page_content="Export > Units\n\nCoordinates are percentages of the image.\n\nExport > JSON\n\n"
+        "Export coordinates as JSON.",
         metadata={"title": "Export"},
     )
-    assert (
-        source_quote("what units are the coordinates in?", doc) == "Coordinates are percentages of the image."
+    assert source_quote("what units are the coordinates in?", doc) == (
+        "Coordinates are percentages of the image. Export coordinates as JSON."
     )
     assert source_quote("anything", Document(page_content="", metadata={})) == ""
