@@ -22,7 +22,13 @@ def test_an_answer_is_logged_with_everything_reports_need(feedback_log: Feedback
     assert exchange.question.startswith("How do I start Label Studio")
     assert exchange.standalone_question.startswith("How to start")
     assert exchange.cited == [
-        {"source": "docs/start.md", "section": "Start > Ports", "score": 0.91, "url": "https://x/start#ports"}
+        {
+            "source": "docs/start.md",
+            "section": "Start > Ports",
+            "score": 0.91,
+            "url": "https://x/start#ports",
+            "quote": "Use `label-studio start -p 9000` to serve it on another port.",
+        }
     ]
     assert [c["source"] for c in exchange.retrieved] == ["docs/start.md", "docs/install.md"]
     assert (exchange.prompt_version, exchange.model, exchange.docs_commit, exchange.latency_ms) == (
