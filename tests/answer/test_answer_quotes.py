@@ -58,3 +58,12 @@ def test_a_retrieved_passage_skips_its_breadcrumb_lines_not_sentences_starting_w
         "Coordinates are percentages of the image. Export coordinates as JSON."
     )
     assert source_quote("anything", Document(page_content="", metadata={})) == ""
+
+
+def test_a_word_in_every_line_says_less_than_one_in_a_single_row() -> None:
+    flags = (
+        "| --port | Port of the Label Studio server |\n| --host | Host of the Label Studio server |\n"
+        "| --no-browser | Open no browser with Label Studio |\n| --debug | Debug the Label Studio server |"
+    )
+    question = "how do I start the Label Studio server without a browser?"
+    assert quote(question, flags, max_chars=60) == "--no-browser · Open no browser with Label Studio"
