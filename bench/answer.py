@@ -175,7 +175,7 @@ def bench_local_model(settings: Settings, retriever: object | None, questions: l
         for compact in (True, False):
             spec = answer_prompt(compact).template()
             ttfts, rates, prompt_tokens = [], [], []
-            stream_timed(llm, spec.format_messages(context="warm up", question="hi"))
+            stream_timed(llm, spec.format_messages(context="warm up", reviewed="", question="hi"))
             for question in questions[:runs]:
                 docs = source.search(question).documents  # type: ignore[attr-defined]
                 if compact:
@@ -184,7 +184,7 @@ def bench_local_model(settings: Settings, retriever: object | None, questions: l
                 else:
                     context = format_context(select_context(docs, len(docs), settings.context_max_chars))
                 ttft, gen, out_tokens, in_tokens = stream_timed(
-                    llm, spec.format_messages(context=context, question=question)
+                    llm, spec.format_messages(context=context, reviewed="", question=question)
                 )
                 ttfts.append(ttft)
                 rates.append(out_tokens / gen)

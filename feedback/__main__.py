@@ -34,6 +34,7 @@ GROUPS = {
     "day": "Per day",
     "prompt_version": "Per prompt version",
     "model": "Per model",
+    "reused": "Per reused verdict",
 }
 
 

@@ -32,6 +32,8 @@ CSV_COLUMNS = [
     "model",
     "docs_commit",
     "latency_ms",
+    "reused_from",
+    "reused_verdict",
     "sources",
     "cited",
     "retrieved",

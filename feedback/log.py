@@ -55,7 +55,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GroupBy = Literal["overall", "day", "prompt_version", "model"]
+GroupBy = Literal["overall", "day", "prompt_version", "model", "reused"]
 REVIEW_SOURCES = ("webhook", "pull", "inline")
 
 
@@ -125,6 +125,9 @@ _GROUP_KEYS: dict[str, str] = {
     "day": "substr(time, 1, 10)",
     "prompt_version": "prompt_version",
     "model": "model",
+    # answers given with a reviewer's verdict on an earlier answer to the same question, and the rest
+    "reused": "CASE reused_verdict WHEN 'good' THEN 'approved answer reused'"
+    " WHEN 'bad' THEN 'rejected answer reused' ELSE 'no verdict reused' END",
 }
 
 
@@ -204,8 +207,14 @@ class FeedbackLog:
         latency_ms: float | None = None,
         exchange_id: str | None = None,
         time: str | None = None,
+        reused_from: str | None = None,
+        reused_verdict: Rating | None = None,
     ) -> str:
-        """Log an answer when it is given; returns its id (for the thumbs to rate later)."""
+        """Log an answer when it is given; returns its id (for the thumbs to rate later).
+
+        `reused_from`/`reused_verdict`: the earlier exchange whose reviewer verdict the answer
+        was given with (see `qa.precedents`), for the report's "reused" grouping.
+        """
         exchange_id = exchange_id or str(uuid.uuid4())
         row = (
             exchange_id,
@@ -220,12 +229,14 @@ class FeedbackLog:
             model or "",
             docs_commit or "",
             None if latency_ms is None else round(latency_ms),
+            reused_from or None,
+            parse_rating(reused_verdict) if reused_verdict else None,
         )
         with self._write() as db:
             db.execute(
                 "INSERT INTO exchanges (id, time, session, question, standalone_question, answer,"
-                " retrieved_json, cited_json, prompt_version, model, docs_commit, latency_ms)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " retrieved_json, cited_json, prompt_version, model, docs_commit, latency_ms,"
+                " reused_from, reused_verdict) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         return exchange_id
@@ -261,6 +272,20 @@ class FeedbackLog:
     ) -> list[Exchange]:
         """All matching exchanges, oldest first (for exports)."""
         return self.recent(0, verdict=verdict, since=since, rated_only=rated_only, oldest_first=True)
+
+    def reviewed(self) -> list[Exchange]:
+        """Every exchange whose reviewer verdict stands (a withdrawn one does not), oldest verdict first."""
+        sql = "SELECT * FROM exchange_current WHERE reviewer_rating IS NOT NULL ORDER BY reviewed_at, seq"
+        return [Exchange.from_row(r) for r in self._query(sql)]
+
+    def reviews_stamp(self) -> int:
+        """A number that changes whenever a reviewer's verdict is given, changed or withdrawn.
+
+        Every such event is a new row of `ratings` (history is never rewritten), so the
+        latest reviewer row's id tells whether `reviewed()` needs reading again.
+        """
+        rows = self._query("SELECT COALESCE(MAX(id), 0) FROM ratings WHERE kind = 'reviewer'")
+        return int(rows[0][0])
 
     @staticmethod
     def _filter_sql(

@@ -271,3 +271,16 @@ def m006_review_outbox(db: sqlite3.Connection) -> None:
         LEFT JOIN review_outbox v ON v.exchange_id = e.id
         """
     )
+
+
+@migration
+def m007_reused_verdict(db: sqlite3.Connection) -> None:
+    """Which reviewer's verdict an answer reused: the exchange it was given on, and that verdict.
+
+    An answer to a question a reviewer had judged before is given with that verdict
+    (an approved answer to follow, a rejected one not to repeat). Recording it lets
+    the report compare the accuracy of answers that reused a verdict with those that
+    did not. `exchange_current` (`SELECT e.*`) shows the new columns as it is.
+    """
+    db.execute("ALTER TABLE exchanges ADD COLUMN reused_from TEXT")
+    db.execute("ALTER TABLE exchanges ADD COLUMN reused_verdict TEXT")

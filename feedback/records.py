@@ -28,6 +28,8 @@ class Exchange:
     model: str
     docs_commit: str
     latency_ms: int | None
+    reused_from: str | None = None  # the exchange whose reviewer verdict this answer was given with
+    reused_verdict: Rating | None = None  # that verdict
     user_rating: Rating | None = None
     user_comment: str = ""
     user_rated_at: str | None = None

@@ -27,6 +27,7 @@ from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, R
 
 from qa.language import foreign_language
 from qa.llm import describe_error, make_chat_model, model_id, uses_local_model
+from qa.precedents import JudgedAnswers, Precedent
 from qa.prompts import (
     ABSTAIN,
     CONDENSE,
@@ -127,6 +128,7 @@ class Answer:
     first_token_ms: float  # from the question to the first piece of answer text
     total_ms: float
     cut_short: bool = False  # the answer stopped at its token cap (LLM_MAX_TOKENS / LOCAL_LLM_MAX_TOKENS)
+    precedent: Precedent | None = None  # a reviewer's verdict on an earlier answer to this question
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -257,6 +259,8 @@ class AnswerChain:
     `retriever` is anything with `search(query) -> RetrievalResult`; `llm` any LangChain
     chat model (default: `make_chat_model(settings)`). `compact` picks the prompt for tiny
     models; by default it follows PROMPT_STYLE (auto: compact for the local model).
+    `precedents`: answers reviewers judged; one to the same question goes into the prompt
+    (not the tiny model's: it would copy it) and comes back with the answer.
     """
 
     def __init__(
@@ -266,9 +270,11 @@ class AnswerChain:
         settings: Settings | None = None,
         *,
         compact: bool | None = None,
+        precedents: JudgedAnswers | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.retriever = retriever
+        self.precedents = precedents
         self.llm = llm if llm is not None else make_chat_model(self.settings)
         if compact is None:
             style = self.settings.prompt_style
@@ -354,6 +360,8 @@ class AnswerChain:
         else:
             context_docs = select_context(docs, len(docs), settings.context_max_chars)
             context, used = format_context(context_docs), []
+        precedent = self.precedents.find(standalone) if self.precedents is not None else None
+        reviewed = f"\n\n{precedent.prompt_text()}" if precedent and not self.compact else ""
         return {
             "question": state["question"],
             "standalone": standalone,
@@ -363,7 +371,8 @@ class AnswerChain:
             "context_count": len(context_docs),
             "extract_from": used,
             "abstain": retrieval.abstain or not docs,
-            "prompt_input": {"context": context, "question": standalone},
+            "precedent": precedent,
+            "prompt_input": {"context": context, "reviewed": reviewed, "question": standalone},
         }
 
     def _abstain_reply(self, state: dict[str, Any]) -> str:
@@ -457,6 +466,7 @@ class AnswerChain:
             prompt_version=self.abstain_prompt.version if abstained else self.answer_prompt.version,
             condense=state["condense"],
             model=self.model,
+            precedent=state.get("precedent"),
             retrieval_ms=ms(prepared),
             first_token_ms=ms(first),
             total_ms=ms(ended),

@@ -25,7 +25,7 @@ import gradio as gr
 from qa.chain import AnswerError, QuestionError, validate_question
 from ui.browser import browser_secret
 from ui.context import AppContext
-from ui.render import literal_markdown, safe_markdown, sources_markdown
+from ui.render import literal_markdown, precedent_markdown, safe_markdown, sources_markdown
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,11 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 shown_text = literal_markdown(answer.text) if answer.abstained else safe_markdown(answer.text)
                 if answer.cut_short:  # the model hit its token cap mid-sentence: say so, not just stop
                     shown_text += f"\n\n{CUT_SHORT_NOTE}"
-                body = shown_text + sources_markdown(listed, heading=heading)
+                body = (
+                    shown_text
+                    + precedent_markdown(answer.precedent)
+                    + sources_markdown(listed, heading=heading)
+                )
                 history[-1] = {"role": "assistant", "content": body}
                 exchange_id = feedback_log.record_exchange(
                     question=text,
@@ -302,6 +306,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     model=answer.model,
                     docs_commit=ctx.docs.commit,
                     latency_ms=answer.total_ms,
+                    reused_from=answer.precedent.judged.id if answer.precedent else None,
+                    reused_verdict=answer.precedent.judged.verdict if answer.precedent else None,
                 )
                 ids_ = {**ids_, str(len(history) - 1): exchange_id}
                 liked = pending.pop((session, len(history) - 1), None)

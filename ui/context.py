@@ -1,14 +1,21 @@
-"""What the pages need from the app: the answer chain, the feedback log, and what to show in the header."""
+"""What the pages need from the app: the answer chain, the feedback log, and what to show in the header.
+
+It is also where the two halves meet: the reviewers' verdicts in the feedback log
+become the answer chain's precedents (`qa.precedents`), neither knowing the other.
+"""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+from qa.precedents import Judged
 
 if TYPE_CHECKING:
     from feedback.log import FeedbackLog
+    from feedback.records import Exchange
     from feedback.sync import SyncWorker
     from qa.chain import AnswerChain
     from qa.store import IndexState
@@ -29,6 +36,9 @@ class AppContext:
     problem: str = ""  # why `chain` is None, in words a person can act on
     read_docs: Callable[[], IndexState] | None = None  # the index's state on disk (before a chain opens)
     open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
+    _reviews_seen: int = field(
+        default=-1, repr=False
+    )  # the log's reviews_stamp the chain's precedents reflect
 
     def refresh(self) -> None:
         """Catch up with an ingest that finished after the app started.
@@ -54,3 +64,34 @@ class AppContext:
             except Exception as exc:
                 log.exception("cannot open the docs index")
                 self.problem = str(exc)
+        self.refresh_precedents()
+
+    def refresh_precedents(self) -> None:
+        """Give the chain the reviewers' current verdicts, when they changed (one small query if not).
+
+        A failure (the embedding model, the log) is logged and tried again on the next
+        question: the answer goes on without them.
+        """
+        precedents = getattr(self.chain, "precedents", None)
+        if precedents is None:
+            return
+        try:
+            stamp = self.log.reviews_stamp()
+            if stamp != self._reviews_seen:
+                precedents.update([judged(e) for e in self.log.reviewed()])
+                self._reviews_seen = stamp
+        except Exception:
+            log.exception("cannot load the reviewers' verdicts for reuse; answering without them")
+
+
+def judged(exchange: Exchange) -> Judged:
+    """An exchange with a reviewer's verdict, as the answer chain reuses it."""
+    return Judged(
+        id=exchange.id,
+        question=exchange.question,
+        answer=exchange.answer,
+        verdict=exchange.reviewer_rating or "bad",
+        comment=exchange.reviewer_comment,
+        reviewer=exchange.reviewer,
+        time=exchange.reviewed_at or exchange.time,
+    )

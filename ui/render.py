@@ -14,6 +14,7 @@ import re
 
 from markdown_it import MarkdownIt
 
+from qa.precedents import Precedent
 from qa.types import Source
 
 _CODE = re.compile(r"(```.*?(?:```|\Z)|~~~.*?(?:~~~|\Z)|`[^`\n]+`)", re.DOTALL)
@@ -162,3 +163,27 @@ def quotes_markdown(sources: list[Source], *, folded: bool = True) -> str:
         parts.append(f"> **[{s.n}]** {text}")
     parts.append("</details>")
     return "\n\n".join(parts)
+
+
+def precedent_markdown(precedent: Precedent | None) -> str:
+    """The line saying a reviewer judged an earlier answer to this question, and that answer folded.
+
+    Approved: the user can read what a person confirmed. Rejected: the user is warned,
+    with the reviewer's comment, before trusting a new answer on the same point. The
+    reviewer's words and the question are shown as typed; the earlier answer like an answer.
+    """
+    if precedent is None:
+        return ""
+    judged = precedent.judged
+    who = ", ".join(filter(None, [literal_markdown(judged.reviewer), judged.time[:10]]))
+    about = f" ({who})" if who else ""
+    if judged.verdict == "good":
+        line = f"**✅ A reviewer approved an earlier answer to this question**{about}."
+    else:
+        said = f" They said: “{literal_markdown(judged.comment.strip())}”" if judged.comment.strip() else ""
+        line = f"**⚠️ A reviewer marked an earlier answer to this question wrong**{about}.{said}"
+    earlier = "\n".join(f"> {row}" for row in safe_markdown(judged.answer.strip()).splitlines())
+    return (
+        f"\n\n{line}\n\n<details><summary>The earlier answer</summary>\n\n"
+        f"> **{literal_markdown(judged.question.strip())}**\n>\n{earlier}\n\n</details>"
+    )

@@ -183,7 +183,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             elem_id="accuracy-chart",
         )
         with gr.Row():
-            by = gr.Dropdown(["prompt_version", "model", "day"], value="prompt_version", label="Accuracy by")
+            by = gr.Dropdown(
+                ["prompt_version", "model", "day", "reused"], value="prompt_version", label="Accuracy by"
+            )
             refresh = gr.Button("Refresh", size="sm")
         table = gr.Dataframe(
             initial(lambda: accuracy_frame(ctx, "prompt_version")),

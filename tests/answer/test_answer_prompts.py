@@ -29,8 +29,9 @@ def test_answer_prompt_asks_for_citations_and_honesty() -> None:
     system, _user = load_prompt("answer").messages
     assert system[0] == "system" and "ONLY" in system[1] and "[1]" in system[1]
     assert "doesn't seem to cover" in system[1]
-    messages = load_prompt("answer").template().format_messages(context="CTX", question="Q?")
+    messages = load_prompt("answer").template().format_messages(context="CTX", reviewed="", question="Q?")
     assert messages[-1].content.endswith("CTX\n\nQuestion: Q?")
+    assert "reviewer's verdict on an earlier answer" in system[1]  # how to read one when it follows
 
 
 def test_context_is_numbered_with_file_and_section() -> None:

@@ -44,13 +44,9 @@ def running_app(app_data: Path) -> Iterator[RunningApp]:
     for key in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
         mp.delenv(key, raising=False)
     from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
     from settings import get_settings
 
-    settings = get_settings(port=free_port())
-    chain = AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
-    ctx = build_context(settings, chain=chain)
+    ctx = build_context(get_settings(port=free_port()), llm=fake_llm())
     with serve(ctx) as url:
         yield RunningApp(url, ctx)
     mp.undo()

@@ -127,15 +127,11 @@ def test_an_answer_cut_inside_a_code_block_shows_its_sources_below_it(app_data, 
 def test_a_rating_shows_users_a_neutral_line_not_label_studios_problems(app_data, page, monkeypatch) -> None:
     monkeypatch.setenv("DATA_DIR", str(app_data))
     from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
     from settings import get_settings
 
     down = f"http://127.0.0.1:{free_port()}"  # nothing listens there
     settings = get_settings(port=free_port(), label_studio_url=down, label_studio_api_key="some-key")
-    ctx = build_context(
-        settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
-    )
+    ctx = build_context(settings, llm=fake_llm())
     ctx.sync.sync_once()
     assert "not reachable" in ctx.sync.status().message  # what the operator sees in the Review tab
     with serve(ctx) as url:
@@ -155,12 +151,10 @@ def app_answering(app_data, monkeypatch, llm, port: int | None = None) -> Iterat
     """The app on its own port (or `port`, to start it again there), answering with `llm`; yields (url, context)."""
     monkeypatch.setenv("DATA_DIR", str(app_data))
     from app import build_context
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
     from settings import get_settings
 
     settings = get_settings(port=port or free_port())
-    ctx = build_context(settings, chain=AnswerChain(open_retriever(settings), llm=llm, settings=settings))
+    ctx = build_context(settings, llm=llm)
     with serve(ctx) as url:
         yield url, ctx
 
@@ -380,3 +374,21 @@ def test_an_example_question_under_the_empty_chat_is_asked_with_one_click(
         while time.time() < deadline and ctx.log.recent(1)[0].user_rating != "good":
             time.sleep(0.1)
         assert ctx.log.recent(1)[0].user_rating == "good"
+
+
+def test_a_reviewers_verdict_on_the_same_question_shows_under_the_new_answer(running_app, page) -> None:
+    log = running_app.ctx.log
+    earlier = log.record_exchange(
+        question="How do I keep Label Studio from opening a browser tab?", answer="Use `--open-tab=false`."
+    )
+    log.review(earlier, "bad", "there is no such flag: it is --no-browser", reviewer="ana", source="inline")
+    ask(page, running_app.url, "how can I keep label studio from opening a browser tab?")
+    warning = page.get_by_text("A reviewer marked an earlier answer to this question wrong", exact=False)
+    warning.first.wait_for(timeout=30_000)
+    bot = page.locator("#chatbot")
+    assert "there is no such flag: it is --no-browser" in bot.inner_text()
+    earlier_answer = bot.locator("details blockquote").filter(has_text="--open-tab=false")
+    assert not earlier_answer.is_visible()  # folded until asked for
+    bot.locator("summary").filter(has_text="The earlier answer").last.click()
+    earlier_answer.wait_for(state="visible", timeout=5_000)
+    page.screenshot(path=str(running_app.ctx.settings.data_dir / "browser-precedent.png"))

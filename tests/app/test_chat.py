@@ -110,14 +110,11 @@ def test_an_app_started_before_ingest_answers_after_it_without_a_restart(tmp_pat
     monkeypatch.setenv("DOCS_WEB_BASE", WEB)
     from app import build_context
     from ingest import run_ingest
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
     from settings import get_settings
 
     settings = get_settings(port=free_port())
-    ctx = build_context(settings)
+    ctx = build_context(settings, llm=fake_llm())
     assert ctx.chain is None
-    ctx.open_chain = lambda: AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
     repo = make_docs_repo(tmp_path / "docs")
     with serve(ctx) as url:
         client = Client(url, verbose=False)
@@ -201,3 +198,30 @@ def test_each_tab_keeps_its_own_conversation_and_a_tab_not_seen_before_gets_the_
     for n in range(KEPT_TABS + 2):
         kept = keep_tab(kept, f"t{n}", a, at=10.0 + n)
     assert len(kept["tabs"]) == KEPT_TABS and f"t{KEPT_TABS + 1}" in kept["tabs"]
+
+
+def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answer(running_app) -> None:
+    log = running_app.ctx.log
+    client = Client(running_app.url, verbose=False)
+    client.predict("which units are exported image coordinates in?", [], api_name="/ask")
+    earlier = log.recent(1)[0]
+    log.review(earlier.id, "bad", "they are percentages of the image size", reviewer="ana", source="inline")
+
+    _, history = client.predict("what units are the exported image coordinates in?", [], api_name="/ask")
+    shown = text_of(history[-1])
+    assert (
+        f"**⚠️ A reviewer marked an earlier answer to this question wrong** (ana, {log.get(earlier.id).reviewed_at[:10]})"
+        in shown
+    )
+    assert "They said: “they are percentages of the image size”" in shown
+    assert "<summary>The earlier answer</summary>" in shown and f"> {ANSWER}" in shown
+    again = log.recent(1)[0]
+    assert (again.reused_from, again.reused_verdict) == (earlier.id, "bad")  # the report can compare them
+
+    log.review(
+        earlier.id, "good", "", reviewer="bo", source="inline"
+    )  # a change of mind reaches the next answer
+    _, history = client.predict("what units are the exported image coordinates in?", [], api_name="/ask")
+    assert "**✅ A reviewer approved an earlier answer to this question** (bo, " in text_of(history[-1])
+    _, history = client.predict("how do I start without opening a browser?", [], api_name="/ask")
+    assert "earlier answer" not in text_of(history[-1])  # another question

@@ -124,6 +124,37 @@ def test_the_same_annotation_seen_twice_is_stored_once_and_deletion_withdraws_it
     assert feedback_log.review(exchange_id, None, source="pull", annotation_id=7, deleted=True) is None
 
 
+def test_the_reviewed_answers_and_a_stamp_that_moves_with_every_verdict(feedback_log: FeedbackLog) -> None:
+    thumbed, judged, withdrawn = (answer(feedback_log, n) for n in range(3))
+    feedback_log.rate(thumbed, "good")  # a user's thumb is no reviewer's verdict
+    stamps = [feedback_log.reviews_stamp()]
+    feedback_log.review(judged, "good", "right", reviewer="ana", source="inline")
+    feedback_log.review(withdrawn, "bad", "x", source="webhook", annotation_id=9)
+    stamps.append(feedback_log.reviews_stamp())
+    assert [e.id for e in feedback_log.reviewed()] == [judged, withdrawn]
+    feedback_log.review(withdrawn, None, source="webhook", annotation_id=9, deleted=True)
+    stamps.append(feedback_log.reviews_stamp())
+    assert [(e.id, e.reviewer_rating, e.reviewer) for e in feedback_log.reviewed()] == [
+        (judged, "good", "ana")
+    ]
+    feedback_log.rate(thumbed, "bad")
+    assert feedback_log.reviews_stamp() == stamps[-1]  # thumbs don't move it
+    assert stamps[0] < stamps[1] < stamps[2]
+
+
+def test_an_answer_that_reused_a_verdict_says_so_and_the_report_compares_them(
+    feedback_log: FeedbackLog,
+) -> None:
+    first = answer(feedback_log)
+    feedback_log.review(first, "bad", "wrong flag", reviewer="ana", source="inline")
+    again = answer(feedback_log, 1, reused_from=first, reused_verdict="bad")
+    feedback_log.rate(again, "good")
+    assert (feedback_log.get(again).reused_from, feedback_log.get(again).reused_verdict) == (first, "bad")
+    assert feedback_log.get(first).reused_from is None
+    rows = {r.key: (r.rated, r.good) for r in feedback_log.accuracy(by="reused")}
+    assert rows == {"no verdict reused": (1, 0), "rejected answer reused": (1, 1)}
+
+
 def test_an_inline_verdict_is_queued_and_its_annotation_read_back_is_not_a_second_verdict(
     feedback_log: FeedbackLog,
 ) -> None:

@@ -28,16 +28,12 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
 ) -> None:
     from app import build_context
     from ingest import run_ingest
-    from qa.chain import AnswerChain
-    from qa.retrieval import open_retriever
 
     monkeypatch.setenv("DOCS_WEB_BASE", WEB)
     run_ingest(get_settings(), repo=str(make_docs_repo(tmp_path / "docs")), progress=False)
     # Served on PUBLIC_URL's port: Label Studio's webhook reaches this app.
     settings = get_settings(port=int(ls_settings.app_url.rsplit(":", 1)[1]))
-    ctx = build_context(
-        settings, chain=AnswerChain(open_retriever(settings), llm=fake_llm(), settings=settings)
-    )
+    ctx = build_context(settings, llm=fake_llm())
     title = settings.label_studio_project
     with serve(ctx) as url:
         ask(page, url, QUESTION)

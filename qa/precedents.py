@@ -1,0 +1,119 @@
+"""Earlier answers that reviewers judged, found again when the same question comes back.
+
+People ask the same things again ("how do I stop the browser tab opening?"). Once a
+reviewer has judged an answer to a question, the next answer to that question should
+not start from scratch: an approved answer is an example to follow, a rejected one
+(with the reviewer's comment) a mistake not to repeat. The chain puts it in the prompt
+of a capable model, and the chat shows it under the answer either way.
+
+"The same question" is a cosine of at least `min_similarity` between the questions'
+embeddings (the docs' own embedding model). Measured on the 463 questions of the
+eleven question sets: no two different questions reach 0.90, and the only pairs at
+0.85 or more are the same question asked twice in other words ("get red wine out of a
+carpet", 0.89; "connect a OneDrive or SharePoint folder as source storage", 0.87; "3D
+lidar point clouds with cuboids", 0.85). Rewordings such as "how do I stop Label Studio
+from opening a browser tab on start?" / "How can I prevent Label Studio from opening a
+new browser tab when it starts?" score 0.96; looser ones ("disable usage statistics" /
+"turn off analytics", 0.57) are not found, which is the safe side.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+from langchain_core.embeddings import Embeddings
+
+MAX_ANSWER_CHARS = 1500  # of an earlier answer put in the prompt: an example, not a second context
+
+
+@dataclass(frozen=True)
+class Judged:
+    """An earlier answer with a reviewer's verdict on it."""
+
+    id: str
+    question: str
+    answer: str
+    verdict: Literal["good", "bad"]
+    comment: str = ""
+    reviewer: str = ""
+    time: str = ""  # when it was judged (ISO 8601)
+
+
+@dataclass(frozen=True)
+class Precedent:
+    """A judged answer to (nearly) the same question, and how near its question is."""
+
+    judged: Judged
+    similarity: float
+
+    def prompt_text(self) -> str:
+        """What a capable model is told of it, below the excerpts."""
+        judged = self.judged
+        answer = judged.answer.strip()
+        if len(answer) > MAX_ANSWER_CHARS:
+            answer = answer[:MAX_ANSWER_CHARS].rstrip() + " …"
+        if judged.verdict == "good":
+            head = (
+                "A reviewer approved this earlier answer to the same question. Follow it where the "
+                "excerpts still support it (the docs may have changed), and cite the excerpts, not it."
+            )
+        else:
+            said = f' The reviewer said: "{judged.comment.strip()}".' if judged.comment.strip() else ""
+            head = f"A reviewer marked this earlier answer to the same question wrong.{said} Do not repeat its mistake."
+        return f"{head}\nEarlier question: {judged.question.strip()}\nEarlier answer: {answer}"
+
+
+class JudgedAnswers:
+    """The judged answers, searchable by question; `update` replaces them, embedding only new questions.
+
+    One instance serves every user: `find` reads one consistent snapshot while
+    `update` builds the next.
+    """
+
+    def __init__(self, embeddings: Embeddings, min_similarity: float = 0.85) -> None:
+        self.embeddings = embeddings
+        self.min_similarity = min_similarity
+        self._vectors: dict[str, np.ndarray] = {}  # question text -> unit vector
+        self._snapshot: tuple[list[Judged], np.ndarray] = ([], np.zeros((0, 0), dtype=np.float32))
+        self._lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return len(self._snapshot[0])
+
+    def update(self, judged: Sequence[Judged]) -> None:
+        """Make `judged` the answers `find` searches (a verdict withdrawn is one left out)."""
+        with self._lock:
+            new = list(dict.fromkeys(j.question for j in judged if j.question not in self._vectors))
+            if new:
+                for question, vector in zip(new, self.embeddings.embed_documents(new), strict=True):
+                    array = np.asarray(vector, dtype=np.float32)
+                    self._vectors[question] = array / max(float(np.linalg.norm(array)), 1e-12)
+            items = list(judged)
+            self._vectors = {j.question: self._vectors[j.question] for j in items}  # forget the withdrawn
+            matrix = np.stack([self._vectors[j.question] for j in items]) if items else np.zeros((0, 0))
+            self._snapshot = (items, matrix.astype(np.float32))
+
+    def find(self, question: str) -> Precedent | None:
+        """The judged answer whose question is nearest `question`, if it is the same question.
+
+        Among equally near ones (the same question judged more than once), the latest verdict.
+        """
+        items, matrix = self._snapshot
+        if not items or self.min_similarity <= 0:
+            return None
+        query = np.asarray(self.embeddings.embed_query(question), dtype=np.float32)
+        query /= max(float(np.linalg.norm(query)), 1e-12)
+        scores = np.einsum("ij,j->i", matrix, query)  # einsum: no BLAS threads (see qa.retrieval)
+        best = float(scores.max())
+        if best < self.min_similarity:
+            return None
+        ties = [i for i in range(len(items)) if scores[i] >= best - 1e-6]
+        chosen = max(ties, key=lambda i: items[i].time)
+        return Precedent(judged=items[chosen], similarity=round(best, 4))
+
+
+__all__ = ["Judged", "JudgedAnswers", "Precedent"]
