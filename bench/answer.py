@@ -7,6 +7,8 @@
    index (run `python ingest.py` first) and an instant fake model, for both prompt styles.
 2. The local model (SmolLM2 via xllamacpp): time to first token and generation tokens/s
    for real prompts, compact (what the local model gets) and full chat style.
+1b. Reusing reviewers' verdicts (qa.precedents): embedding N judged questions, adding one,
+   and looking a question up among them, p50/p95.
 3. What a reader gets from the local model: the share of the questions' `answer_facts` in
    its answers, in the quotes folded under them ("What the sources say"), and in either.
 
@@ -146,6 +148,31 @@ def bench_overhead(settings: Settings, retriever: object, questions: list[str]) 
     print("  (ms; total = condense + search + prompt build, i.e. everything before the model is called)")
 
 
+def bench_precedents(retriever: object, questions: list[str], judged_count: int) -> None:
+    from qa.precedents import Judged, JudgedAnswers
+
+    print(f"\n1b. Reviewers' verdicts reused: lookup among {judged_count} judged answers")
+    pool = [f"{questions[i % len(questions)]} ({i})" for i in range(judged_count)]  # distinct texts
+    judged = [Judged(id=str(i), question=q, answer="a", verdict="good") for i, q in enumerate(pool)]
+    precedents = JudgedAnswers(retriever.embeddings)  # type: ignore[attr-defined]
+    started = time.perf_counter()
+    precedents.update(judged)
+    loaded = time.perf_counter() - started
+    started = time.perf_counter()
+    precedents.update([*judged, Judged(id="new", question="one more question", answer="a", verdict="bad")])
+    added = time.perf_counter() - started
+    times, found = [], 0
+    for question in questions:
+        started = time.perf_counter()
+        found += precedents.find(question) is not None
+        times.append((time.perf_counter() - started) * 1000)
+    print(f"  first load {loaded:.1f} s, one more verdict {added * 1000:.0f} ms")
+    print(
+        f"  lookup p50 {pct(times, 50):.1f} ms, p95 {pct(times, 95):.1f} ms"
+        f" ({found} of {len(questions)} questions found their copy among them)"
+    )
+
+
 def stream_timed(llm: object, messages: list) -> tuple[float, float, int, int]:
     """(seconds to first token, seconds generating, output tokens, prompt tokens) of one call."""
     started = time.perf_counter()
@@ -234,6 +261,7 @@ def main() -> int:
     parser.add_argument("--llm-runs", type=int, default=5, help="prompts per style for the model figures")
     parser.add_argument("--no-llm", action="store_true", help="skip the local model figures")
     parser.add_argument("--fact-questions", type=int, default=40, help="questions for the facts figures")
+    parser.add_argument("--judged", type=int, default=1000, help="judged answers for the reuse figures")
     args = parser.parse_args()
     settings = get_settings()
     questions = load_questions(args.questions)
@@ -241,6 +269,7 @@ def main() -> int:
     retriever = open_real_retriever(settings)
     if retriever is not None:
         bench_overhead(settings, retriever, questions)
+        bench_precedents(retriever, questions, args.judged)
     if not args.no_llm:
         bench_local_model(settings, retriever, questions, args.llm_runs)
         if retriever is not None:

@@ -85,10 +85,15 @@ class AppContext:
 
 
 def judged(exchange: Exchange) -> Judged:
-    """An exchange with a reviewer's verdict, as the answer chain reuses it."""
+    """An exchange with a reviewer's verdict, as the answer chain reuses it.
+
+    Its question is the one that was searched and answered: a follow-up's standalone
+    form ("webhook timeout can I raise it?"), not "can I raise it?", which a later
+    conversation may ask about something else.
+    """
     return Judged(
         id=exchange.id,
-        question=exchange.question,
+        question=exchange.standalone_question or exchange.question,
         answer=exchange.answer,
         verdict=exchange.reviewer_rating or "bad",
         comment=exchange.reviewer_comment,

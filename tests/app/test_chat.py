@@ -13,6 +13,8 @@ import urllib.request
 from appkit import ANSWER, WEB, add_page, fake_llm, free_port, make_docs_repo, serve
 from gradio_client import Client
 
+from ui.context import judged
+
 
 def text_of(message: dict) -> str:
     content = message["content"]
@@ -225,3 +227,12 @@ def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answe
     assert "**✅ A reviewer approved an earlier answer to this question** (bo, " in text_of(history[-1])
     _, history = client.predict("how do I start without opening a browser?", [], api_name="/ask")
     assert "earlier answer" not in text_of(history[-1])  # another question
+
+
+def test_a_judged_follow_up_is_reused_by_the_question_it_stood_for(running_app) -> None:
+    log = running_app.ctx.log
+    follow_up = log.record_exchange(
+        question="can I raise it?", standalone_question="webhook timeout can I raise it?", answer="No."
+    )
+    log.review(follow_up, "bad", "WEBHOOK_TIMEOUT raises it", reviewer="ana", source="inline")
+    assert judged(log.get(follow_up)).question == "webhook timeout can I raise it?"
