@@ -96,6 +96,8 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if ctx.sync is not None:
             ctx.sync.start()
+        # the reviewers' verdicts to reuse, embedded before the first question needs them
+        threading.Thread(target=ctx.refresh_precedents, kwargs={"wait": True}, daemon=True).start()
         try:
             yield
         finally:

@@ -66,19 +66,22 @@ class AppContext:
                 self.problem = str(exc)
         self.refresh_precedents()
 
-    def refresh_precedents(self) -> None:
+    def refresh_precedents(self, *, wait: bool = False) -> None:
         """Give the chain the reviewers' current verdicts, when they changed (one small query if not).
 
-        A failure (the embedding model, the log) is logged and tried again on the next
-        question: the answer goes on without them.
+        A question never waits for a load in progress (the app starts one when it starts:
+        a log with thousands of verdicts takes seconds to embed); it is answered with the
+        verdicts loaded so far. A failure (the embedding model, the log) is logged and
+        tried again on the next question: the answer goes on without them.
         """
         precedents = getattr(self.chain, "precedents", None)
         if precedents is None:
             return
         try:
             stamp = self.log.reviews_stamp()
-            if stamp != self._reviews_seen:
-                precedents.update([judged(e) for e in self.log.reviewed()])
+            if stamp != self._reviews_seen and precedents.update(
+                [judged(e) for e in self.log.reviewed()], wait=wait
+            ):
                 self._reviews_seen = stamp
         except Exception:
             log.exception("cannot load the reviewers' verdicts for reuse; answering without them")

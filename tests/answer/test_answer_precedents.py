@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 from answer_testkit import KeywordRetriever, fake_chat
 from langchain_core.embeddings import Embeddings
@@ -106,3 +109,21 @@ def test_without_a_verdict_on_the_question_the_prompt_is_as_before(
     assert "earlier answer" not in llm.prompts[0][-1].content.lower()
     prompt = llm.prompts[0][-1].content
     assert "\n\n\n" not in prompt and prompt.endswith(f"Question: {REWORDED}")  # no empty block left
+
+
+def test_a_question_does_not_wait_for_verdicts_still_being_embedded(minilm: Embeddings) -> None:
+    judged = JudgedAnswers(minilm)
+    judged.update([APPROVED])
+    many = [
+        Judged(id=str(i), question=f"question number {i} about exports", answer="a", verdict="good")
+        for i in range(500)
+    ]
+    loading = threading.Thread(target=judged.update, args=([APPROVED, *many],))
+    loading.start()
+    deadline = time.monotonic() + 10
+    while not judged._lock.locked() and time.monotonic() < deadline:  # the app's startup load embeds
+        time.sleep(0.001)
+    assert judged.update([APPROVED, REJECTED], wait=False) is False  # a question's refresh: no wait
+    assert judged.find(REWORDED).judged == APPROVED  # answered from the verdicts loaded so far
+    loading.join()
+    assert len(judged) == 501
