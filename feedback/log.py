@@ -281,8 +281,8 @@ class FeedbackLog:
     def reviews_stamp(self) -> int:
         """A number that changes whenever a reviewer's verdict is given, changed or withdrawn.
 
-        Every such event is a new row of `ratings` (history is never rewritten), so the
-        latest reviewer row's id tells whether `reviewed()` needs reading again.
+        Every such event adds a row to `ratings` (a withdrawal too), so the latest
+        reviewer row's id tells whether `reviewed()` needs reading again.
         """
         rows = self._query("SELECT COALESCE(MAX(id), 0) FROM ratings WHERE kind = 'reviewer'")
         return int(rows[0][0])

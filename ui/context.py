@@ -36,9 +36,8 @@ class AppContext:
     problem: str = ""  # why `chain` is None, in words a person can act on
     read_docs: Callable[[], IndexState] | None = None  # the index's state on disk (before a chain opens)
     open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
-    _reviews_seen: int = field(
-        default=-1, repr=False
-    )  # the log's reviews_stamp the chain's precedents reflect
+    # the log's `reviews_stamp` that the chain's precedents reflect (-1: none loaded yet)
+    _reviews_seen: int = field(default=-1, repr=False)
 
     def refresh(self) -> None:
         """Catch up with an ingest that finished after the app started.
@@ -98,7 +97,7 @@ def judged(exchange: Exchange) -> Judged:
         id=exchange.id,
         question=exchange.standalone_question or exchange.question,
         answer=exchange.answer,
-        verdict=exchange.reviewer_rating or "bad",
+        verdict=exchange.reviewer_rating or "bad",  # `reviewed()` gives only exchanges with one
         comment=exchange.reviewer_comment,
         reviewer=exchange.reviewer,
         time=exchange.reviewed_at or exchange.time,

@@ -138,7 +138,20 @@ def exchange_markdown(exchange: Exchange | None) -> str:
         f"**Question:** {literal_markdown(exchange.question)}\n\n"
         f"**Answer** <small>({literal_markdown(about)})</small>\n\n"
         f"{safe_markdown(exchange.answer)}\n\n"
-        f"**The user said:** {literal_markdown(said)}" + sources_markdown(sources, folded=False)
+        f"**The user said:** {literal_markdown(said)}"
+        + _reused_line(exchange)
+        + sources_markdown(sources, folded=False)
+    )
+
+
+def _reused_line(exchange: Exchange) -> str:
+    """Whether the answer was given with a reviewer's verdict on an earlier answer (`qa.precedents`)."""
+    if not exchange.reused_from:
+        return ""
+    what = "approval" if exchange.reused_verdict == "good" else "rejection"
+    return (
+        f"\n\n**Given with** a reviewer's {what} of an earlier answer to the same question"
+        f" (exchange `{exchange.reused_from}`)."
     )
 
 

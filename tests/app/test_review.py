@@ -152,3 +152,9 @@ def test_the_answer_shown_whole_to_a_reviewer_is_text_not_html(running_app) -> N
     assert "<img" not in shown and "<script>" not in shown and "<View>" not in shown
     assert "&lt;View&gt;" in shown and "&lt;script&gt;x&lt;/script&gt;" in shown
     assert "**The user said:** no thumb" in shown and "<details open>" in shown
+    assert "Given with" not in shown
+    again = log.get(log.record_exchange(question="q", answer="a", reused_from="ex-9", reused_verdict="bad"))
+    assert (
+        "**Given with** a reviewer's rejection of an earlier answer to the same question (exchange `ex-9`)."
+        in (exchange_markdown(again))
+    )
