@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from appkit import fake_llm, free_port, serve
 from gradio_client import Client
 from test_browser import page  # noqa: F401 - the browser fixture
 
@@ -158,3 +159,34 @@ def test_the_answer_shown_whole_to_a_reviewer_is_text_not_html(running_app) -> N
         "**Given with** a reviewer's rejection of an earlier answer to the same question (exchange `ex-9`)."
         in (exchange_markdown(again))
     )
+
+
+def test_with_a_reviewer_password_the_review_tab_opens_only_with_it(app_data, page, monkeypatch) -> None:  # noqa: F811
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from settings import get_settings
+
+    ctx = build_context(get_settings(port=free_port(), reviewer_password="s3cret"), llm=fake_llm())
+    ctx.log.record_exchange(question="Which answer is behind the gate?", answer="This one [1].")
+    with serve(ctx) as url:
+        page.goto(url)
+        page.get_by_role("tab", name="Review").click()
+        box = page.locator("#reviewer-password input, #reviewer-password textarea").first
+        box.wait_for(timeout=30_000)
+        assert page.get_by_text("Which answer is behind the gate?").count() == 0  # nothing sent yet
+        box.fill("wrong")
+        page.get_by_role("button", name="Open the review page").click()
+        page.get_by_text("Wrong reviewer password.", exact=False).first.wait_for(timeout=10_000)
+        assert page.locator("#exchanges-table").is_hidden()
+
+        box.fill("s3cret")
+        page.get_by_role("button", name="Open the review page").click()
+        table = page.locator("#exchanges-table")
+        table.get_by_text("Which answer is behind the gate?", exact=True).locator(
+            "visible=true"
+        ).first.wait_for(timeout=30_000)
+        # ... and no program gets the verdicts or the answers around the gate
+        endpoints = Client(url, verbose=False).view_api(print_info=False, return_format="dict")[
+            "named_endpoints"
+        ]
+        assert "/review" not in endpoints and "/review_data" not in endpoints
