@@ -129,11 +129,14 @@ class Answer:
     total_ms: float
     cut_short: bool = False  # the answer stopped at its token cap (LLM_MAX_TOKENS / LOCAL_LLM_MAX_TOKENS)
     precedent: Precedent | None = None  # a reviewer's verdict on an earlier answer to this question
+    # abstained: the closest passages it searched (those the reply names), with their quotes
+    closest: list[Source] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["cited"] = [s.as_dict() for s in self.cited]
         data["sources"] = [s.as_dict() for s in self.sources]
+        data["closest"] = [s.as_dict() for s in self.closest]
         return data
 
 
@@ -450,6 +453,13 @@ class AnswerChain:
             numbers = parse_citations(text, state["context_count"])
             cited = [sources[n - 1] for n in numbers] or sources[:FALLBACK_SOURCES]
         cited = [replace(s, quote=source_quote(state["standalone"], docs[s.n - 1])) for s in cited]
+        closest: list[Source] = []
+        if abstained:  # the user may judge for themselves: the docs' lines nearest the question
+            for s in sources:
+                if (s.source, s.section) not in {(c.source, c.section) for c in closest}:
+                    closest.append(replace(s, quote=source_quote(state["standalone"], docs[s.n - 1])))
+                if len(closest) == FALLBACK_SOURCES:
+                    break
 
         def ms(moment: float) -> float:
             return round((moment - started) * 1000, 1) if moment else 0.0
@@ -467,6 +477,7 @@ class AnswerChain:
             condense=state["condense"],
             model=self.model,
             precedent=state.get("precedent"),
+            closest=closest,
             retrieval_ms=ms(prepared),
             first_token_ms=ms(first),
             total_ms=ms(ended),

@@ -25,7 +25,14 @@ import gradio as gr
 from qa.chain import AnswerError, QuestionError, validate_question
 from ui.browser import browser_secret
 from ui.context import AppContext
-from ui.render import literal_markdown, precedent_markdown, safe_markdown, sources_markdown
+from ui.render import (
+    CLOSEST_SUMMARY,
+    literal_markdown,
+    precedent_markdown,
+    quotes_markdown,
+    safe_markdown,
+    sources_markdown,
+)
 
 log = logging.getLogger(__name__)
 
@@ -293,6 +300,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     shown_text
                     + precedent_markdown(answer.precedent)
                     + sources_markdown(listed, heading=heading)
+                    + quotes_markdown(answer.closest, summary=CLOSEST_SUMMARY, named=True)
                 )
                 history[-1] = {"role": "assistant", "content": body}
                 exchange_id = feedback_log.record_exchange(

@@ -143,24 +143,30 @@ def sources_markdown(sources: list[Source], *, heading: str = "Sources", folded:
 
 
 QUOTES_SUMMARY = "What the sources say"
+CLOSEST_SUMMARY = "What the closest passages say"
 
 
-def quotes_markdown(sources: list[Source], *, folded: bool = True) -> str:
+def quotes_markdown(
+    sources: list[Source], *, folded: bool = True, summary: str = QUOTES_SUMMARY, named: bool = False
+) -> str:
     """A folding block with each source's quoted lines (`Source.quote`), "" when none has any.
 
     Folded in the chat, so an answer stays short; opened, it lets a reader check the
     answer against the docs' own words (the Review tab shows it open). The quotes are docs text: shown like an answer
     (`safe_markdown`: code spans kept, HTML escaped, no image loaded), each in a
     block quote of its own. The blank lines around them let Markdown render inside
-    the HTML `<details>` block.
+    the HTML `<details>` block. `named`: each quote says its file and section (when no
+    sources list above it does).
     """
     quoted = [s for s in sources if s.quote.strip()]
     if not quoted:
         return ""
-    parts = [f"\n\n<details{'' if folded else ' open'}><summary>{QUOTES_SUMMARY}</summary>"]
+    parts = [f"\n\n<details{'' if folded else ' open'}><summary>{escape_html(summary)}</summary>"]
     for s in quoted:
         text = " ".join(safe_markdown(s.quote).split())
-        parts.append(f"> **[{s.n}]** {text}")
+        place = f" {_link_text(s.source)} › {_link_text(s.section)}" if named and s.section else ""
+        place = place or (f" {_link_text(s.source)}" if named else "")
+        parts.append(f"> **[{s.n}]{place}** {text}")
     parts.append("</details>")
     return "\n\n".join(parts)
 

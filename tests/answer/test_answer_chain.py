@@ -222,6 +222,11 @@ def test_abstain_replies_without_calling_the_model(retriever: KeywordRetriever, 
     assert "don't seem to cover" in answer.text
     assert '"whats a good buttermilk substitute for pancakes"' in answer.text  # says what it searched
     assert "docs/start.md" in answer.text  # and the closest passages it looked at
+    # ... whose lines the user may read and judge: one per place the reply names, quoted
+    places = [(c.source, c.section) for c in answer.closest]
+    assert places[0] == ("docs/start.md", "Start Label Studio > Command line arguments")
+    assert len(set(places)) == len(places) <= 3 and all(c.quote for c in answer.closest)
+    assert all(f"{c.source} — {c.section}" in answer.text for c in answer.closest)
     assert answer.prompt_version == load_prompt("abstain").version
     assert "".join(pieces) == answer.text
 

@@ -259,6 +259,8 @@ def test_markdown_a_user_types_is_shown_as_text_in_their_bubble_and_the_abstain_
         user = page.locator("#chatbot [data-testid='user']").last
         for shown in (user.inner_text(), bot.inner_text()):
             assert "![x](http://evil.example/x.png)" in shown and "### HACKED" in shown
+        # the closest passages it searched, folded: the user may judge them
+        assert bot.locator("summary").filter(has_text="What the closest passages say").count() == 1
 
 
 class CutShortChat(FakeChat):

@@ -6,7 +6,7 @@ import pytest
 from markdown_it import MarkdownIt
 
 from qa.types import Source
-from ui.render import close_fence, literal_markdown, safe_markdown, sources_markdown
+from ui.render import close_fence, literal_markdown, quotes_markdown, safe_markdown, sources_markdown
 
 HEADING = "Closest sources (not cited by the model)"
 SOURCE = Source(n=1, source="guide/s3.md", section="Storage > S3", url="https://docs.example.test/s3")
@@ -145,3 +145,13 @@ def test_the_sources_words_are_folded_under_them_and_shown_as_text() -> None:
     assert "<blockquote>\n<p><strong>[2]</strong> Wrap it in &lt;View&gt; and run <code>&lt;script" in html
     assert "<script>" not in html and "<img" not in html
     assert "<details>" not in sources_markdown([SOURCE], heading=HEADING)  # no quote, no fold
+
+
+def test_the_closest_passages_of_a_silent_answer_are_quoted_with_their_place() -> None:
+    closest = [Source(n=1, source="guide/s3.md", section="Storage > S3", url="", quote="Use <S3> buckets.")]
+    shown = quotes_markdown(closest, summary="What the closest passages say", named=True)
+    assert shown == (
+        "\n\n<details><summary>What the closest passages say</summary>\n\n"
+        "> **[1] guide/s3.md › Storage &gt; S3** Use &lt;S3&gt; buckets.\n\n</details>"
+    )
+    assert quotes_markdown([], named=True) == ""
