@@ -32,6 +32,7 @@ from qa.prompts import (
     ABSTAIN,
     CONDENSE,
     answer_prompt,
+    closest_documents,
     focus_context,
     format_closest,
     format_context,
@@ -453,13 +454,14 @@ class AnswerChain:
             numbers = parse_citations(text, state["context_count"])
             cited = [sources[n - 1] for n in numbers] or sources[:FALLBACK_SOURCES]
         cited = [replace(s, quote=source_quote(state["standalone"], docs[s.n - 1])) for s in cited]
-        closest: list[Source] = []
-        if abstained:  # the user may judge for themselves: the docs' lines nearest the question
-            for s in sources:
-                if (s.source, s.section) not in {(c.source, c.section) for c in closest}:
-                    closest.append(replace(s, quote=source_quote(state["standalone"], docs[s.n - 1])))
-                if len(closest) == FALLBACK_SOURCES:
-                    break
+        closest = (  # the places the reply names, so the user may judge their lines themselves
+            [
+                replace(sources[i], quote=source_quote(state["standalone"], docs[i]))
+                for i in closest_documents(docs)
+            ]
+            if abstained
+            else []
+        )
 
         def ms(moment: float) -> float:
             return round((moment - started) * 1000, 1) if moment else 0.0

@@ -171,15 +171,20 @@ def format_history(turns: Sequence[tuple[str, str]], max_chars_per_turn: int = 6
     return "\n".join(lines)
 
 
+def closest_documents(documents: Sequence[Document], limit: int = 3) -> list[int]:
+    """Indexes of the first `limit` documents at distinct places (file — section): those the
+    abstain reply names, and whose lines the chat quotes under it."""
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(documents):
+        if len(seen) == limit:
+            break
+        seen.setdefault(_label(doc), i)
+    return list(seen.values())
+
+
 def format_closest(documents: Sequence[Document], limit: int = 3) -> str:
     """The 'closest files I looked at' sentence of the abstain reply ('' when none)."""
-    labels: list[str] = []
-    for doc in documents:
-        label = _label(doc)
-        if label not in labels:
-            labels.append(label)
-        if len(labels) == limit:
-            break
+    labels = [_label(documents[i]) for i in closest_documents(documents, limit)]
     if not labels:
         return ""
     return " The closest passages I looked at: " + "; ".join(labels) + "."
