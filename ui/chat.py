@@ -265,6 +265,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             yield message, history, turns_, ids_  # keep what was typed
             return
         ctx.refresh()
+        ctx.refresh_precedents()  # the reviewers' verdicts given since the last question
         chain = ctx.chain
         if chain is None:
             gr.Warning("Nothing is ingested yet: run `.venv/bin/python ingest.py`, then ask again.")

@@ -63,11 +63,11 @@ class AppContext:
             except Exception as exc:
                 log.exception("cannot open the docs index")
                 self.problem = str(exc)
-        self.refresh_precedents()
 
     def refresh_precedents(self, *, wait: bool = False) -> None:
         """Give the chain the reviewers' current verdicts, when they changed (one small query if not).
 
+        Called before each question (not by `refresh`, which page loads and /healthz call too).
         A question never waits for a load in progress (the app starts one when it starts:
         a log with thousands of verdicts takes seconds to embed); it is answered with the
         verdicts loaded so far. A failure (the embedding model, the log) is logged and
