@@ -95,13 +95,19 @@ class SampleRetriever:
         return RetrievalResult(query=query, documents=list(SAMPLE_DOCS), confidence=1.0)
 
 
+def question_rows(files: list[Path]) -> list[dict]:
+    """Every question of the question files that exist, in file order."""
+    return [
+        json.loads(line)
+        for path in files
+        if path.is_file()
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    ]
+
+
 def load_questions(limit: int) -> list[str]:
-    questions: list[str] = []
-    for path in QUESTION_FILES:
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip():
-                    questions.append(json.loads(line)["question"])
+    questions = [q["question"] for q in question_rows(QUESTION_FILES)]
     return (questions or FALLBACK_QUESTIONS)[:limit]
 
 
@@ -225,13 +231,7 @@ def bench_local_model(settings: Settings, retriever: object | None, questions: l
 
 def answerable_questions(limit: int) -> list[dict]:
     """Questions with `answer_facts`, public set first (it is the one the README reports)."""
-    found: list[dict] = []
-    for path in reversed(QUESTION_FILES):
-        if path.is_file():
-            for line in path.read_text(encoding="utf-8").splitlines():
-                if line.strip() and (q := json.loads(line)).get("answer_facts"):
-                    found.append(q)
-    return found[:limit]
+    return [q for q in question_rows(QUESTION_FILES[::-1]) if q.get("answer_facts")][:limit]
 
 
 def bench_facts(settings: Settings, retriever: object, limit: int) -> None:
