@@ -33,4 +33,5 @@ bench: install-dev  ## speed and quality figures (needs ../shared)
 	$(PY) bench/ingest.py
 	$(PY) bench/retrieval.py
 	$(PY) bench/answer.py
+	$(PY) bench/judge.py
 	$(PY) bench/feedback.py

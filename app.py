@@ -32,13 +32,15 @@ from ui.review import build_review_tab
 log = logging.getLogger("app")
 
 
-def build_context(settings: Settings, *, llm=None) -> AppContext:  # noqa: ANN001
+def build_context(settings: Settings, *, llm=None, judge_llm=None) -> AppContext:  # noqa: ANN001
     """Open the store, the answer chain and the feedback log (no server started here).
 
     With nothing ingested yet the chain is None; `AppContext.refresh` opens it once an
-    ingest has run, so the page starts answering without a restart. `llm`: the chat
-    model to answer with instead of the settings' (the tests' stand-in).
+    ingest has run, so the page starts answering without a restart. `llm` and `judge_llm`:
+    the chat models to answer and to pre-rate with instead of the settings' (the tests'
+    stand-ins); PRE_RATE still decides whether answers are pre-rated.
     """
+    from qa.judge import make_judge, pre_rating_enabled
     from qa.llm import model_label, uses_local_model
 
     store = DocStore(settings.index_dir)
@@ -76,6 +78,7 @@ def build_context(settings: Settings, *, llm=None) -> AppContext:  # noqa: ANN00
         problem=problem,
         read_docs=store.read_state,
         open_chain=open_chain,
+        judge=make_judge(settings, judge_llm) if pre_rating_enabled(settings) else None,
     )
 
 
@@ -148,7 +151,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ctx = build_context(settings)
         print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
-        uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
+        try:
+            uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
+        finally:
+            ctx.close()
     finally:
         watchdog.set()
         if server is not None and server.owned:

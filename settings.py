@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     # close to that answer's question (qa/precedents.py: no two different questions of the eval sets
     # reach 0.90; rewordings score 0.87-0.97). 0 = off.
     reviewed_answer_match: float = 0.85
+    # A model pre-rates each answer Good or Bad with a reason, for reviewers (qa/judge.py): a hint beside
+    # the answer, never a verdict. auto: on unless the bundled local model answers (bench/judge.py: it
+    # gave a verdict in 4 of 99 replies). PRE_RATE_MODEL: the judge's model on the same server; empty = OPENAI_MODEL.
+    pre_rate: Literal["auto", "on", "off"] = "auto"
+    pre_rate_model: str = ""
 
     # --- local model (used when no OPENAI_API_KEY is set) -------------------
     local_llm_port: int = 8765

@@ -2,7 +2,8 @@
 
     python -m feedback sync                      # deliver pending ratings, pull reviewers' verdicts
     python -m feedback status                    # sync state: pending, last error, project URL
-    python -m feedback report [--since DATE]     # accuracy overall, per day, prompt version, model
+    python -m feedback report [--since DATE]     # accuracy overall, per day, prompt version, model...,
+                                                 # and how often pre-ratings agree with reviewers
     python -m feedback export --format csv|jsonl|openai-finetune [--since DATE] [--verdict good|bad]
                               [--output FILE]
 
@@ -35,6 +36,7 @@ GROUPS = {
     "prompt_version": "Per prompt version",
     "model": "Per model",
     "reused": "Per reused verdict",
+    "pre_rating": "Per pre-rating",
 }
 
 
@@ -154,8 +156,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
     with FeedbackLog(settings.feedback_db) as feedback_log:
         groups = args.by or list(GROUPS)
         result = {by: feedback_log.accuracy(by, since=args.since) for by in groups}
+        agreement = feedback_log.pre_rating_agreement(since=args.since)
         if args.json:
-            print(json.dumps({by: [r.as_dict() for r in rows] for by, rows in result.items()}, indent=2))
+            out: dict[str, object] = {by: [r.as_dict() for r in rows] for by, rows in result.items()}
+            out["pre_rating_agreement"] = agreement.as_dict()
+            print(json.dumps(out, indent=2))
             return 0
         console.print(
             "Accuracy = good / rated; a reviewer's verdict counts where there is one, "
@@ -163,6 +168,7 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         )
         for by, rows in result.items():
             print_whole(console, accuracy_table(GROUPS[by], rows))
+        console.print(agreement.summary, markup=False)
         print_status(console, _sync_status(feedback_log, settings))
     return 0
 

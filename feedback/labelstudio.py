@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from itertools import islice
@@ -38,9 +38,10 @@ COMMENT_FIELD = "comment"
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
 WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"
 
-# What a reviewer sees: the question, the answer under review, its sources, and what the user
-# said about it, read-only (task data, so the reviewer's own comment box starts empty). The
-# prediction pre-selects the user's thumb in the verdict; the reviewer confirms or changes it.
+# What a reviewer sees: the question, the answer under review, its sources, what the user said
+# about it and hints (a model's pre-rating, a reused verdict), read-only (task data, so the
+# reviewer's own comment box starts empty). The prediction pre-selects the user's thumb in the
+# verdict; the reviewer confirms or changes it.
 LABEL_CONFIG = """<View>
   <Header value="Question (what the user asked)"/>
   <Text name="question" value="$question"/>
@@ -50,6 +51,8 @@ LABEL_CONFIG = """<View>
   <Text name="sources" value="$sources"/>
   <Header value="What the user said (their thumb and comment, read-only)"/>
   <Text name="user_feedback" value="$user_feedback"/>
+  <Header value="Hints, not verdicts (a model's pre-rating of the answer; a reviewer's earlier verdict it reused)"/>
+  <Text name="hints" value="$hints"/>
   <Header value="Your verdict: is this a good answer to the question, given the sources? (pre-selected: the user's thumb)"/>
   <Choices name="rating" toName="answer" choice="single-radio" showInline="true" required="true">
     <Choice value="Good"/>
@@ -60,8 +63,8 @@ LABEL_CONFIG = """<View>
 </View>
 """
 
-# Configs earlier versions of the app created projects with: upgraded to LABEL_CONFIG on connect.
-# A config that is neither (edited by hand in Label Studio) is left alone.
+# Configs earlier versions of the app created projects with, oldest first: upgraded to LABEL_CONFIG
+# on connect. A config that is none of them (edited by hand in Label Studio) is left alone.
 PREVIOUS_LABEL_CONFIGS = (
     """<View>
   <Header value="Question"/>
@@ -79,12 +82,32 @@ PREVIOUS_LABEL_CONFIGS = (
   <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
 </View>
 """,
+    """<View>
+  <Header value="Question (what the user asked)"/>
+  <Text name="question" value="$question"/>
+  <Header value="Answer (what the app replied: this is what you judge)"/>
+  <Text name="answer" value="$answer"/>
+  <Header value="Sources (the documentation passages the answer was given)"/>
+  <Text name="sources" value="$sources"/>
+  <Header value="What the user said (their thumb and comment, read-only)"/>
+  <Text name="user_feedback" value="$user_feedback"/>
+  <Header value="Your verdict: is this a good answer to the question, given the sources? (pre-selected: the user's thumb)"/>
+  <Choices name="rating" toName="answer" choice="single-radio" showInline="true" required="true">
+    <Choice value="Good"/>
+    <Choice value="Bad"/>
+  </Choices>
+  <Header value="Your comment (optional): what is wrong, what would be right"/>
+  <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
+</View>
+""",
 )
 
 PROJECT_DESCRIPTION = (
     "Answers of the docs Q&A app that users rated. What the user said (thumb and comment) is shown "
     "read-only, and their thumb is pre-selected as a prediction (model version 'user-feedback'): check "
     "the answer against the sources, submit your own Good/Bad verdict and, if you like, your own comment. "
+    "Hints are not verdicts: a model's pre-rating of the answer (filter on data.pre_rating = bad to see "
+    "the answers it flags first) and a reviewer's earlier verdict the answer reused. "
     "Verdicts given in the app's Review tab arrive here as annotations by the app's API key (an answer "
     "no user rated gets a task for it); edit or delete one and the app follows."
 )
@@ -214,7 +237,37 @@ def task_data(exchange: Exchange, rating: Rating | None, comment: str) -> dict[s
         "user_rating": rating,
         "user_comment": comment,
         "user_feedback": user_feedback(rating, comment),
+        "hints": hints(exchange),
+        "pre_rating": exchange.pre_rating or "",
+        "pre_rating_reason": exchange.pre_rating_reason or "",
+        "pre_rating_model": exchange.pre_rating_model or "",
+        "reused_from": exchange.reused_from or "",
+        "reused_verdict": exchange.reused_verdict or "",
     }
+
+
+NO_HINTS = "None: no model pre-rated this answer, and it reused no reviewer's verdict."
+
+
+def hints(exchange: Exchange) -> str:
+    """What the app knows about the answer that is not a verdict, as the read-only `$hints` text.
+
+    A model's pre-rating (`qa.judge`, arriving seconds after the answer: the task is then
+    rewritten) and the reviewer's verdict on an earlier answer that this one was given with.
+    Never empty: Label Studio wants the key in every task, and the view says there is none.
+    """
+    lines = []
+    if exchange.pre_rating:
+        by = f" by {exchange.pre_rating_model}" if exchange.pre_rating_model else ""
+        reason = f": {exchange.pre_rating_reason}" if exchange.pre_rating_reason else ""
+        lines.append(f"Pre-rated {exchange.pre_rating.capitalize()}{by}{reason}")
+    if exchange.reused_from:
+        what = "approval" if exchange.reused_verdict == "good" else "rejection"
+        lines.append(
+            f"Given with a reviewer's {what} of an earlier answer to the same question "
+            f"(exchange {exchange.reused_from})"
+        )
+    return "\n".join(lines) or NO_HINTS
 
 
 def user_feedback(rating: Rating | None, comment: str) -> str:
@@ -407,9 +460,8 @@ def upgrade_label_config(
             raise
         log.warning(
             "Label Studio project %s keeps its old labeling config: updating it was refused (%s). "
-            "Reviewers do not see new tasks' user comments (they are in the task data, "
-            "user_comment); paste feedback/labelstudio.py LABEL_CONFIG into the project's "
-            "Labeling Interface by hand.",
+            "Reviewers do not see what new tasks hold in their data (user_feedback, hints); "
+            "paste feedback/labelstudio.py LABEL_CONFIG into the project's Labeling Interface by hand.",
             project_id,
             describe_error(exc, ""),
         )
@@ -418,73 +470,75 @@ def upgrade_label_config(
     return True
 
 
+def _empty(key: str, empty: bool = True) -> dict[str, Any]:
+    """A Data Manager filter item: task data `key` is empty (a missing key counts) or not."""
+    return {"filter": f"filter:tasks:data.{key}", "operator": "empty", "type": "String", "value": empty}
+
+
+def _query(*items: dict[str, Any]) -> str:
+    return json.dumps({"filters": {"conjunction": "and", "items": list(items)}})
+
+
 # Rated tasks without `user_feedback`: made before it existed, or by a backfill that was cut short.
-_WITHOUT_USER_FEEDBACK = json.dumps(
-    {
-        "filters": {
-            "conjunction": "and",
-            "items": [
-                {
-                    "filter": "filter:tasks:data.user_feedback",
-                    "operator": "empty",
-                    "type": "String",
-                    "value": True,
-                },
-                {
-                    "filter": "filter:tasks:data.user_rating",
-                    "operator": "empty",
-                    "type": "String",
-                    "value": False,
-                },
-            ],
-        }
-    }
-)
+_WITHOUT_USER_FEEDBACK = _query(_empty("user_feedback"), _empty("user_rating", False))
+# Tasks without `hints`: made before they existed. The config shows `$hints`, a key Label Studio
+# expects in every task (it refuses to import one without it).
+_WITHOUT_HINTS = _query(_empty("hints"))
+OLD_TASK_HINTS = "None: this answer reached Label Studio before the app sent hints."
 
 
-def backfill_user_feedback(client: LabelStudio, project_id: int, page_size: int = 100) -> int:
-    """Bring tasks made before `user_feedback` existed into the new view; returns how many.
+def backfill(client: LabelStudio, project_id: int, page_size: int = 100) -> int:
+    """Bring tasks made by earlier versions into the current view; returns how many changed.
 
-    Without it, an upgraded project's old tasks show an empty "What the user said", and
-    those of the first version keep a prediction that pre-fills the reviewer's comment box
-    with the user's comment. Each gets its `user_feedback` text and a rating-only prediction.
-    Annotations reviewers already submitted stay as they are.
+    Without it, an upgraded project's old tasks show an empty "What the user said" and no
+    hints, and those of the first version keep a prediction that pre-fills the reviewer's
+    comment box with the user's comment. Each rated one gets its `user_feedback` text and a
+    rating-only prediction, and every one a `hints` text. Annotations reviewers already
+    submitted stay as they are.
 
-    It asks Label Studio for such tasks only (a Data Manager filter), so it costs one
-    request when there are none and runs on every connect: a backfill cut short (Label
+    It asks Label Studio for such tasks only (Data Manager filters), so it costs two
+    requests when there are none and runs on every connect: a backfill cut short (Label
     Studio stopped, the app restarted) finishes on the next one. Fixed tasks leave the
     filter, so it re-reads the first page until it is empty (never a task twice).
     """
-    seen: set[int] = set()
-    fixed = 0
-    while True:
-        listing = client.tasks.list(project=project_id, query=_WITHOUT_USER_FEEDBACK, page_size=page_size)
-        page = [task for task in islice(listing, page_size) if int(_get(task, "id")) not in seen]
-        if not page:
-            break
-        for task in page:
-            seen.add(int(_get(task, "id")))
-            fixed += _backfill_task(client, task)
+    fixed = _fix_tasks(client, project_id, _WITHOUT_USER_FEEDBACK, _backfill_user_feedback, page_size)
+    fixed += _fix_tasks(client, project_id, _WITHOUT_HINTS, _backfill_hints, page_size)
     if fixed:
-        log.info("Label Studio project %s: %d earlier tasks now show what the user said", project_id, fixed)
+        log.info("Label Studio project %s: %d earlier tasks brought into the current view", project_id, fixed)
     return fixed
 
 
+def _fix_tasks(
+    client: LabelStudio, project_id: int, query: str, fix: Callable[[LabelStudio, Any], bool], page_size: int
+) -> int:
+    """Apply `fix` to every task the filter `query` finds; how many it changed."""
+    seen: set[int] = set()
+    fixed = 0
+    while True:
+        listing = client.tasks.list(project=project_id, query=query, page_size=page_size)
+        page = [task for task in islice(listing, page_size) if int(_get(task, "id")) not in seen]
+        if not page:
+            return fixed
+        for task in page:
+            seen.add(int(_get(task, "id")))
+            fixed += fix(client, task)
+
+
 def _try_backfill(client: LabelStudio, project_id: int) -> None:
-    """`backfill_user_feedback`, where Label Studio refusing it (4xx) is a warning, not a failed sync."""
+    """`backfill`, where Label Studio refusing it (4xx) is a warning, not a failed sync."""
     try:
-        backfill_user_feedback(client, project_id)
+        backfill(client, project_id)
     except ApiError as exc:
         if not is_refusal(exc):
             raise
         log.warning(
-            "Label Studio project %s: earlier tasks keep an empty 'What the user said' (%s)",
+            "Label Studio project %s: earlier tasks keep an empty 'What the user said' or hints (%s)",
             project_id,
             describe_error(exc, ""),
         )
 
 
-def _backfill_task(client: LabelStudio, task: Any) -> bool:
+def _backfill_user_feedback(client: LabelStudio, task: Any) -> bool:
     """Give one earlier task its `user_feedback` text and a rating-only user prediction; False: not ours."""
     data = dict(_get(task, "data") or {})
     rating = data.get("user_rating")
@@ -499,6 +553,14 @@ def _backfill_task(client: LabelStudio, task: Any) -> bool:
                 result=prediction_result(rating),
                 model_version=USER_MODEL_VERSION,
             )
+    return True
+
+
+def _backfill_hints(client: LabelStudio, task: Any) -> bool:
+    """Give one earlier task the `hints` text the view shows."""
+    data = dict(_get(task, "data") or {})
+    data["hints"] = OLD_TASK_HINTS
+    client.tasks.update(id=str(_get(task, "id")), data=data)
     return True
 
 

@@ -33,6 +33,7 @@ from feedback.records import (
     AccuracyRow,
     Delivery,
     Exchange,
+    PreRatingAgreement,
     Rating,
     RatingEvent,
     ReviewDelivery,
@@ -45,6 +46,7 @@ __all__ = [
     "Delivery",
     "Exchange",
     "FeedbackLog",
+    "PreRatingAgreement",
     "Rating",
     "RatingEvent",
     "ReviewDelivery",
@@ -55,7 +57,7 @@ __all__ = [
 
 log = logging.getLogger(__name__)
 
-GroupBy = Literal["overall", "day", "prompt_version", "model", "reused"]
+GroupBy = Literal["overall", "day", "prompt_version", "model", "reused", "pre_rating"]
 REVIEW_SOURCES = ("webhook", "pull", "inline")
 
 
@@ -128,6 +130,9 @@ _GROUP_KEYS: dict[str, str] = {
     # answers given with a reviewer's verdict on an earlier answer to the same question, and the rest
     "reused": "CASE reused_verdict WHEN 'good' THEN 'approved answer reused'"
     " WHEN 'bad' THEN 'rejected answer reused' ELSE 'no verdict reused' END",
+    # what a model pre-rated the answer (qa.judge): accuracy per pre-rating shows what it is worth
+    "pre_rating": "CASE pre_rating WHEN 'good' THEN 'pre-rated good' WHEN 'bad' THEN 'pre-rated bad'"
+    " ELSE 'not pre-rated' END",
 }
 
 
@@ -257,9 +262,17 @@ class FeedbackLog:
         session: str | None = None,
         rated_only: bool = False,
         oldest_first: bool = False,
+        flagged: bool = False,
     ) -> list[Exchange]:
-        """Latest exchanges (newest first), optionally only those with a given current verdict."""
+        """Latest exchanges (newest first), optionally only those with a given current verdict.
+
+        `flagged`: only answers a model pre-rated bad that no reviewer has judged yet.
+        """
         sql, params = self._filter_sql(verdict=verdict, since=since, session=session, rated_only=rated_only)
+        if flagged:
+            sql += (
+                " AND" if " WHERE " in sql else " WHERE"
+            ) + " pre_rating = 'bad' AND reviewer_rating IS NULL"
         order = "ASC" if oldest_first else "DESC"
         sql += f" ORDER BY time {order}, seq {order}"
         if limit:
@@ -286,6 +299,45 @@ class FeedbackLog:
         """
         rows = self._query("SELECT COALESCE(MAX(id), 0) FROM ratings WHERE kind = 'reviewer'")
         return int(rows[0][0])
+
+    def set_pre_rating(self, exchange_id: str, rating: Rating, reason: str, *, model: str = "") -> None:
+        """Store a model's pre-rating of an answer (`qa.judge`): a hint for reviewers, never a verdict.
+
+        Label Studio shows it in the task data: a task it already has is queued again, and
+        the next sync rewrites that task with it.
+        """
+        with self._write() as db:
+            self._require_exchange(db, exchange_id)
+            db.execute(
+                "UPDATE exchanges SET pre_rating = ?, pre_rating_reason = ?, pre_rating_model = ?,"
+                " pre_rated_at = ? WHERE id = ?",
+                (parse_rating(rating), reason, model, now_iso(), exchange_id),
+            )
+            db.execute(
+                "UPDATE outbox SET delivered = 0, next_attempt = 0 WHERE exchange_id = ? AND wanted > 0"
+                " AND delivered >= wanted",
+                (exchange_id,),
+            )
+        self._notify()
+
+    def pre_rating_agreement(self, *, since: str | datetime | None = None) -> PreRatingAgreement:
+        """How the pre-ratings compare with reviewers' verdicts (answers with both), and how many wait."""
+        where, params = "pre_rating IS NOT NULL", []
+        bound = parse_since(since)
+        if bound:
+            where += " AND time >= ?"
+            params.append(bound)
+        row = self._query(
+            "SELECT COUNT(*) AS pre_rated, SUM(reviewer_rating IS NOT NULL) AS compared,"
+            " SUM(reviewer_rating = pre_rating) AS agreed,"
+            " SUM(pre_rating = 'bad' AND reviewer_rating IS NOT NULL) AS flagged,"
+            " SUM(pre_rating = 'bad' AND reviewer_rating = 'bad') AS flagged_right,"
+            " SUM(pre_rating = 'good' AND reviewer_rating = 'bad') AS missed,"
+            " SUM(pre_rating = 'bad' AND reviewer_rating IS NULL) AS waiting"
+            f" FROM exchange_current WHERE {where}",
+            params,
+        )[0]
+        return PreRatingAgreement(**{key: int(value or 0) for key, value in dict(row).items()})
 
     @staticmethod
     def _filter_sql(

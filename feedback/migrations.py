@@ -284,3 +284,15 @@ def m007_reused_verdict(db: sqlite3.Connection) -> None:
     """
     db.execute("ALTER TABLE exchanges ADD COLUMN reused_from TEXT")
     db.execute("ALTER TABLE exchanges ADD COLUMN reused_verdict TEXT")
+
+
+@migration
+def m008_pre_rating(db: sqlite3.Connection) -> None:
+    """A model's pre-rating of each answer (`qa.judge`): Good or Bad, its reason, which model, when.
+
+    A hint for reviewers, kept apart from the ratings: it never counts as a verdict,
+    and the report compares it with reviewers' verdicts. One per answer (a later one
+    replaces it). `exchange_current` (`SELECT e.*`) shows the new columns as it is.
+    """
+    for column in ("pre_rating", "pre_rating_reason", "pre_rating_model", "pre_rated_at"):
+        db.execute(f"ALTER TABLE exchanges ADD COLUMN {column} TEXT")

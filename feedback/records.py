@@ -30,6 +30,10 @@ class Exchange:
     latency_ms: int | None
     reused_from: str | None = None  # the exchange whose reviewer verdict this answer was given with
     reused_verdict: Rating | None = None  # that verdict
+    pre_rating: Rating | None = None  # a model's hint for reviewers (qa.judge), never a verdict
+    pre_rating_reason: str | None = None
+    pre_rating_model: str | None = None
+    pre_rated_at: str | None = None
     user_rating: Rating | None = None
     user_comment: str = ""
     user_rated_at: str | None = None
@@ -128,6 +132,42 @@ class AccuracyRow:
         out.update(
             accuracy=self.accuracy, reviewer_accuracy=self.reviewer_accuracy, user_accuracy=self.user_accuracy
         )
+        return out
+
+
+@dataclass(frozen=True)
+class PreRatingAgreement:
+    """How pre-ratings compare with reviewers' verdicts, over answers that have both."""
+
+    compared: int = 0
+    agreed: int = 0
+    flagged: int = 0  # pre-rated bad
+    flagged_right: int = 0  # ... and a reviewer found them bad too
+    missed: int = 0  # pre-rated good, found bad by a reviewer
+    pre_rated: int = 0  # answers with a pre-rating, reviewed or not
+    waiting: int = 0  # pre-rated bad, no reviewer verdict yet: the ones to look at first
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agreed / self.compared if self.compared else None
+
+    @property
+    def summary(self) -> str:
+        """One sentence for the report and the Review tab."""
+        if not self.pre_rated:
+            return "No answer is pre-rated yet (PRE_RATE)."
+        waiting = f"; {self.waiting} pre-rated Bad wait for a reviewer" if self.waiting else ""
+        if not self.compared:
+            return f"{self.pre_rated} answers pre-rated, none reviewed yet{waiting}."
+        return (
+            f"Pre-ratings agree with reviewers on {self.agreed} of {self.compared} answers "
+            f"({self.agreed / self.compared:.0%}); of {self.flagged} pre-rated Bad, reviewers rejected "
+            f"{self.flagged_right}; {self.missed} pre-rated Good were rejected{waiting}."
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out.update(agreement=self.agreement, summary=self.summary)
         return out
 
 

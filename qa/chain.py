@@ -19,14 +19,13 @@ from dataclasses import asdict, dataclass, field, replace
 from operator import itemgetter
 from typing import Any, Protocol
 
-from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
 from qa.language import foreign_language
-from qa.llm import describe_error, make_chat_model, model_id, uses_local_model
+from qa.llm import ServedModel, describe_error, make_chat_model, model_id, uses_local_model
 from qa.precedents import JudgedAnswers, Precedent
 from qa.prompts import (
     ABSTAIN,
@@ -132,6 +131,9 @@ class Answer:
     precedent: Precedent | None = None  # a reviewer's verdict on an earlier answer to this question
     # abstained: the closest passages it searched (those the reply names), with their quotes
     closest: list[Source] = field(default_factory=list)
+    # the excerpts the model read, numbered as it cited them ("" when abstained): what `qa.judge`
+    # checks the answer against
+    context: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -232,29 +234,6 @@ def parse_citations(text: str, count: int) -> list[int]:
 
 
 # --- the chain ---------------------------------------------------------------------------
-
-
-class ServedModel(BaseCallbackHandler):
-    """Catches the model name the server reports in its response, and why the answer ended.
-
-    An OpenAI-compatible server may serve another model than the one asked for: llama.cpp
-    answers any name with the model it loaded, so a base URL left with the default
-    OPENAI_MODEL logged SmolLM2's answers as gpt-4.1-mini, and accuracy per model with them.
-    OpenAI reports the dated snapshot that answered. A finish reason of "length" means the
-    answer hit its token cap mid-sentence (a third of the local model's answers did).
-    """
-
-    def __init__(self) -> None:
-        self.name = ""
-        self.finish_reason = ""
-
-    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
-        for generations in response.generations:
-            for generation in generations:
-                message = getattr(generation, "message", None)
-                metadata = getattr(message, "response_metadata", None) or generation.generation_info or {}
-                self.name = str(metadata.get("model_name") or self.name)
-                self.finish_reason = str(metadata.get("finish_reason") or self.finish_reason)
 
 
 class AnswerChain:
@@ -480,6 +459,7 @@ class AnswerChain:
             model=self.model,
             precedent=state.get("precedent"),
             closest=closest,
+            context="" if abstained else str(state["prompt_input"]["context"]),
             retrieval_ms=ms(prepared),
             first_token_ms=ms(first),
             total_ms=ms(ended),

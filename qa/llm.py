@@ -14,11 +14,12 @@ handling are written and tested once, against a real HTTP server.
 from __future__ import annotations
 
 import logging
-from typing import Literal
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import httpx
 import openai
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_openai import ChatOpenAI
 
@@ -117,6 +118,29 @@ def make_chat_model(settings: Settings, **overrides: object) -> ChatOpenAI:
 def model_id(llm: BaseChatModel) -> str:
     """The model name recorded with an answer (fake models in tests report their type)."""
     return str(getattr(llm, "model_name", None) or getattr(llm, "model", None) or llm._llm_type)
+
+
+class ServedModel(BaseCallbackHandler):
+    """Catches the model name the server reports in its response, and why the answer ended.
+
+    An OpenAI-compatible server may serve another model than the one asked for: llama.cpp
+    answers any name with the model it loaded, so a base URL left with the default
+    OPENAI_MODEL logged SmolLM2's answers as gpt-4.1-mini, and accuracy per model with them.
+    OpenAI reports the dated snapshot that answered. A finish reason of "length" means the
+    answer hit its token cap mid-sentence (a third of the local model's answers did).
+    """
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.finish_reason = ""
+
+    def on_llm_end(self, response: Any, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                message = getattr(generation, "message", None)
+                metadata = getattr(message, "response_metadata", None) or generation.generation_info or {}
+                self.name = str(metadata.get("model_name") or self.name)
+                self.finish_reason = str(metadata.get("finish_reason") or self.finish_reason)
 
 
 # --- errors a user can act on ----------------------------------------------------------

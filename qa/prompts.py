@@ -27,6 +27,7 @@ PROMPT_DIR = Path(__file__).resolve().parent / "prompts"
 ANSWER = "answer"  # for capable chat models
 ANSWER_COMPACT = "answer-compact"  # for the tiny local model
 CONDENSE = "condense"
+JUDGE = "judge"  # pre-rates answers for reviewers (qa.judge)
 ABSTAIN = "abstain"
 
 _ROLE_LINE = re.compile(r"^\[(system|user|assistant)\]\s*$", re.MULTILINE)

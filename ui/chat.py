@@ -318,6 +318,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     reused_from=answer.precedent.judged.id if answer.precedent else None,
                     reused_verdict=answer.precedent.judged.verdict if answer.precedent else None,
                 )
+                ctx.pre_rate(exchange_id, answer)  # for reviewers, in the background
                 ids_ = {**ids_, str(len(history) - 1): exchange_id}
                 liked = pending.pop((session, len(history) - 1), None)
                 if liked is not None:  # thumbed while it streamed: the rating counts now

@@ -1,23 +1,29 @@
 """What the pages need from the app: the answer chain, the feedback log, and what to show in the header.
 
-It is also where the two halves meet: the reviewers' verdicts in the feedback log
-become the answer chain's precedents (`qa.precedents`), neither knowing the other.
+It is also where the two halves meet, neither knowing the other: the reviewers'
+verdicts in the feedback log become the answer chain's precedents (`qa.precedents`),
+and a model's pre-rating of each logged answer (`qa.judge`) goes into the log for
+reviewers.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from qa.judge import PreRating
+from qa.llm import describe_error
 from qa.precedents import Judged
 
 if TYPE_CHECKING:
     from feedback.log import FeedbackLog
     from feedback.records import Exchange
     from feedback.sync import SyncWorker
-    from qa.chain import AnswerChain
+    from qa.chain import Answer, AnswerChain
+    from qa.judge import AnswerJudge
     from qa.store import IndexState
     from settings import Settings
 
@@ -36,8 +42,12 @@ class AppContext:
     problem: str = ""  # why `chain` is None, in words a person can act on
     read_docs: Callable[[], IndexState] | None = None  # the index's state on disk (before a chain opens)
     open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
+    judge: AnswerJudge | None = None  # pre-rates each answer for reviewers (None: PRE_RATE off)
     # the log's `reviews_stamp` that the chain's precedents reflect (-1: none loaded yet)
     _reviews_seen: int = field(default=-1, repr=False)
+    _judging: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=2, thread_name_prefix="pre-rate"), repr=False
+    )
 
     def refresh(self) -> None:
         """Catch up with an ingest that finished after the app started.
@@ -84,6 +94,37 @@ class AppContext:
                 self._reviews_seen = stamp
         except Exception:
             log.exception("cannot load the reviewers' verdicts for reuse; answering without them")
+
+    def pre_rate(self, exchange_id: str, answer: Answer) -> Future[PreRating | None] | None:
+        """Have the judge pre-rate a logged answer, in the background: the chat never waits for it.
+
+        Not for a reply that found the docs silent (no model wrote it) or an empty one. A
+        failure (the model's server, a reply without a verdict) is logged and leaves the
+        answer without a pre-rating; reviewers judge it all the same.
+        """
+        if self.judge is None or answer.abstained or not answer.text.strip():
+            return None
+        return self._judging.submit(self._pre_rate, exchange_id, answer)
+
+    def _pre_rate(self, exchange_id: str, answer: Answer) -> PreRating | None:
+        assert self.judge is not None
+        try:
+            rating = self.judge.rate(answer.standalone_question, answer.text, answer.context)
+        except Exception as exc:
+            log.warning("pre-rating answer %s failed: %s", exchange_id, describe_error(exc, self.settings))
+            return None
+        if rating is not None:
+            try:
+                self.log.set_pre_rating(exchange_id, rating.verdict, rating.reason, model=rating.model)
+            except Exception:  # the log closed under it (the app stopping): the answer stays unrated
+                log.exception("cannot store the pre-rating of answer %s", exchange_id)
+                return None
+        return rating
+
+    def close(self) -> None:
+        """Let pre-ratings in progress finish (or give up on queued ones), then close the log."""
+        self._judging.shutdown(wait=True, cancel_futures=True)
+        self.log.close()
 
 
 def judged(exchange: Exchange) -> Judged:

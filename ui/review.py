@@ -19,7 +19,8 @@ from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.render import literal_markdown, safe_markdown, sources_markdown
 
-VERDICTS = ["all", "good", "bad", "unrated"]
+FLAGGED = "pre-rated bad, unreviewed"  # the answers a model flags, for reviewers to look at first
+VERDICTS = ["all", "good", "bad", "unrated", FLAGGED]
 SHOWN = ["100", "500", "2000", "all"]  # how many of the latest answers the table lists
 DEFAULT_REVIEWER = "app reviewer"
 REVIEWER_KEY = "docs-qa-reviewer"  # the browser keeps the reviewer's name under it
@@ -30,6 +31,7 @@ EXCHANGE_COLUMNS = [
     "answer",
     "sources",
     "user",
+    "pre-rating",
     "reviewer",
     "reviewed by",
     "verdict",
@@ -87,11 +89,12 @@ def _reviewed_by(reviewer: str, source: str | None) -> str:
 
 
 def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.DataFrame:
-    """The latest answers with `verdict` ("all", "good", "bad", "unrated"); `shown`: how many ("all": every one)."""
-    chosen = None if verdict == "all" else verdict
+    """The latest answers with `verdict` (one of VERDICTS); `shown`: how many ("all": every one)."""
+    flagged = verdict == FLAGGED
+    chosen = None if verdict == "all" or flagged else verdict
     limit = 0 if shown == "all" else int(shown)
     rows = []
-    for e in ctx.log.recent(limit, verdict=chosen):  # type: ignore[arg-type]
+    for e in ctx.log.recent(limit, verdict=chosen, flagged=flagged):  # type: ignore[arg-type]
         sources = ", ".join(f"[{c.get('n', '')}] {c.get('source', '')}" for c in e.cited)
         rows.append(
             {
@@ -100,6 +103,7 @@ def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.
                 "answer": e.answer[:300],
                 "sources": sources,
                 "user": e.user_rating or "",
+                "pre-rating": e.pre_rating or "",
                 "reviewer": e.reviewer_rating or "",
                 "reviewed by": _reviewed_by(e.reviewer, e.reviewer_source),
                 "verdict": e.verdict or "",
@@ -139,8 +143,21 @@ def exchange_markdown(exchange: Exchange | None) -> str:
         f"**Answer** <small>({literal_markdown(about)})</small>\n\n"
         f"{safe_markdown(exchange.answer)}\n\n"
         f"**The user said:** {literal_markdown(said)}"
+        + _pre_rating_line(exchange)
         + _reused_line(exchange)
         + sources_markdown(sources, folded=False)
+    )
+
+
+def _pre_rating_line(exchange: Exchange) -> str:
+    """A model's pre-rating of the answer (`qa.judge`), shown as the hint it is."""
+    if not exchange.pre_rating:
+        return ""
+    by = f" by {literal_markdown(exchange.pre_rating_model)}" if exchange.pre_rating_model else ""
+    reason = f": {literal_markdown(exchange.pre_rating_reason)}" if exchange.pre_rating_reason else ""
+    return (
+        f"\n\n**Pre-rated {exchange.pre_rating.capitalize()}**{by}{reason}"
+        " <small>(a model's hint, not a verdict)</small>"
     )
 
 
@@ -164,7 +181,8 @@ def summary_markdown(ctx: AppContext) -> str:
         f"**Accuracy:** {_pct(row.accuracy if row else None)} "
         f"(reviewers {_pct(row.reviewer_accuracy if row else None)}, users {_pct(row.user_accuracy if row else None)})"
         f" · {counts['exchanges']} answers, {counts['rated']} rated, {counts['reviewed']} reviewed\n\n"
-        f"<small>{safe_markdown(sync)}</small>"
+        f"<small>{ctx.log.pre_rating_agreement().summary}"
+        f"<br>{safe_markdown(sync)}</small>"
     )
 
 
@@ -197,7 +215,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         )
         with gr.Row():
             by = gr.Dropdown(
-                ["prompt_version", "model", "day", "reused"], value="prompt_version", label="Accuracy by"
+                ["prompt_version", "model", "day", "reused", "pre_rating"],
+                value="prompt_version",
+                label="Accuracy by",
             )
             refresh = gr.Button("Refresh", size="sm")
         table = gr.Dataframe(
@@ -214,7 +234,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             interactive=False,
             wrap=True,
             # The verdict columns on screen without scrolling; the answer is cut at 300 characters.
-            column_widths=["9%", "16%", "24%", "13%", "5%", "6%", "9%", "5%", "6%", "7%"],
+            column_widths=["9%", "15%", "22%", "12%", "5%", "6%", "6%", "8%", "5%", "5%", "7%"],
             show_search="search",  # find an answer by a word of its question, answer or source
             elem_id="exchanges-table",
         )

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from appkit import fake_llm, free_port, serve
+import itertools
+import logging
+import time
+
+from appkit import FakeChat, fake_llm, free_port, serve
 from gradio_client import Client
+from langchain_core.messages import AIMessage
 from test_browser import page  # noqa: F401 - the browser fixture
 
-from ui.review import accuracy_frame, chart_frame, exchange_markdown
+from ui.review import EXCHANGE_COLUMNS, FLAGGED, accuracy_frame, chart_frame, exchange_markdown
 
 
 def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) -> None:
@@ -190,3 +195,90 @@ def test_with_a_reviewer_password_the_review_tab_opens_only_with_it(app_data, pa
             "named_endpoints"
         ]
         assert "/review" not in endpoints and "/review_data" not in endpoints
+
+
+def judge_saying(reply: str) -> FakeChat:
+    return FakeChat(messages=itertools.cycle([AIMessage(reply)]))
+
+
+def wait_for_pre_rating(log, exchange_id: str, timeout: float = 20.0):  # noqa: ANN001, ANN201
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        exchange = log.get(exchange_id)
+        if exchange.pre_rating:
+            return exchange
+        time.sleep(0.1)
+    raise AssertionError(f"answer {exchange_id} was not pre-rated within {timeout} s")
+
+
+def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_data, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    for key in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    from app import build_context
+    from settings import get_settings
+
+    judge = judge_saying(
+        "Verdict: Bad\nReason: The excerpts say `--no-browser`, the answer adds nothing wrong?"
+    )
+    ctx = build_context(get_settings(port=free_port(), pre_rate="on"), llm=fake_llm(), judge_llm=judge)
+    log = ctx.log
+    with serve(ctx) as url:
+        client = Client(url, verbose=False)
+        client.predict("how do I start without opening a browser tab?", [], api_name="/ask")
+        flagged = wait_for_pre_rating(log, log.recent(1)[0].id)
+        assert (flagged.pre_rating, flagged.pre_rating_model) == ("bad", "generic-fake-chat-model")
+        assert flagged.pre_rating_reason.startswith("The excerpts say `--no-browser`")
+        assert flagged.verdict is None  # a hint, never a verdict: accuracy does not count it
+        client.predict("zebra quantum flux capacitor pricing?", [], api_name="/ask")
+        silent = log.recent(1)[0]
+        assert silent.prompt_version.startswith("abstain")  # no model wrote it: nothing to pre-rate
+
+        # The reviewer's filter lists the flagged answer (not the silent one), with its pre-rating.
+        _summary, _chart, _table, exchanges = client.predict(
+            FLAGGED, "pre_rating", "all", api_name="/review_data"
+        )
+        listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
+        ids = [row[EXCHANGE_COLUMNS.index("id")] for row in listed]
+        assert flagged.id in ids and silent.id not in ids
+        assert {row[EXCHANGE_COLUMNS.index("pre-rating")] for row in listed} == {"bad"}
+        assert "**Pre-rated Bad** by generic\\-fake\\-chat\\-model: The excerpts say" in exchange_markdown(
+            flagged
+        )
+
+        # A reviewer agrees: the flag leaves the filter, and the agreement is measured.
+        summary, _chart, table, exchanges = client.predict(
+            flagged.id, "bad", "", FLAGGED, "pre_rating", "ana", "all", api_name="/review"
+        )
+        listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
+        assert flagged.id not in [row[EXCHANGE_COLUMNS.index("id")] for row in listed]
+        assert "Pre-ratings agree with reviewers on" in summary
+        agreement = log.pre_rating_agreement()
+        assert agreement.compared >= 1 and agreement.flagged_right >= 1
+        groups = table["data"] if isinstance(table, dict) else table.values.tolist()
+        assert "pre-rated bad" in [row[0] for row in groups]
+    assert log.get(silent.id).pre_rating is None
+
+
+def test_a_judge_that_fails_or_gives_no_verdict_leaves_the_answer_unrated(
+    app_data, monkeypatch, caplog
+) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from settings import get_settings
+
+    for reply, expected in (
+        ("The documentation doesn't seem to cover this.", "gave no verdict"),
+        (None, "failed"),
+    ):
+        judge = judge_saying(reply) if reply else FakeChat(messages=iter([]))  # nothing left: it raises
+        ctx = build_context(get_settings(pre_rate="on"), llm=fake_llm(), judge_llm=judge)
+        answer = ctx.chain.answer("how do I start without opening a browser tab?")
+        exchange_id = ctx.log.record_exchange(question=answer.question, answer=answer.text)
+        with caplog.at_level(logging.WARNING):
+            assert ctx.pre_rate(exchange_id, answer).result(timeout=20) is None
+        assert expected in caplog.text
+        assert ctx.log.get(exchange_id).pre_rating is None
+        ctx.close()
+    off = build_context(get_settings(pre_rate="off"), llm=fake_llm(), judge_llm=judge_saying("Verdict: Good"))
+    assert off.judge is None and off.pre_rate("x", answer) is None

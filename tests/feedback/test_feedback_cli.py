@@ -182,7 +182,7 @@ def test_the_report_never_cuts_group_names_in_a_narrow_console(
         assert report.returncode == 0, report.stderr
         for name in (model, prompt, "2026-11-01"):
             assert name in report.stdout, (columns, report.stdout)
-        assert report.stdout.count("0.0%") == 5 * 2, report.stdout  # accuracy and user acc., 5 tables
+        assert report.stdout.count("0.0%") == 6 * 2, report.stdout  # accuracy and user acc., 6 tables
         assert "…" not in report.stdout, report.stdout
 
 

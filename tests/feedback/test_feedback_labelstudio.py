@@ -13,6 +13,8 @@ from feedback_testkit import LabelStudioServer, answer, wait_for
 from feedback import FeedbackLog, SyncWorker
 from feedback.labelstudio import (
     LABEL_CONFIG,
+    NO_HINTS,
+    OLD_TASK_HINTS,
     PREVIOUS_LABEL_CONFIGS,
     USER_MODEL_VERSION,
     LabelStudioProject,
@@ -337,7 +339,51 @@ def test_an_upgrade_whose_backfill_was_cut_short_finishes_on_the_next_connect(
             p for p in client.predictions.list(task=task_id) if p.model_version == USER_MODEL_VERSION
         ]
         assert [r["from_name"] for r in prediction.result] == ["rating"]
-    # Nothing left to do: the next connect changes nothing (and costs one filtered listing).
+    assert {client.tasks.get(id=i).data["hints"] for i in ids} == {OLD_TASK_HINTS}  # the view's key, each
+    # Nothing left to do: the next connect changes nothing (and costs two filtered listings).
     before = [client.tasks.get(id=i).updated_at for i in ids]
     LabelStudioProject.connect(label_studio.url, label_studio.token, title)
     assert [client.tasks.get(id=i).updated_at for i in ids] == before
+
+
+def test_reviewers_see_a_pre_rating_as_a_hint_also_when_it_comes_after_the_task(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    client = label_studio.client()
+    title = ls_settings.label_studio_project
+    # A project of the version before hints, with a task of that version.
+    old = client.projects.create(title=title, label_config=PREVIOUS_LABEL_CONFIGS[-1])
+    assert old.id is not None
+    data = {"exchange_id": "before", "question": "q", "answer": "a", "sources": "s", "user_feedback": "u"}
+    (before,) = client.projects.import_tasks(
+        id=old.id, request=[{"data": data}], return_task_ids=True
+    ).task_ids
+
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        late = answer(log)  # rated before its pre-rating arrives
+        log.rate(late, "good")
+        early = answer(log, 2)
+        log.set_pre_rating(early, "good", "Excerpt [1] gives the flag.", model="judge-model")
+        log.rate(early, "good")
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and report.created == 2, report
+        project = client.projects.get(id=old.id)
+        assert project.label_config.strip() == LABEL_CONFIG.strip()  # upgraded in place
+        assert '<Text name="hints" value="$hints"/>' in project.label_config
+        assert client.tasks.get(id=before).data["hints"] == OLD_TASK_HINTS
+        tasks = {t.data["exchange_id"]: t for t in label_studio.tasks(title) if t.id != before}
+        assert tasks[early].data["hints"] == "Pre-rated Good by judge-model: Excerpt [1] gives the flag."
+        assert tasks[early].data["pre_rating"] == "good"  # a Data Manager column to filter on
+        assert tasks[late].data["hints"] == NO_HINTS
+
+        log.set_pre_rating(late, "bad", "The excerpts say -p, not --port.", model="judge-model")
+        assert log.get(late).sync == "pending"
+        report = SyncWorker(log, ls_settings).flush()
+        assert report.ok and (report.created, report.updated) == (0, 1), report
+        task = client.tasks.get(id=tasks[late].id)
+        assert task.data["hints"] == "Pre-rated Bad by judge-model: The excerpts say -p, not --port."
+        assert (task.data["pre_rating"], task.data["user_rating"]) == ("bad", "good")
+        assert [_field(p, "result") for p in user_predictions(task)] == [
+            [{"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Good"]}}]
+        ]  # the reviewer's pre-selected verdict is still the user's thumb, not the model's
+        assert log.get(late).sync == "delivered"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import json
 import sqlite3
@@ -272,3 +273,40 @@ def test_without_label_studio_everything_works_locally_and_says_so(local_setting
         assert "kept locally only" in status.message
         report = worker.sync_once()
         assert not report.ok and "LABEL_STUDIO_URL" in report.error
+
+
+def test_a_pre_rating_is_a_hint_that_the_report_measures_against_reviewers(feedback_log: FeedbackLog) -> None:
+    log = feedback_log
+    assert log.pre_rating_agreement().summary == "No answer is pre-rated yet (PRE_RATE)."
+    flagged, approved, missed, waiting, plain = (answer(log, n) for n in range(5))
+    log.set_pre_rating(flagged, "bad", "It says --port.", model="judge")
+    log.set_pre_rating(approved, "good", "[1] says so.", model="judge")
+    log.set_pre_rating(missed, "good", "Looks right.", model="judge")
+    log.set_pre_rating(waiting, "bad", "No citation.", model="judge")
+    with pytest.raises(UnknownExchangeError):
+        log.set_pre_rating("nope", "bad", "x")
+
+    assert (log.get(flagged).pre_rating, log.get(flagged).pre_rating_reason) == ("bad", "It says --port.")
+    assert log.get(flagged).verdict is None and log.counts()["rated"] == 0  # never a verdict
+    assert [e.id for e in log.recent(0, flagged=True)] == [waiting, flagged]  # pre-rated bad, unreviewed
+    for exchange_id, verdict in ((flagged, "bad"), (approved, "good"), (missed, "bad"), (plain, "good")):
+        log.review(exchange_id, verdict, "", reviewer="ana", source="inline")
+    assert [e.id for e in log.recent(0, flagged=True, verdict="unrated")] == [waiting]
+
+    agreement = log.pre_rating_agreement()
+    assert (agreement.pre_rated, agreement.compared, agreement.agreed) == (4, 3, 2)
+    assert (agreement.flagged, agreement.flagged_right, agreement.missed, agreement.waiting) == (1, 1, 1, 1)
+    assert agreement.summary == (
+        "Pre-ratings agree with reviewers on 2 of 3 answers (67%); of 1 pre-rated Bad, reviewers rejected 1; "
+        "1 pre-rated Good were rejected; 1 pre-rated Bad wait for a reviewer."
+    )
+    groups = {row.key: (row.rated, row.good) for row in log.accuracy("pre_rating")}
+    assert groups == {"not pre-rated": (1, 1), "pre-rated bad": (1, 0), "pre-rated good": (2, 1)}
+    row = next(csv.DictReader(io.StringIO(export_text(log))))
+    assert {"pre_rating", "pre_rating_reason", "pre_rating_model"} <= set(row)
+
+
+def export_text(log: FeedbackLog) -> str:
+    out = io.StringIO()
+    export(log, "csv", out)
+    return out.getvalue()
