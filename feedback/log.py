@@ -786,15 +786,26 @@ class FeedbackLog:
             )
 
     def mark_delivered(
-        self, exchange_id: str, wanted: int, task_id: int, prediction_id: int | None = None
+        self,
+        exchange_id: str,
+        wanted: int,
+        task_id: int,
+        prediction_id: int | None = None,
+        *,
+        pre_rated_at: str | None = None,
     ) -> None:
-        """Label Studio now has rating `wanted` (a newer rating stays pending)."""
+        """Label Studio now has rating `wanted` (a newer rating stays pending).
+
+        `pre_rated_at`: that of the pre-rating the task's data showed (None: none). One stored
+        while the task was on its way keeps the row due, so the next sync rewrites the task.
+        """
         with self._write() as db:
             db.execute(
-                "UPDATE outbox SET delivered = MAX(delivered, ?), task_id = ?,"
+                "UPDATE outbox SET delivered = CASE WHEN (SELECT pre_rated_at FROM exchanges WHERE id = ?) IS ?"
+                " THEN MAX(delivered, ?) ELSE delivered END, task_id = ?,"
                 " prediction_id = COALESCE(?, prediction_id), verify = 0, attempts = 0, next_attempt = 0,"
                 " last_error = '', updated_at = ? WHERE exchange_id = ?",
-                (wanted, task_id, prediction_id, now_iso(), exchange_id),
+                (exchange_id, pre_rated_at, wanted, task_id, prediction_id, now_iso(), exchange_id),
             )
 
     def mark_failed(

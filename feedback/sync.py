@@ -347,7 +347,13 @@ class SyncWorker:
                 except Exception as exc:
                     first_error = first_error or exc
                     continue
-                self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id, prediction_id)
+                self.log.mark_delivered(
+                    delivery.exchange.id,
+                    delivery.wanted,
+                    task_id,
+                    prediction_id,
+                    pre_rated_at=delivery.exchange.pre_rated_at,
+                )
                 done.add(delivery.exchange.id)
                 report.updated += 1
         if first_error is not None:
@@ -391,12 +397,19 @@ class SyncWorker:
                     self.log.mark_failed([delivery.exchange.id], describe_error(one, self.url), cap=3600)
                     done.add(delivery.exchange.id)
                     continue
-                self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id)
+                self.log.mark_delivered(
+                    delivery.exchange.id,
+                    delivery.wanted,
+                    task_id,
+                    pre_rated_at=delivery.exchange.pre_rated_at,
+                )
                 done.add(delivery.exchange.id)
                 report.created += 1
             return
         for delivery, task_id in zip(new, task_ids, strict=True):
-            self.log.mark_delivered(delivery.exchange.id, delivery.wanted, task_id)
+            self.log.mark_delivered(
+                delivery.exchange.id, delivery.wanted, task_id, pre_rated_at=delivery.exchange.pre_rated_at
+            )
             done.add(delivery.exchange.id)
             report.created += 1
 

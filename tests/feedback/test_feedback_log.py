@@ -306,6 +306,24 @@ def test_a_pre_rating_is_a_hint_that_the_report_measures_against_reviewers(feedb
     assert {"pre_rating", "pre_rating_reason", "pre_rating_model"} <= set(row)
 
 
+def test_a_pre_rating_stored_while_its_task_was_being_sent_is_sent_after_it(
+    feedback_log: FeedbackLog,
+) -> None:
+    log = feedback_log
+    exchange_id = answer(log)
+    log.rate(exchange_id, "good")
+    (sending,) = log.due_deliveries()  # the sync worker took the task's data: no pre-rating yet
+    log.set_pre_rating(exchange_id, "bad", "It says --port.", model="judge")
+    log.mark_delivered(exchange_id, sending.wanted, 7, pre_rated_at=sending.exchange.pre_rated_at)
+
+    (again,) = log.due_deliveries()  # due again: the next sync rewrites task 7 with the pre-rating
+    assert (again.task_id, again.exchange.pre_rating) == (7, "bad")
+    log.mark_delivered(exchange_id, again.wanted, 7, pre_rated_at=again.exchange.pre_rated_at)
+    assert log.due_deliveries() == [] and log.get(exchange_id).sync == "delivered"
+    log.set_pre_rating(exchange_id, "good", "On second thought.", model="judge")  # a later one: sent too
+    assert [d.exchange.pre_rating for d in log.due_deliveries()] == ["good"]
+
+
 def export_text(log: FeedbackLog) -> str:
     out = io.StringIO()
     export(log, "csv", out)
