@@ -14,6 +14,10 @@ from test_browser import page  # noqa: F401 - the browser fixture
 from ui.review import EXCHANGE_COLUMNS, FLAGGED, accuracy_frame, chart_frame, exchange_markdown
 
 
+def table_rows(frame) -> list:  # noqa: ANN001 - a Dataframe's value as gradio_client returns it
+    return frame["data"] if isinstance(frame, dict) else frame.values.tolist()
+
+
 def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) -> None:
     log = running_app.ctx.log
     ids = [
@@ -139,7 +143,7 @@ def test_the_table_lists_the_latest_hundred_or_as_many_as_asked(running_app) -> 
         _summary, _chart, _table, exchanges = client.predict(
             "unrated", "prompt_version", shown, api_name="/review_data"
         )
-        listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
+        listed = table_rows(exchanges)
         assert len(listed) == min(rows, len(log.recent(0, verdict="unrated")))
         assert listed[0][1] == "bulk question 119"  # newest first
 
@@ -238,7 +242,7 @@ def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_
         _summary, _chart, _table, exchanges = client.predict(
             FLAGGED, "pre_rating", "all", api_name="/review_data"
         )
-        listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
+        listed = table_rows(exchanges)
         ids = [row[EXCHANGE_COLUMNS.index("id")] for row in listed]
         assert flagged.id in ids and silent.id not in ids
         assert {row[EXCHANGE_COLUMNS.index("pre-rating")] for row in listed} == {"bad"}
@@ -250,12 +254,12 @@ def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_
         summary, _chart, table, exchanges = client.predict(
             flagged.id, "bad", "", FLAGGED, "pre_rating", "ana", "all", api_name="/review"
         )
-        listed = exchanges["data"] if isinstance(exchanges, dict) else exchanges.values.tolist()
+        listed = table_rows(exchanges)
         assert flagged.id not in [row[EXCHANGE_COLUMNS.index("id")] for row in listed]
         assert "Pre-ratings agree with reviewers on" in summary
         agreement = log.pre_rating_agreement()
         assert agreement.compared >= 1 and agreement.flagged_right >= 1
-        groups = table["data"] if isinstance(table, dict) else table.values.tolist()
+        groups = table_rows(table)
         assert "pre-rated bad" in [row[0] for row in groups]
     assert log.get(silent.id).pre_rating is None
 
@@ -282,3 +286,31 @@ def test_a_judge_that_fails_or_gives_no_verdict_leaves_the_answer_unrated(
         ctx.close()
     off = build_context(get_settings(pre_rate="off"), llm=fake_llm(), judge_llm=judge_saying("Verdict: Good"))
     assert off.judge is None and off.pre_rate("x", answer) is None
+
+
+def test_a_reviewer_filters_the_flagged_answers_and_reads_why_in_a_browser(running_app, page) -> None:  # noqa: F811
+    log = running_app.ctx.log
+    flagged = log.record_exchange(question="Which flag changes the flagged port?", answer="Use --port [1].")
+    log.set_pre_rating(flagged, "bad", "The excerpts name -p, not --port.", model="judge-model")
+    trusted = log.record_exchange(question="Which flag changes the trusted port?", answer="Use -p [1].")
+    log.set_pre_rating(trusted, "good", "[1] names -p.", model="judge-model")
+    page.goto(running_app.url)
+    page.get_by_role("tab", name="Review").click()
+    table = page.locator("#exchanges-table")
+    table.get_by_text("Which flag changes the trusted port?", exact=True).locator(
+        "visible=true"
+    ).first.wait_for(timeout=30_000)
+
+    page.locator("#verdict-filter").get_by_label(FLAGGED).check()
+    row = table.get_by_text("Which flag changes the flagged port?", exact=True).locator("visible=true").first
+    row.wait_for(timeout=30_000)
+    assert (
+        table.get_by_text("Which flag changes the trusted port?", exact=True).locator("visible=true").count()
+        == 0
+    )
+    row.click()
+    detail = page.locator("#review-detail")
+    detail.get_by_text("The excerpts name -p, not --port.", exact=False).wait_for(timeout=10_000)
+    assert "Pre-rated Bad by judge-model" in detail.inner_text()
+    assert "a model's hint, not a verdict" in detail.inner_text()
+    assert "pre-rated Bad wait for a reviewer" in page.locator("#review-summary").inner_text()
