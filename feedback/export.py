@@ -37,6 +37,7 @@ CSV_COLUMNS = [
     "pre_rating",
     "pre_rating_reason",
     "pre_rating_model",
+    "pre_rating_prompt",
     "sources",
     "cited",
     "retrieved",

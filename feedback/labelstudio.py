@@ -241,6 +241,7 @@ def task_data(exchange: Exchange, rating: Rating | None, comment: str) -> dict[s
         "pre_rating": exchange.pre_rating or "",
         "pre_rating_reason": exchange.pre_rating_reason or "",
         "pre_rating_model": exchange.pre_rating_model or "",
+        "pre_rating_prompt": exchange.pre_rating_prompt or "",
         "reused_from": exchange.reused_from or "",
         "reused_verdict": exchange.reused_verdict or "",
     }

@@ -300,7 +300,9 @@ class FeedbackLog:
         rows = self._query("SELECT COALESCE(MAX(id), 0) FROM ratings WHERE kind = 'reviewer'")
         return int(rows[0][0])
 
-    def set_pre_rating(self, exchange_id: str, rating: Rating, reason: str, *, model: str = "") -> None:
+    def set_pre_rating(
+        self, exchange_id: str, rating: Rating, reason: str, *, model: str = "", prompt_version: str = ""
+    ) -> None:
         """Store a model's pre-rating of an answer (`qa.judge`): a hint for reviewers, never a verdict.
 
         Label Studio shows it in the task data: a task it already has is queued again, and
@@ -310,8 +312,8 @@ class FeedbackLog:
             self._require_exchange(db, exchange_id)
             db.execute(
                 "UPDATE exchanges SET pre_rating = ?, pre_rating_reason = ?, pre_rating_model = ?,"
-                " pre_rated_at = ? WHERE id = ?",
-                (parse_rating(rating), reason, model, now_iso(), exchange_id),
+                " pre_rating_prompt = ?, pre_rated_at = ? WHERE id = ?",
+                (parse_rating(rating), reason, model, prompt_version, now_iso(), exchange_id),
             )
             db.execute(
                 "UPDATE outbox SET delivered = 0, next_attempt = 0 WHERE exchange_id = ? AND wanted > 0"

@@ -296,3 +296,13 @@ def m008_pre_rating(db: sqlite3.Connection) -> None:
     """
     for column in ("pre_rating", "pre_rating_reason", "pre_rating_model", "pre_rated_at"):
         db.execute(f"ALTER TABLE exchanges ADD COLUMN {column} TEXT")
+
+
+@migration
+def m009_pre_rating_prompt(db: sqlite3.Connection) -> None:
+    """The judge prompt's version with each pre-rating (`judge-v1`), as answers keep theirs.
+
+    How often pre-ratings agree with reviewers depends on the prompt as much as on the
+    model; keeping it lets a revised judge prompt be compared with the last one.
+    """
+    db.execute("ALTER TABLE exchanges ADD COLUMN pre_rating_prompt TEXT")

@@ -34,6 +34,7 @@ class Exchange:
     pre_rating_reason: str | None = None
     pre_rating_model: str | None = None
     pre_rated_at: str | None = None
+    pre_rating_prompt: str | None = None  # the judge prompt's version (judge-v1)
     user_rating: Rating | None = None
     user_comment: str = ""
     user_rated_at: str | None = None

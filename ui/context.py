@@ -115,7 +115,13 @@ class AppContext:
             return None
         if rating is not None:
             try:
-                self.log.set_pre_rating(exchange_id, rating.verdict, rating.reason, model=rating.model)
+                self.log.set_pre_rating(
+                    exchange_id,
+                    rating.verdict,
+                    rating.reason,
+                    model=rating.model,
+                    prompt_version=rating.prompt_version,
+                )
             except Exception:  # the log closed under it (the app stopping): the answer stays unrated
                 log.exception("cannot store the pre-rating of answer %s", exchange_id)
                 return None

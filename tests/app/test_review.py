@@ -232,6 +232,7 @@ def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_
         client.predict("how do I start without opening a browser tab?", [], api_name="/ask")
         flagged = wait_for_pre_rating(log, log.recent(1)[0].id)
         assert (flagged.pre_rating, flagged.pre_rating_model) == ("bad", "generic-fake-chat-model")
+        assert flagged.pre_rating_prompt == "judge-v1"  # agreement can be compared across judge prompts
         assert flagged.pre_rating_reason.startswith("The excerpts say `--no-browser`")
         assert flagged.verdict is None  # a hint, never a verdict: accuracy does not count it
         client.predict("zebra quantum flux capacitor pricing?", [], api_name="/ask")

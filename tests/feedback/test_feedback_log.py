@@ -279,7 +279,7 @@ def test_a_pre_rating_is_a_hint_that_the_report_measures_against_reviewers(feedb
     log = feedback_log
     assert log.pre_rating_agreement().summary == "No answer is pre-rated yet (PRE_RATE)."
     flagged, approved, missed, waiting, plain = (answer(log, n) for n in range(5))
-    log.set_pre_rating(flagged, "bad", "It says --port.", model="judge")
+    log.set_pre_rating(flagged, "bad", "It says --port.", model="judge", prompt_version="judge-v1")
     log.set_pre_rating(approved, "good", "[1] says so.", model="judge")
     log.set_pre_rating(missed, "good", "Looks right.", model="judge")
     log.set_pre_rating(waiting, "bad", "No citation.", model="judge")
@@ -287,6 +287,7 @@ def test_a_pre_rating_is_a_hint_that_the_report_measures_against_reviewers(feedb
         log.set_pre_rating("nope", "bad", "x")
 
     assert (log.get(flagged).pre_rating, log.get(flagged).pre_rating_reason) == ("bad", "It says --port.")
+    assert log.get(flagged).pre_rating_prompt == "judge-v1"
     assert log.get(flagged).verdict is None and log.counts()["rated"] == 0  # never a verdict
     assert [e.id for e in log.recent(0, flagged=True)] == [waiting, flagged]  # pre-rated bad, unreviewed
     for exchange_id, verdict in ((flagged, "bad"), (approved, "good"), (missed, "bad"), (plain, "good")):
@@ -303,7 +304,7 @@ def test_a_pre_rating_is_a_hint_that_the_report_measures_against_reviewers(feedb
     groups = {row.key: (row.rated, row.good) for row in log.accuracy("pre_rating")}
     assert groups == {"not pre-rated": (1, 1), "pre-rated bad": (1, 0), "pre-rated good": (2, 1)}
     row = next(csv.DictReader(io.StringIO(export_text(log))))
-    assert {"pre_rating", "pre_rating_reason", "pre_rating_model"} <= set(row)
+    assert {"pre_rating", "pre_rating_reason", "pre_rating_model", "pre_rating_prompt"} <= set(row)
 
 
 def test_a_pre_rating_stored_while_its_task_was_being_sent_is_sent_after_it(
