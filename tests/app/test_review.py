@@ -9,6 +9,7 @@ import time
 from appkit import FakeChat, fake_llm, free_port, serve
 from gradio_client import Client
 from langchain_core.messages import AIMessage
+from playwright.sync_api import expect
 from test_browser import page  # noqa: F401 - the browser fixture
 
 from ui.review import EXCHANGE_COLUMNS, FLAGGED, accuracy_frame, chart_frame, exchange_markdown
@@ -303,13 +304,13 @@ def test_a_reviewer_filters_the_flagged_answers_and_reads_why_in_a_browser(runni
     ).first.wait_for(timeout=30_000)
 
     page.locator("#verdict-filter").get_by_label(FLAGGED).check()
-    row = table.get_by_text("Which flag changes the flagged port?", exact=True).locator("visible=true").first
-    row.wait_for(timeout=30_000)
-    assert (
-        table.get_by_text("Which flag changes the trusted port?", exact=True).locator("visible=true").count()
-        == 0
+    # the table is redrawn with the flagged answers only: the trusted one leaves it, the flagged stays
+    trusted_row = table.get_by_text("Which flag changes the trusted port?", exact=True).locator(
+        "visible=true"
     )
-    row.click()
+    expect(trusted_row).to_have_count(0, timeout=30_000)
+    row = table.get_by_text("Which flag changes the flagged port?", exact=True).locator("visible=true").first
+    row.click(timeout=30_000)
     detail = page.locator("#review-detail")
     detail.get_by_text("The excerpts name -p, not --port.", exact=False).wait_for(timeout=10_000)
     assert "Pre-rated Bad by judge-model" in detail.inner_text()
