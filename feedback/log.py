@@ -268,11 +268,9 @@ class FeedbackLog:
 
         `flagged`: only answers a model pre-rated bad that no reviewer has judged yet.
         """
-        sql, params = self._filter_sql(verdict=verdict, since=since, session=session, rated_only=rated_only)
-        if flagged:
-            sql += (
-                " AND" if " WHERE " in sql else " WHERE"
-            ) + " pre_rating = 'bad' AND reviewer_rating IS NULL"
+        sql, params = self._filter_sql(
+            verdict=verdict, since=since, session=session, rated_only=rated_only, flagged=flagged
+        )
         order = "ASC" if oldest_first else "DESC"
         sql += f" ORDER BY time {order}, seq {order}"
         if limit:
@@ -343,7 +341,12 @@ class FeedbackLog:
 
     @staticmethod
     def _filter_sql(
-        *, verdict: str | None, since: str | datetime | None, session: str | None, rated_only: bool
+        *,
+        verdict: str | None,
+        since: str | datetime | None,
+        session: str | None,
+        rated_only: bool,
+        flagged: bool = False,
     ) -> tuple[str, list[Any]]:
         where: list[str] = []
         params: list[Any] = []
@@ -356,6 +359,8 @@ class FeedbackLog:
             raise ValueError(f"verdict must be good, bad or unrated, got {verdict!r}")
         if rated_only:
             where.append("verdict IS NOT NULL")
+        if flagged:
+            where.append("pre_rating = 'bad' AND reviewer_rating IS NULL")
         bound = parse_since(since)
         if bound:
             where.append("time >= ?")
