@@ -22,6 +22,7 @@ import argparse
 import statistics
 import sys
 import time
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -87,7 +88,10 @@ def main() -> int:
     chain = AnswerChain(retriever, FakeListChatModel(responses=["-"]), settings, compact=compact)
     judged = cases(chain, answerable_questions(args.questions))
     print(f"  {len(judged) // 3} questions whose excerpts hold an expected fact, 3 answers each")
-    with local_llm.running(settings) if compact else _nothing():
+    if not judged:
+        print("  nothing to pre-rate: ask more questions (--questions)")
+        return 1
+    with local_llm.running(settings) if compact else nullcontext():
         judge = AnswerJudge(make_chat_model(settings, streaming=False, max_tokens=120))
         right: dict[str, list[int]] = {}
         seconds, silent = [], 0
@@ -108,14 +112,6 @@ def main() -> int:
     print(f"  balanced accuracy {(good + bad) / 2:.2f} (0.50 = chance); no verdict in {silent} replies")
     print(f"  seconds per pre-rating: p50 {statistics.median(seconds):.2f}, max {max(seconds):.2f}")
     return 0
-
-
-class _nothing:  # noqa: N801 - a null context manager named like the one it stands in for
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
 
 
 if __name__ == "__main__":
