@@ -83,6 +83,7 @@ class Settings(BaseSettings):
     # gave a verdict in 4 of 99 replies). PRE_RATE_MODEL: the judge's model on the same server; empty = OPENAI_MODEL.
     pre_rate: Literal["auto", "on", "off"] = "auto"
     pre_rate_model: str = ""
+    revise_model: str = ""  # the model that drafts answer-prompt revisions (qa.revise); empty = OPENAI_MODEL
 
     # --- local model (used when no OPENAI_API_KEY is set) -------------------
     local_llm_port: int = 8765
@@ -129,6 +130,11 @@ class Settings(BaseSettings):
     @cached_property
     def index_dir(self) -> Path:
         return self.data_dir / "index"
+
+    @cached_property
+    def prompts_dir(self) -> Path:
+        """Prompt files that replace the bundled ones (an adopted revision), and revisions drafted."""
+        return self.data_dir / "prompts"
 
     @cached_property
     def feedback_db(self) -> Path:

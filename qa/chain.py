@@ -30,6 +30,7 @@ from qa.precedents import JudgedAnswers, Precedent
 from qa.prompts import (
     ABSTAIN,
     CONDENSE,
+    PromptSpec,
     answer_prompt,
     closest_documents,
     focus_context,
@@ -236,6 +237,12 @@ def parse_citations(text: str, count: int) -> list[int]:
 # --- the chain ---------------------------------------------------------------------------
 
 
+def compact_prompt(settings: Settings) -> bool:
+    """PROMPT_STYLE: compact, chat, or auto (compact for the bundled local model)."""
+    style = settings.prompt_style
+    return style == "compact" or (style == "auto" and uses_local_model(settings))
+
+
 class AnswerChain:
     """Answers questions from the docs; one instance serves every user (it keeps no per-user state).
 
@@ -243,7 +250,8 @@ class AnswerChain:
     chat model (default: `make_chat_model(settings)`). `compact` picks the prompt for tiny
     models; by default it follows PROMPT_STYLE (auto: compact for the local model).
     `precedents`: answers reviewers judged; one to the same question goes into the prompt
-    (not the tiny model's: it would copy it) and comes back with the answer.
+    (not the tiny model's: it would copy it) and comes back with the answer. `prompt`: the
+    answer prompt to use instead of the configured one (trying a revision, `qa.revise`).
     """
 
     def __init__(
@@ -254,18 +262,17 @@ class AnswerChain:
         *,
         compact: bool | None = None,
         precedents: JudgedAnswers | None = None,
+        prompt: PromptSpec | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.retriever = retriever
         self.precedents = precedents
         self.llm = llm if llm is not None else make_chat_model(self.settings)
-        if compact is None:
-            style = self.settings.prompt_style
-            compact = style == "compact" or (style == "auto" and uses_local_model(self.settings))
-        self.compact = compact
-        self.answer_prompt = answer_prompt(compact)
-        self.condense_prompt = load_prompt(CONDENSE)
-        self.abstain_prompt = load_prompt(ABSTAIN)
+        self.compact = compact_prompt(self.settings) if compact is None else compact
+        overrides = self.settings.prompts_dir
+        self.answer_prompt = prompt or answer_prompt(compact, overrides)
+        self.condense_prompt = load_prompt(CONDENSE, overrides)
+        self.abstain_prompt = load_prompt(ABSTAIN, overrides)
         self.model = model_id(self.llm)
         self._condense_chain = self.condense_prompt.template() | self.llm | StrOutputParser()
         self.runnable = self._build()
@@ -283,6 +290,19 @@ class AnswerChain:
             itemgetter("prompt_input") | self.answer_prompt.template() | self.llm | StrOutputParser(),
         )
         return prepare | RunnablePassthrough.assign(answer=generate)
+
+    def use_answer_prompt(self, prompt: PromptSpec) -> None:
+        """Answer with `prompt` from the next question on (a revision adopted while the app runs).
+
+        Answers being written finish with the prompt they started with: the graph is
+        rebuilt and swapped in one assignment.
+        """
+        if prompt.variables() != self.answer_prompt.variables():
+            raise ValueError(
+                f"{prompt.version} fills {sorted(prompt.variables())}, not {sorted(self.answer_prompt.variables())}"
+            )
+        self.answer_prompt = prompt
+        self.runnable = self._build()
 
     def _condense(self, state: dict[str, Any]) -> tuple[str, str, RetrievalResult | None]:
         """(standalone question, how it was made, its search if done). No history: no model call."""

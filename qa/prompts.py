@@ -6,6 +6,10 @@ the wording changes): the version is returned with every answer and stored with 
 rating, so accuracy can be compared between prompt versions. The body is a list of
 messages, each introduced by a `[system]`, `[user]` or `[assistant]` line, with
 `{variable}` placeholders (LangChain f-string templates; write `{{` for a literal brace).
+
+A file of the same name in DATA_DIR/prompts (`Settings.prompts_dir`) replaces the bundled
+one: that is where a revised answer prompt goes when a maintainer adopts it (`qa.revise`),
+and where anyone may put a hand-tuned one. It must fill the same variables.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ ANSWER_COMPACT = "answer-compact"  # for the tiny local model
 CONDENSE = "condense"
 JUDGE = "judge"  # pre-rates answers for reviewers (qa.judge)
 ABSTAIN = "abstain"
+REVISE = "revise"  # rewrites the answer prompt's instructions from reviewers' feedback (qa.revise)
 
 _ROLE_LINE = re.compile(r"^\[(system|user|assistant)\]\s*$", re.MULTILINE)
 _ROLES = {"system": "system", "user": "human", "assistant": "ai"}
@@ -47,9 +52,33 @@ class PromptSpec:
     messages: tuple[tuple[str, str], ...]
     path: Path
     description: str = ""
+    # the other front-matter lines (`variables`, and a revision's `revises`, `based_on`, ...)
+    meta: tuple[tuple[str, str], ...] = ()
 
     def template(self) -> ChatPromptTemplate:
         return ChatPromptTemplate.from_messages([(_ROLES[role], text) for role, text in self.messages])
+
+    def variables(self) -> set[str]:
+        """The `{placeholders}` the messages use (what the caller has to fill)."""
+        return set(self.template().input_variables)
+
+    def get(self, key: str, default: str = "") -> str:
+        return dict(self.meta).get(key, default)
+
+    def render(self) -> str:
+        """The file text of this prompt: front matter, then its messages (`_parse` reads it back)."""
+        lines = [f"version: {self.version}"]
+        if self.description:
+            lines.append(f"description: {_one_line(self.description)}")
+        lines += [
+            f"{key}: {_one_line(value)}" for key, value in self.meta if key not in ("version", "description")
+        ]
+        body = "\n".join(f"[{role}]\n{text.strip(chr(10))}" for role, text in self.messages)
+        return "---\n" + "\n".join(lines) + "\n---\n" + body + "\n"
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
 
     def text(self, **values: Any) -> str:
         """Fill a single-message prompt (e.g. the abstain reply) as plain text."""
@@ -82,11 +111,22 @@ def _parse(path: Path) -> PromptSpec:
         messages=tuple(messages),
         path=path,
         description=meta.get("description", ""),
+        meta=tuple((k, v) for k, v in meta.items() if k not in ("version", "description")),
     )
 
 
+def parse_prompt(path: Path) -> PromptSpec:
+    """Read any prompt file (a bundled one, an override, a revision); PromptFileError says what is wrong."""
+    try:
+        return _parse(path)
+    except OSError as exc:
+        raise PromptFileError(f"Cannot read the prompt file {path}: {exc.strerror or exc}.") from exc
+    except UnicodeDecodeError as exc:
+        raise PromptFileError(f"{path}: not UTF-8 text ({exc.reason}).") from exc
+
+
 @cache
-def load_prompt(name: str) -> PromptSpec:
+def bundled_prompt(name: str) -> PromptSpec:
     """Read `qa/prompts/<name>.md` once per process."""
     path = PROMPT_DIR / f"{name}.md"
     if not path.is_file():
@@ -94,8 +134,39 @@ def load_prompt(name: str) -> PromptSpec:
     return _parse(path)
 
 
-def answer_prompt(compact: bool) -> PromptSpec:
-    return load_prompt(ANSWER_COMPACT if compact else ANSWER)
+def load_prompt(name: str, override_dir: Path | None = None) -> PromptSpec:
+    """The prompt `name`: `override_dir/<name>.md` when there is one, else the bundled file.
+
+    An override must use exactly the bundled prompt's variables: one the app does not
+    fill would fail every answer, and a missing `{context}` would answer without the docs.
+    """
+    bundled = bundled_prompt(name)
+    path = override_dir / f"{name}.md" if override_dir is not None else None
+    if path is None or not path.is_file():
+        return bundled
+    spec = parse_prompt(path)
+    check_variables(spec, bundled.variables())
+    return spec
+
+
+def check_variables(spec: PromptSpec, wanted: set[str]) -> None:
+    """PromptFileError unless `spec` uses exactly the variables in `wanted`."""
+    used = spec.variables()
+    problems = []
+    if unknown := sorted(used - wanted):
+        problems.append("uses " + ", ".join(f"{{{v}}}" for v in unknown) + ", which the app does not fill")
+    if missing := sorted(wanted - used):
+        problems.append("never uses " + ", ".join(f"{{{v}}}" for v in missing))
+    if problems:
+        filled = ", ".join(f"{{{v}}}" for v in sorted(wanted))
+        raise PromptFileError(
+            f"{spec.path}: {' and '.join(problems)}. The {spec.path.stem} prompt has to use {filled}"
+            " (write {{ and }} for a literal brace); fix the file or delete it to use the bundled prompt."
+        )
+
+
+def answer_prompt(compact: bool, override_dir: Path | None = None) -> PromptSpec:
+    return load_prompt(ANSWER_COMPACT if compact else ANSWER, override_dir)
 
 
 # --- filling the prompts ---------------------------------------------------------------
