@@ -43,6 +43,10 @@ class PromptFileError(ValueError):
     """A prompt file is malformed; the message names the file and the problem."""
 
 
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
 @dataclass(frozen=True)
 class PromptSpec:
     """One prompt file: its name, version and messages (role, template text)."""
@@ -75,10 +79,6 @@ class PromptSpec:
         ]
         body = "\n".join(f"[{role}]\n{text.strip(chr(10))}" for role, text in self.messages)
         return "---\n" + "\n".join(lines) + "\n---\n" + body + "\n"
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
 
     def text(self, **values: Any) -> str:
         """Fill a single-message prompt (e.g. the abstain reply) as plain text."""
