@@ -32,16 +32,18 @@ from ui.review import build_review_tab
 log = logging.getLogger("app")
 
 
-def build_context(settings: Settings, *, llm=None, judge_llm=None) -> AppContext:  # noqa: ANN001
+def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=None) -> AppContext:  # noqa: ANN001
     """Open the store, the answer chain and the feedback log (no server started here).
 
     With nothing ingested yet the chain is None; `AppContext.refresh` opens it once an
-    ingest has run, so the page starts answering without a restart. `llm` and `judge_llm`:
-    the chat models to answer and to pre-rate with instead of the settings' (the tests'
-    stand-ins); PRE_RATE still decides whether answers are pre-rated.
+    ingest has run, so the page starts answering without a restart. `llm`, `judge_llm` and
+    `revise_llm`: the chat models to answer, to pre-rate and to draft prompt revisions with
+    instead of the settings' (the tests' stand-ins); PRE_RATE still decides whether answers
+    are pre-rated.
     """
     from qa.judge import make_judge, pre_rating_enabled
     from qa.llm import model_label, uses_local_model
+    from qa.revise import make_reviser
 
     store = DocStore(settings.index_dir)
 
@@ -79,6 +81,7 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None) -> AppContext
         read_docs=store.read_state,
         open_chain=open_chain,
         judge=make_judge(settings, judge_llm) if pre_rating_enabled(settings) else None,
+        reviser=make_reviser(settings, revise_llm),
     )
 
 

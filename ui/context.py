@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from feedback.sync import SyncWorker
     from qa.chain import Answer, AnswerChain
     from qa.judge import AnswerJudge
+    from qa.revise import PromptReviser
     from qa.store import IndexState
     from settings import Settings
 
@@ -43,6 +44,7 @@ class AppContext:
     read_docs: Callable[[], IndexState] | None = None  # the index's state on disk (before a chain opens)
     open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
     judge: AnswerJudge | None = None  # pre-rates each answer for reviewers (None: PRE_RATE off)
+    reviser: PromptReviser | None = None  # drafts answer-prompt revisions from reviewers' feedback
     # the log's `reviews_stamp` that the chain's precedents reflect (-1: none loaded yet)
     _reviews_seen: int = field(default=-1, repr=False)
     _judging: ThreadPoolExecutor = field(

@@ -17,6 +17,7 @@ from feedback.records import Exchange
 from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
+from ui.prompt_lab import build_prompt_panel
 from ui.render import literal_markdown, safe_markdown, sources_markdown
 
 FLAGGED = "pre-rated bad, unreviewed"  # the answers a model flags, for reviewers to look at first
@@ -193,6 +194,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
     answers as they were when the page loaded, not the one just given.
     """
     locked = bool(ctx.settings.reviewer_password)
+    visibility = "private" if locked else "public"
 
     def initial(fn):  # noqa: ANN001, ANN202 - a value computed on each page load, only when open
         return None if locked else fn
@@ -251,6 +253,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
                 elem_id="reviewer-name",
             )
             save = gr.Button("Save verdict", variant="primary", scale=1)
+        build_prompt_panel(ctx, unlocked, visibility)
     kept_name = gr.BrowserState("", storage_key=REVIEWER_KEY, secret=browser_secret(ctx.settings.data_dir))
     outputs = [summary, chart, table, exchanges]
 
@@ -314,7 +317,6 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
                 gr.Info("Verdict saved (in the app's log: Label Studio is not configured).")
         return load(verdict_, by_, shown_, open_)
 
-    visibility = "private" if locked else "public"
     gate_outputs = [unlocked, gate, page, *outputs]
     unlock.click(open_page, [password, verdict, by, shown], gate_outputs, api_visibility="private")
     password.submit(open_page, [password, verdict, by, shown], gate_outputs, api_visibility="private")

@@ -1,0 +1,107 @@
+"""Reviewers' feedback revises the answer prompt: drafted, tried, adopted and undone in the served app."""
+
+from __future__ import annotations
+
+import itertools
+import re
+
+from appkit import FakeChat, fake_llm, free_port, serve
+from gradio_client import Client
+from langchain_core.messages import AIMessage
+from playwright.sync_api import expect
+from test_browser import page  # noqa: F401 - the browser fixture
+from test_review import table_rows
+
+NEW_RULES = (
+    "You are a documentation assistant. Answer using ONLY the numbered excerpts, citing them like [1].\n"
+    "- Give the exact command from the excerpts, in backticks, before anything else.\n"
+    '- If the excerpts do not answer, reply only: "The documentation doesn\'t seem to cover this."'
+)
+REVISION = (
+    f"<instructions>\n{NEW_RULES}\n</instructions>\nChanges:\n- Lead with the exact command (ana's comment)."
+)
+
+
+def shown(markdown: str) -> str:
+    """Markdown as the page shows it (without the backslashes that keep model text literal)."""
+    return re.sub(r"\\(.)", r"\1", markdown)
+
+
+def repeating(reply: str) -> FakeChat:
+    return FakeChat(messages=itertools.cycle([AIMessage(reply)]))
+
+
+def start_app(app_data, monkeypatch, reviser: FakeChat):  # noqa: ANN001, ANN201
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    for key in ("LABEL_STUDIO_URL", "LABEL_STUDIO_API_KEY", "OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(key, raising=False)
+    from app import build_context
+    from settings import get_settings
+
+    judge = repeating("Verdict: Good\nReason: [1] gives the command.")
+    settings = get_settings(port=free_port(), pre_rate="on", prompt_style="chat")
+    return build_context(settings, llm=fake_llm(), judge_llm=judge, revise_llm=reviser)
+
+
+def test_a_revision_drafted_from_rejected_answers_is_tried_adopted_and_undone(app_data, monkeypatch) -> None:
+    ctx = start_app(app_data, monkeypatch, repeating(REVISION))
+    log = ctx.log
+    with serve(ctx) as url:
+        client = Client(url, verbose=False)
+        for question in ("how do I start without a browser tab?", "what are webhooks sent on?"):
+            client.predict(question, [], api_name="/ask")
+        rejected, approved = (e.id for e in log.recent(2))
+        log.review(rejected, "bad", "Say the command first: --no-browser.", reviewer="ana", source="inline")
+        log.review(approved, "good", "", reviewer="ana", source="inline")
+
+        status, _, about, diff, trial = client.predict(None, api_name="/draft_prompt")
+        status, about = shown(status), shown(about)
+
+        assert "Answers use **answer-v2** (bundled" in status and "1 rejected (1 with a comment)" in status
+        assert "answer-v2-r1" in about and "Lead with the exact command" in about
+        assert "+- Give the exact command from the excerpts" in diff and "-Rules:" in diff
+        assert ctx.chain.answer_prompt.version == "answer-v2"  # a draft changes nothing for users
+
+        _, _, about, _, trial = client.predict("answer-v2-r1", api_name="/try_prompt")
+        about = shown(about)
+
+        rows = table_rows(trial)
+        assert [row[1] for row in rows] == ["bad", "good"]  # the rejected question first
+        assert all(row[5].startswith("good: [1] gives the command") for row in rows)
+        assert "The judge (generic-fake-chat-model) rates Good 1 of the 1 once rejected" in about
+        assert len(log.recent(0)) == 2  # the trial's answers are not users' answers
+
+        status = shown(client.predict("answer-v2-r1", api_name="/adopt_prompt")[0])
+
+        assert "Answers use **answer-v2-r1** (a revision of answer-v2, adopted" in status
+        client.predict("how do I start without a browser tab, again?", [], api_name="/ask")
+        assert log.recent(1)[0].prompt_version == "answer-v2-r1"  # accuracy per prompt version follows it
+        assert (app_data / "prompts" / "answer.md").is_file()  # and so does the next start
+
+        status = shown(client.predict("answer-v2-r1", api_name="/restore_prompt")[0])
+
+        assert "Answers use **answer-v2** (bundled" in status
+        client.predict("what are webhooks sent on, again?", [], api_name="/ask")
+        assert log.recent(1)[0].prompt_version == "answer-v2"
+    ctx.close()
+
+
+def test_a_reply_without_new_instructions_saves_no_draft_and_the_page_says_why(
+    app_data,
+    monkeypatch,
+    page,  # noqa: F811
+) -> None:
+    ctx = start_app(app_data, monkeypatch, repeating("You should cite more."))
+    rejected = ctx.log.record_exchange(question="q", answer="a", prompt_version="answer-v2")
+    ctx.log.review(rejected, "bad", "wrong", reviewer="ana", source="inline")
+    before = sorted((app_data / "prompts" / "revisions").glob("*.md"))
+    with serve(ctx) as url:
+        page.goto(url)
+        page.get_by_role("tab", name="Review").click()
+        page.get_by_text("Improve the answer prompt from reviewers' feedback").click()
+        status = page.locator("#prompt-status")
+        expect(status).to_contain_text("Answers use answer-v2", timeout=30_000)
+        page.get_by_role("button", name="Draft a revision").click()
+        expect(page.get_by_text("held no new instructions", exact=False).first).to_be_visible(timeout=30_000)
+    assert sorted((app_data / "prompts" / "revisions").glob("*.md")) == before
+    ctx.close()

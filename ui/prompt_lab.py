@@ -1,0 +1,311 @@
+"""The Review tab's "Improve the answer prompt" panel: reviewers' feedback in, a better prompt out.
+
+A maintainer drafts a revision of the answer prompt's instructions from the answers
+reviewers (and users, with a thumbs down) rejected and approved, reads the changes
+and the new rules against the old, tries the draft on those same questions (the judge
+pre-rates the new answers), and adopts it, or goes back to the bundled prompt. The
+work is `qa.revise`'s; this module feeds it the feedback log's verdicts and shows the
+results. Accuracy per prompt version (above the panel) then says whether the adopted
+draft did better.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+from collections.abc import Callable
+
+import gradio as gr
+import pandas as pd
+
+from feedback.log import FeedbackLog
+from qa.chain import compact_prompt
+from qa.llm import describe_error
+from qa.prompts import ANSWER, ANSWER_COMPACT, PROMPT_DIR, PromptFileError, PromptSpec
+from qa.revise import (
+    Draft,
+    PromptRevisions,
+    ReviewedAnswer,
+    RevisionError,
+    Trial,
+    instructions,
+    prompt_name,
+    try_revision,
+)
+from ui.context import AppContext
+from ui.render import literal_markdown
+
+log = logging.getLogger(__name__)
+
+TRIAL_COLUMNS = [
+    "question",
+    "verdict before",
+    "comment",
+    "answer before",
+    "answer with the draft",
+    "pre-rating",
+]
+NO_DRAFT = "No draft yet: draft one from the reviewed answers."
+
+
+def reviewed_answers(feedback_log: FeedbackLog, version: str) -> list[ReviewedAnswer]:
+    """The answers written with prompt `version` that have a verdict, the reviser's way round.
+
+    A reviewer's verdict wins over the user's thumb (as in accuracy). Rejected answers
+    with a comment come first, since they say what to change; newest first within each.
+    """
+    items = []
+    for e in feedback_log.recent(0, rated_only=True):
+        if e.prompt_version != version or e.verdict is None:
+            continue
+        by = "reviewer" if e.verdict_source == "reviewer" else "user"
+        comment = e.reviewer_comment if by == "reviewer" else e.user_comment
+        question = e.standalone_question or e.question
+        items.append(ReviewedAnswer(e.id, question, e.answer, e.verdict, comment, by))
+    items.sort(key=lambda r: (r.verdict != "bad", not r.comment.strip()))  # stable: newest first kept
+    return items
+
+
+class PromptLab:
+    """Drafting, trying and adopting answer-prompt revisions for the running app."""
+
+    def __init__(self, ctx: AppContext) -> None:
+        self.ctx = ctx
+        self.files = PromptRevisions(ctx.settings.prompts_dir)
+
+    def current(self) -> PromptSpec:
+        """The answer prompt answers are written with now."""
+        if self.ctx.chain is not None:
+            return self.ctx.chain.answer_prompt
+        return self.files.active(ANSWER_COMPACT if compact_prompt(self.ctx.settings) else ANSWER)
+
+    def reviewed(self) -> list[ReviewedAnswer]:
+        return reviewed_answers(self.ctx.log, self.current().version)
+
+    def draft(self) -> Draft:
+        """Draft and save a revision of the prompt in use; RevisionError or the model's error if not."""
+        if self.ctx.reviser is None:
+            raise RevisionError("Drafting is off in this app (no reviser model).")
+        revision = self.ctx.reviser.draft(self.current(), self.reviewed(), taken=self.files.versions())
+        return self.files.save(revision)
+
+    def try_draft(self, version: str, progress: Callable[[int, int], None] | None = None) -> Trial:
+        """Answer the reviewed questions of the prompt in use again with draft `version`."""
+        chain = self.ctx.chain
+        if chain is None:
+            raise RevisionError(self.ctx.problem or "Nothing is ingested yet: run `python ingest.py` first.")
+        draft = self.files.get(version)
+        reviewed = [
+            r for r in self.reviewed() if r.id in {*draft.rejected, *draft.approved}
+        ] or self.reviewed()
+        trial = try_revision(chain, draft.prompt, reviewed, self.ctx.judge, progress)
+        self.files.save_trial(trial)
+        return trial
+
+    def adopt(self, version: str) -> PromptSpec:
+        spec = self.files.adopt(version)
+        self._use(spec)
+        return spec
+
+    def restore_bundled(self) -> PromptSpec:
+        spec = self.files.restore_bundled(prompt_name(self.current()))
+        self._use(spec)
+        return spec
+
+    def _use(self, spec: PromptSpec) -> None:
+        """The running chain answers with `spec` from now on, when it is the prompt it uses."""
+        chain = self.ctx.chain
+        if chain is not None and prompt_name(chain.answer_prompt) == prompt_name(spec):
+            chain.use_answer_prompt(spec)
+
+    # --- what the panel shows -------------------------------------------------------
+
+    def status_markdown(self) -> str:
+        try:
+            current = self.current()
+        except PromptFileError as exc:
+            return f"**The answer prompt cannot be read:** {literal_markdown(str(exc))}"
+        if current.path.parent == PROMPT_DIR:
+            where = "bundled"
+        elif current.get("based_on"):
+            where = f"a revision of {current.get('based_on')}, adopted"
+        else:
+            where = f"from {current.path}"
+        reviewed = self.reviewed()
+        bad = [r for r in reviewed if r.verdict == "bad"]
+        commented = sum(bool(r.comment.strip()) for r in bad)
+        rows = {r.key: r for r in self.ctx.log.accuracy(by="prompt_version")}
+        row = rows.get(current.version)
+        accuracy = (
+            f"{row.accuracy:.0%} of {row.rated} rated"
+            if row and row.accuracy is not None
+            else "none rated yet"
+        )
+        text = (
+            f"Answers use **{literal_markdown(current.version)}** ({literal_markdown(where)}; accuracy {accuracy})."
+            f" Its reviewed answers: {len(bad)} rejected ({commented} with a comment),"
+            f" {len(reviewed) - len(bad)} approved."
+        )
+        try:
+            instructions(current)
+        except RevisionError as exc:
+            return text + f"\n\n{literal_markdown(str(exc))}"
+        if not bad:
+            text += " A draft needs at least one rejected answer of this version."
+        return text
+
+    def draft_markdown(self, draft: Draft | None) -> str:
+        if draft is None:
+            return NO_DRAFT
+        spec = draft.prompt
+        made = f"drafted by {spec.get('drafted_by') or 'a model'} from {spec.get('learned_from') or 'reviewed answers'}"
+        adopted = f"; adopted {draft.adopted_at[:16].replace('T', ' ')} UTC" if draft.adopted_at else ""
+        changes = "\n".join(f"- {literal_markdown(c)}" for c in draft.changes) or "- (the model listed none)"
+        text = (
+            f"**{literal_markdown(spec.version)}**, a revision of {literal_markdown(spec.get('based_on'))}"
+            f" ({literal_markdown(made)}{adopted}).\n\n**Changes, as the model lists them:**\n{changes}"
+        )
+        if draft.trial is not None:
+            text += f"\n\n**Tried:** {literal_markdown(draft.trial.summary)}"
+        return text
+
+    def diff(self, draft: Draft | None) -> str:
+        """The draft's instructions against those of the prompt it revises (a unified diff)."""
+        if draft is None:
+            return ""
+        base = self.current()
+        if base.version != draft.prompt.get("based_on"):
+            for version in self.files.versions():  # it revises an earlier draft
+                if version == draft.prompt.get("based_on"):
+                    base = self.files.get(version).prompt
+        try:
+            old = instructions(base).splitlines()
+        except RevisionError:
+            old = []
+        new = instructions(draft.prompt).splitlines()
+        lines = difflib.unified_diff(old, new, base.version, draft.prompt.version, n=2, lineterm="")
+        return "\n".join(lines) or "(the same instructions)"
+
+
+def trial_frame(trial: Trial | None) -> pd.DataFrame:
+    rows = []
+    for r in trial.rows if trial is not None else []:
+        if r.error:
+            rated = r.error
+        elif r.abstained:
+            rated = "docs found silent"
+        else:
+            rated = f"{r.pre_rating}: {r.reason}" if r.pre_rating else ""
+        rows.append(
+            {
+                "question": r.question,
+                "verdict before": r.verdict,
+                "comment": r.comment,
+                "answer before": r.before[:600],
+                "answer with the draft": r.after[:600],
+                "pre-rating": rated,
+            }
+        )
+    return pd.DataFrame(rows, columns=TRIAL_COLUMNS)
+
+
+def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> None:
+    """The panel, inside the review page; every action needs the page open (its password, if any)."""
+    lab = PromptLab(ctx)
+    with gr.Accordion("Improve the answer prompt from reviewers' feedback", open=False) as panel:
+        status = gr.Markdown(elem_id="prompt-status")
+        with gr.Row():
+            draft_button = gr.Button("Draft a revision", variant="primary", scale=1)
+            drafts = gr.Dropdown([], label="Drafts", elem_id="prompt-drafts", scale=2)
+        about = gr.Markdown(NO_DRAFT, elem_id="prompt-draft")
+        diff = gr.Code(
+            label="Its instructions against those it revises", interactive=False, elem_id="prompt-diff"
+        )
+        with gr.Row():
+            try_button = gr.Button("Try it on the reviewed questions")
+            adopt_button = gr.Button("Adopt it: answer with it from now on")
+            restore_button = gr.Button("Go back to the bundled prompt")
+        trial = gr.Dataframe(
+            trial_frame(None),
+            interactive=False,
+            wrap=True,
+            label="The trial: each reviewed question answered again with the draft",
+            column_widths=["16%", "7%", "15%", "23%", "23%", "16%"],  # both answers side by side on screen
+            elem_id="prompt-trial",
+        )
+    outputs = [status, drafts, about, diff, trial]
+
+    def show(version: str | None):  # noqa: ANN202 - the panel's five values
+        versions = lab.files.versions()
+        version = version if version in versions else (versions[0] if versions else None)
+        draft = None
+        if version:
+            try:
+                draft = lab.files.get(version)
+            except (RevisionError, PromptFileError) as exc:
+                gr.Warning(str(exc))
+        return (
+            lab.status_markdown(),
+            gr.update(choices=versions, value=version),
+            lab.draft_markdown(draft),
+            lab.diff(draft),
+            trial_frame(draft.trial if draft else None),
+        )
+
+    def guarded(action: Callable[..., str | None]):  # noqa: ANN202
+        """Run an action; its problem (a RevisionError, the model's error) is a warning, not a crash."""
+
+        def run(version: str | None, open_: bool, progress: gr.Progress = gr.Progress()):  # noqa: B008
+            if not open_:
+                raise gr.Error("Enter the reviewer password first.")
+            try:
+                version = action(version, progress) or version
+            except (RevisionError, PromptFileError) as exc:
+                gr.Warning(str(exc))
+            except Exception as exc:
+                log.exception("prompt revision failed")
+                gr.Warning(describe_error(exc, ctx.settings))
+            return show(version)
+
+        return run
+
+    def draft_action(_version: str | None, progress: gr.Progress) -> str:
+        progress(0, desc="The model is drafting new instructions…")
+        draft = lab.draft()
+        gr.Info(f"Drafted {draft.version}. Read it, try it, then adopt it if it does better.")
+        return draft.version
+
+    def try_action(version: str | None, progress: gr.Progress) -> None:
+        if not version:
+            raise RevisionError("Pick a draft first.")
+        done = lab.try_draft(version, lambda n, total: progress((n, total), desc="Answering again"))
+        gr.Info(done.summary)
+
+    def adopt_action(version: str | None, _progress: gr.Progress) -> None:
+        if not version:
+            raise RevisionError("Pick a draft first.")
+        spec = lab.adopt(version)
+        gr.Info(f"Answers now use {spec.version}. Accuracy per prompt version will tell if it does better.")
+
+    def restore_action(_version: str | None, _progress: gr.Progress) -> None:
+        spec = lab.restore_bundled()
+        gr.Info(f"Answers use the bundled {spec.version} again; the drafts are kept.")
+
+    def load(version: str | None, open_: bool):  # noqa: ANN202
+        return show(version) if open_ else tuple(gr.update() for _ in outputs)
+
+    panel.expand(load, [drafts, unlocked], outputs, api_visibility="private")
+    drafts.input(load, [drafts, unlocked], outputs, api_visibility="private")
+    for button, action, name in (
+        (draft_button, draft_action, "draft_prompt"),
+        (try_button, try_action, "try_prompt"),
+        (adopt_button, adopt_action, "adopt_prompt"),
+        (restore_button, restore_action, "restore_prompt"),
+    ):
+        button.click(
+            guarded(action),
+            [drafts, unlocked],
+            outputs,
+            api_name=name,
+            api_visibility=visibility,  # type: ignore[arg-type]
+        )
