@@ -158,6 +158,20 @@ class FakeOpenAIServer:
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,), daemon=True)
 
+    def complete(self, content: str, model: str = "m") -> None:
+        """Answer each request with one whole chat completion saying `content`, as served by `model`."""
+        self.status, self.delay = 200, 0.0
+        self.body = {
+            "id": "chatcmpl-1",
+            "object": "chat.completion",
+            "created": 0,
+            "model": model,
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
+            "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
+        }
+
     def reply(self, status: int, message: str = "", code: str | None = None, delay: float = 0.0) -> None:
         self.status, self.delay = status, delay
         self.body = {"error": {"message": message, "type": "invalid_request_error", "code": code}}

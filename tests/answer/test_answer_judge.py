@@ -52,21 +52,8 @@ def test_a_long_reason_is_cut() -> None:
 def test_the_judge_reads_the_excerpts_the_question_and_the_answer_over_http(
     openai_server: FakeOpenAIServer, settings_for: Callable[..., Settings]
 ) -> None:
-    openai_server.status = 200
-    openai_server.body = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "judge-2026-01-01",  # the snapshot the server says answered
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": "Verdict: Bad\nReason: [1] says -p, not --port."},
-                "finish_reason": "stop",
-            }
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    }
+    # the snapshot the server says answered
+    openai_server.complete("Verdict: Bad\nReason: [1] says -p, not --port.", model="judge-2026-01-01")
     settings = settings_for(
         openai_base_url=openai_server.url, openai_api_key="k", openai_model="answerer", pre_rate_model="judge"
     )

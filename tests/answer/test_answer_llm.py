@@ -46,13 +46,7 @@ def test_backend_follows_the_settings(settings_for: Callable[..., Settings]) -> 
 def test_the_local_model_is_asked_to_stop_at_its_prompts_labels_and_not_to_repeat(
     openai_server: FakeOpenAIServer, settings_for: Callable[..., Settings]
 ) -> None:
-    openai_server.body = {
-        "id": "x",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "m",
-        "choices": [{"index": 0, "message": {"role": "assistant", "content": "ok"}, "finish_reason": "stop"}],
-    }
+    openai_server.complete("ok")
     port = int(openai_server.url.rsplit(":", 1)[1].split("/")[0])
     local = settings_for(local_llm_port=port)  # where the local backend expects its server
     make_chat_model(local, streaming=False).invoke("hi")

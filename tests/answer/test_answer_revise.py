@@ -181,16 +181,7 @@ def test_a_hand_written_prompt_is_checked_and_kept_when_going_back(settings: Set
 def test_the_reviser_asks_revise_model_for_one_whole_reply_over_http(
     openai_server: FakeOpenAIServer, settings_for: Callable[..., Settings]
 ) -> None:
-    openai_server.body = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 0,
-        "model": "reviser-2026-01-01",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}
-        ],
-        "usage": {"prompt_tokens": 10, "completion_tokens": 10, "total_tokens": 20},
-    }
+    openai_server.complete(REPLY, model="reviser-2026-01-01")
     settings = settings_for(
         openai_base_url=openai_server.url, openai_api_key="k", openai_model="answerer", revise_model="reviser"
     )
