@@ -35,7 +35,7 @@ JUDGE = "judge"  # pre-rates answers for reviewers (qa.judge)
 ABSTAIN = "abstain"
 REVISE = "revise"  # rewrites the answer prompt's instructions from reviewers' feedback (qa.revise)
 
-_ROLE_LINE = re.compile(r"^\[(system|user|assistant)\]\s*$", re.MULTILINE)
+ROLE_LINE = re.compile(r"^\[(system|user|assistant)\]\s*$", re.MULTILINE)
 _ROLES = {"system": "system", "user": "human", "assistant": "ai"}
 
 
@@ -98,7 +98,7 @@ def _parse(path: Path) -> PromptSpec:
     if not meta.get("version"):
         raise PromptFileError(f"{path}: the front matter has no 'version: ...' line.")
     body = match.group(2)
-    markers = list(_ROLE_LINE.finditer(body))
+    markers = list(ROLE_LINE.finditer(body))
     if not markers:
         raise PromptFileError(f"{path}: no [system], [user] or [assistant] line starts a message.")
     messages = []
@@ -160,7 +160,8 @@ def check_variables(spec: PromptSpec, wanted: set[str]) -> None:
     if problems:
         filled = ", ".join(f"{{{v}}}" for v in sorted(wanted))
         raise PromptFileError(
-            f"{spec.path}: {' and '.join(problems)}. The {spec.path.stem} prompt has to use {filled}"
+            f"{spec.path}: {' and '.join(problems)}. The {spec.get('revises') or spec.path.stem} prompt has to use"
+            f" {filled}"
             " (write {{ and }} for a literal brace); fix the file or delete it to use the bundled prompt."
         )
 

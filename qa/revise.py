@@ -41,6 +41,7 @@ from langchain_core.output_parsers import StrOutputParser
 from qa.llm import ServedModel, describe_error, make_chat_model, model_id
 from qa.prompts import (
     REVISE,
+    ROLE_LINE,
     PromptFileError,
     PromptSpec,
     bundled_prompt,
@@ -206,6 +207,7 @@ class PromptReviser:
             {"callbacks": [served]},
         )
         text, changes = parse_revision(reply)
+        text = ROLE_LINE.sub(lambda m: f"({m.group(1)})", text)  # a "[user]" line would start a message
         if " ".join(text.split()) == " ".join(old.split()):
             raise RevisionError(
                 "The model kept the instructions word for word: there is no change to try. Reviewers' comments"

@@ -21,7 +21,7 @@ import pandas as pd
 from feedback.log import FeedbackLog
 from qa.chain import compact_prompt
 from qa.llm import describe_error
-from qa.prompts import ANSWER, ANSWER_COMPACT, PROMPT_DIR, PromptFileError, PromptSpec
+from qa.prompts import ANSWER, ANSWER_COMPACT, PROMPT_DIR, PromptFileError, PromptSpec, bundled_prompt
 from qa.revise import (
     Draft,
     PromptRevisions,
@@ -73,11 +73,17 @@ class PromptLab:
         self.ctx = ctx
         self.files = PromptRevisions(ctx.settings.prompts_dir)
 
+    def name(self) -> str:
+        """Which answer prompt the app uses (`answer`, or `answer-compact` for the tiny local model)."""
+        if self.ctx.chain is not None:
+            return prompt_name(self.ctx.chain.answer_prompt)
+        return ANSWER_COMPACT if compact_prompt(self.ctx.settings) else ANSWER
+
     def current(self) -> PromptSpec:
-        """The answer prompt answers are written with now."""
+        """The answer prompt answers are written with now (PromptFileError: a broken file replaces it)."""
         if self.ctx.chain is not None:
             return self.ctx.chain.answer_prompt
-        return self.files.active(ANSWER_COMPACT if compact_prompt(self.ctx.settings) else ANSWER)
+        return self.files.active(self.name())
 
     def reviewed(self) -> list[ReviewedAnswer]:
         return reviewed_answers(self.ctx.log, self.current().version)
@@ -108,8 +114,10 @@ class PromptLab:
         return spec
 
     def restore_bundled(self) -> PromptSpec:
-        spec = self.files.restore_bundled(prompt_name(self.current()))
+        """Back to the bundled prompt, also when the file replacing it is broken (the chain then opens)."""
+        spec = self.files.restore_bundled(self.name())
         self._use(spec)
+        self.ctx.refresh()
         return spec
 
     def _use(self, spec: PromptSpec) -> None:
@@ -173,7 +181,10 @@ class PromptLab:
         """The draft's instructions against those of the prompt it revises (a unified diff)."""
         if draft is None:
             return ""
-        base = self.current()
+        try:
+            base = self.current()
+        except PromptFileError:
+            base = bundled_prompt(self.name())
         if base.version != draft.prompt.get("based_on"):
             for version in self.files.versions():  # it revises an earlier draft
                 if version == draft.prompt.get("based_on"):

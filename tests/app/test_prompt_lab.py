@@ -105,3 +105,25 @@ def test_a_reply_without_new_instructions_saves_no_draft_and_the_page_says_why(
         expect(page.get_by_text("held no new instructions", exact=False).first).to_be_visible(timeout=30_000)
     assert sorted((app_data / "prompts" / "revisions").glob("*.md")) == before
     ctx.close()
+
+
+def test_a_broken_prompt_file_is_named_and_going_back_to_the_bundled_one_answers_again(
+    app_data, monkeypatch
+) -> None:
+    broken = app_data / "prompts" / "answer.md"
+    broken.parent.mkdir(parents=True, exist_ok=True)
+    broken.write_text("---\nversion: answer-mine\n---\n[system]\nBe brief.\n[user]\n{question}\n")
+    ctx = start_app(app_data, monkeypatch, repeating(REVISION))
+    assert ctx.chain is None and "never uses {context}, {reviewed}" in ctx.problem  # said, not a crash
+    with serve(ctx) as url:
+        client = Client(url, verbose=False)
+
+        status = shown(client.predict(None, api_name="/restore_prompt")[0])
+
+        assert "Answers use **answer-v2** (bundled" in status
+        assert ctx.chain is not None and not broken.exists()
+        kept = app_data / "prompts" / "revisions" / "answer-mine.md"
+        assert "Be brief." in kept.read_text()  # the hand-written file is kept among the drafts
+        client.predict("how do I start without a browser tab?", [], api_name="/ask")
+        assert ctx.log.recent(1)[0].prompt_version == "answer-v2"
+    ctx.close()
