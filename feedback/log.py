@@ -755,7 +755,7 @@ class FeedbackLog:
             )
 
     def pending_count(self) -> int:
-        """Ratings and inline verdicts waiting for Label Studio."""
+        """Changes waiting for Label Studio: ratings, inline verdicts, tasks to rewrite with a pre-rating."""
         return int(
             self._query(
                 "SELECT (SELECT COUNT(*) FROM outbox WHERE wanted > delivered)"

@@ -194,9 +194,9 @@ class SyncStatus:
         if not self.configured:
             return f"Feedback is kept locally only (Label Studio is not configured: set {' and '.join(self.missing)})."
         if self.last_error:
-            return f"Label Studio: {self.pending} rating(s) waiting — {self.last_error}"
-        if self.pending:
-            return f"Label Studio: {self.pending} rating(s) waiting to be sent."
+            return f"Label Studio: {self.pending} change(s) waiting — {self.last_error}"
+        if self.pending:  # a thumb, a comment, a Review-tab verdict, or a task to rewrite with its pre-rating
+            return f"Label Studio: {self.pending} change(s) waiting to be sent (ratings, verdicts, hints)."
         if not self.last_success_at:
             return "Label Studio: not contacted yet."
         when = self.last_success_at[:19].replace("T", " ")
