@@ -48,15 +48,15 @@ TRIAL_COLUMNS = [
 NO_DRAFT = "No draft yet: draft one from the reviewed answers."
 
 
-def reviewed_answers(feedback_log: FeedbackLog, version: str) -> list[ReviewedAnswer]:
-    """The answers written with prompt `version` that have a verdict, the reviser's way round.
+def reviewed_answers(feedback_log: FeedbackLog, version: str | None = None) -> list[ReviewedAnswer]:
+    """The answers written with prompt `version` (None: any) that have a verdict, the reviser's way round.
 
     A reviewer's verdict wins over the user's thumb (as in accuracy). Rejected answers
     with a comment come first, since they say what to change; newest first within each.
     """
     items = []
     for e in feedback_log.recent(0, rated_only=True):
-        if e.prompt_version != version or e.verdict is None:
+        if (version is not None and e.prompt_version != version) or e.verdict is None:
             continue
         by = "reviewer" if e.verdict_source == "reviewer" else "user"
         comment = e.reviewer_comment if by == "reviewer" else e.user_comment
@@ -101,9 +101,10 @@ class PromptLab:
         if chain is None:
             raise RevisionError(self.ctx.problem or "Nothing is ingested yet: run `python ingest.py` first.")
         draft = self.files.get(version)
-        reviewed = [
-            r for r in self.reviewed() if r.id in {*draft.rejected, *draft.approved}
-        ] or self.reviewed()
+        learned = {*draft.rejected, *draft.approved}  # its own questions, whichever prompt is in use now
+        reviewed = [r for r in reviewed_answers(self.ctx.log) if r.id in learned] or self.reviewed()
+        if not reviewed:
+            raise RevisionError(f"No reviewed answers to try {version} on.")
         trial = try_revision(chain, draft.prompt, reviewed, self.ctx.judge, progress)
         self.files.save_trial(trial)
         return trial
