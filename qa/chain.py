@@ -270,7 +270,7 @@ class AnswerChain:
         self.llm = llm if llm is not None else make_chat_model(self.settings)
         self.compact = compact_prompt(self.settings) if compact is None else compact
         overrides = self.settings.prompts_dir
-        self.answer_prompt = prompt or answer_prompt(compact, overrides)
+        self.answer_prompt = prompt or answer_prompt(self.compact, overrides)
         self.condense_prompt = load_prompt(CONDENSE, overrides)
         self.abstain_prompt = load_prompt(ABSTAIN, overrides)
         self.model = model_id(self.llm)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 from answer_testkit import KeywordRetriever, fake_chat
 
@@ -76,6 +78,19 @@ def test_the_prompt_version_comes_with_every_answer(retriever: KeywordRetriever,
     assert full.answer("which port?").prompt_version == load_prompt("answer").version
     assert compact.answer("which port?").prompt_version == load_prompt("answer-compact").version
     assert load_prompt("answer").version.startswith("answer-v")
+
+
+def test_prompt_style_picks_the_prompt_when_the_chain_is_not_told(
+    retriever: KeywordRetriever, settings_for: Callable[..., Settings]
+) -> None:
+    def version(**overrides: object) -> str:
+        chain = AnswerChain(retriever, fake_chat("Use --port [1]."), settings_for(**overrides))
+        return chain.answer("which port?").prompt_version
+
+    assert version() == load_prompt("answer-compact").version  # auto, the bundled local model
+    assert version(openai_api_key="k") == load_prompt("answer").version  # auto, a capable model
+    assert version(prompt_style="chat") == load_prompt("answer").version
+    assert version(openai_api_key="k", prompt_style="compact") == load_prompt("answer-compact").version
 
 
 def test_follow_up_is_condensed_with_the_history(retriever: KeywordRetriever, settings: Settings) -> None:
