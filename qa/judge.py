@@ -20,7 +20,7 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from qa.llm import ServedModel, make_chat_model, model_id, uses_local_model
+from qa.llm import ServedModel, make_side_model, model_id, uses_local_model
 from qa.prompts import JUDGE, load_prompt
 from settings import Settings
 
@@ -112,6 +112,5 @@ def make_judge(settings: Settings, llm: BaseChatModel | None = None) -> AnswerJu
     `llm`: another chat model to judge with (the tests' stand-in).
     """
     if llm is None:
-        model = {"model": settings.pre_rate_model} if settings.pre_rate_model else {}
-        llm = make_chat_model(settings, streaming=False, max_tokens=JUDGE_MAX_TOKENS, **model)
+        llm = make_side_model(settings, settings.pre_rate_model, JUDGE_MAX_TOKENS)
     return AnswerJudge(llm)

@@ -115,6 +115,16 @@ def make_chat_model(settings: Settings, **overrides: object) -> ChatOpenAI:
     return ChatOpenAI(**options)  # type: ignore[arg-type]
 
 
+def make_side_model(settings: Settings, model: str, max_tokens: int, **overrides: object) -> ChatOpenAI:
+    """A model for one whole reply off the chat path (the judge, the prompt reviser).
+
+    `model`: another model on the same server (PRE_RATE_MODEL, REVISE_MODEL); empty = OPENAI_MODEL.
+    """
+    if model:
+        overrides["model"] = model
+    return make_chat_model(settings, streaming=False, max_tokens=max_tokens, **overrides)
+
+
 def model_id(llm: BaseChatModel) -> str:
     """The model name recorded with an answer (fake models in tests report their type)."""
     return str(getattr(llm, "model_name", None) or getattr(llm, "model", None) or llm._llm_type)

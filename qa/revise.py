@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from qa.llm import ServedModel, describe_error, make_chat_model, model_id
+from qa.llm import ServedModel, describe_error, make_side_model, model_id
 from qa.prompts import (
     REVISE,
     ROLE_LINE,
@@ -245,14 +245,8 @@ class PromptReviser:
 def make_reviser(settings: Settings, llm: BaseChatModel | None = None) -> PromptReviser:
     """The reviser for the configured backend: REVISE_MODEL (or OPENAI_MODEL), one whole reply."""
     if llm is None:
-        model = {"model": settings.revise_model} if settings.revise_model else {}
-        llm = make_chat_model(
-            settings,
-            streaming=False,
-            max_tokens=REVISE_MAX_TOKENS,
-            timeout=max(settings.llm_timeout, REVISE_TIMEOUT),
-            **model,
-        )
+        timeout = max(settings.llm_timeout, REVISE_TIMEOUT)
+        llm = make_side_model(settings, settings.revise_model, REVISE_MAX_TOKENS, timeout=timeout)
     return PromptReviser(llm)
 
 

@@ -186,10 +186,9 @@ class PromptLab:
             base = self.current()
         except PromptFileError:
             base = bundled_prompt(self.name())
-        if base.version != draft.prompt.get("based_on"):
-            for version in self.files.versions():  # it revises an earlier draft
-                if version == draft.prompt.get("based_on"):
-                    base = self.files.get(version).prompt
+        based_on = draft.prompt.get("based_on")
+        if base.version != based_on and based_on in self.files.versions():  # it revises an earlier draft
+            base = self.files.get(based_on).prompt
         try:
             old = instructions(base).splitlines()
         except RevisionError:
