@@ -108,6 +108,16 @@ def parse_since(value: str | datetime | None) -> str | None:
     return parsed.astimezone(UTC).isoformat(timespec="milliseconds")
 
 
+def _where(*conditions: str, since: str | datetime | None = None) -> tuple[str, list[Any]]:
+    """A WHERE clause of `conditions` and the exchange-time bound `since` (see `parse_since`), with its params."""
+    parts, params = list(conditions), []
+    bound = parse_since(since)
+    if bound:
+        parts.append("time >= ?")
+        params.append(bound)
+    return (" WHERE " + " AND ".join(parts) if parts else ""), params
+
+
 def _plain(chunk: object) -> dict[str, Any]:
     """A chunk as a JSON-ready dict: mappings, dataclasses and objects with `as_dict()`."""
     if isinstance(chunk, Mapping):
@@ -322,11 +332,7 @@ class FeedbackLog:
 
     def pre_rating_agreement(self, *, since: str | datetime | None = None) -> PreRatingAgreement:
         """How the pre-ratings compare with reviewers' verdicts (answers with both), and how many wait."""
-        where, params = "pre_rating IS NOT NULL", []
-        bound = parse_since(since)
-        if bound:
-            where += " AND time >= ?"
-            params.append(bound)
+        where, params = _where("pre_rating IS NOT NULL", since=since)
         row = self._query(
             "SELECT COUNT(*) AS pre_rated, SUM(reviewer_rating IS NOT NULL) AS compared,"
             " SUM(reviewer_rating = pre_rating) AS agreed,"
@@ -334,7 +340,7 @@ class FeedbackLog:
             " SUM(pre_rating = 'bad' AND reviewer_rating = 'bad') AS flagged_right,"
             " SUM(pre_rating = 'good' AND reviewer_rating = 'bad') AS missed,"
             " SUM(pre_rating = 'bad' AND reviewer_rating IS NULL) AS waiting"
-            f" FROM exchange_current WHERE {where}",
+            f" FROM exchange_current{where}",
             params,
         )[0]
         return PreRatingAgreement(**{key: int(value or 0) for key, value in dict(row).items()})
@@ -361,17 +367,11 @@ class FeedbackLog:
             where.append("verdict IS NOT NULL")
         if flagged:
             where.append("pre_rating = 'bad' AND reviewer_rating IS NULL")
-        bound = parse_since(since)
-        if bound:
-            where.append("time >= ?")
-            params.append(bound)
         if session:
             where.append("session = ?")
             params.append(session)
-        sql = "SELECT * FROM exchange_current"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        return sql, params
+        clause, bound = _where(*where, since=since)
+        return "SELECT * FROM exchange_current" + clause, params + bound
 
     # --- user ratings ---------------------------------------------------------------
     def rate(self, exchange_id: str, rating: Rating | bool | str, comment: str | None = None) -> RatingEvent:
@@ -618,17 +618,12 @@ class FeedbackLog:
         if by not in _GROUP_KEYS:
             raise ValueError(f"accuracy can be grouped by {', '.join(_GROUP_KEYS)}, not {by!r}")
         key = _GROUP_KEYS[by]
-        params: list[Any] = []
-        where = "verdict IS NOT NULL"
-        bound = parse_since(since)
-        if bound:
-            where += " AND time >= ?"
-            params.append(bound)
+        where, params = _where("verdict IS NOT NULL", since=since)
         rows = self._query(
             f"SELECT {key} AS key, COUNT(*) AS rated, SUM(verdict = 'good') AS good,"
             " SUM(reviewer_rating IS NOT NULL) AS reviewed, SUM(reviewer_rating = 'good') AS reviewer_good,"
             " SUM(user_rating IS NOT NULL) AS user_rated, SUM(user_rating = 'good') AS user_good"
-            f" FROM exchange_current WHERE {where} GROUP BY 1 ORDER BY 1",
+            f" FROM exchange_current{where} GROUP BY 1 ORDER BY 1",
             params,
         )
         result = [
