@@ -38,6 +38,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
+from qa.chain import AnswerChain
 from qa.llm import ServedModel, describe_error, make_side_model, model_id
 from qa.prompts import (
     REVISE,
@@ -52,7 +53,6 @@ from qa.prompts import (
 from settings import Settings
 
 if TYPE_CHECKING:
-    from qa.chain import AnswerChain
     from qa.judge import AnswerJudge
 
 log = logging.getLogger(__name__)
@@ -320,8 +320,6 @@ def try_revision(
     earlier verdicts in the prompt: the question is what the instructions alone do. A
     failing answer or judge is noted on its row, and the trial goes on.
     """
-    from qa.chain import AnswerChain
-
     trial_chain = AnswerChain(
         chain.retriever, chain.llm, chain.settings, compact=chain.compact, prompt=prompt
     )
