@@ -691,15 +691,18 @@ class LabelStudioProject:
             )
         return [int(t) for t in task_ids]
 
-    def update_task(self, delivery: Delivery, task_id: int, prediction_id: int | None) -> int:
+    def update_task(self, delivery: Delivery, task_id: int, prediction_id: int | None) -> int | None:
         """A changed rating or comment: refresh the task data and the same task's user prediction.
 
         The comment reaches reviewers through the data (`user_feedback`); rewriting the
-        prediction also takes the comment out of one made by an older version.
+        prediction also takes the comment out of one made by an older version. With no rating
+        (an answer only a reviewer rated, given its pre-rating later) only the data changes.
         """
         self.client.tasks.update(
             id=str(task_id), data=task_data(delivery.exchange, delivery.rating, delivery.comment)
         )
+        if delivery.rating is None:
+            return prediction_id
         result = prediction_result(delivery.rating)
         if prediction_id is None:
             prediction_id = self._user_prediction(task_id)

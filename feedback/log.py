@@ -314,7 +314,8 @@ class FeedbackLog:
         """Store a model's pre-rating of an answer (`qa.judge`): a hint for reviewers, never a verdict.
 
         Label Studio shows it in the task data: a task it already has is queued again, and
-        the next sync rewrites that task with it.
+        the next sync rewrites that task with it. That includes the task of an answer only a
+        reviewer rated (an outbox row with `wanted` 0): it is marked due with `delivered` -1.
         """
         with self._write() as db:
             self._require_exchange(db, exchange_id)
@@ -324,8 +325,8 @@ class FeedbackLog:
                 (parse_rating(rating), reason, model, prompt_version, now_iso(), exchange_id),
             )
             db.execute(
-                "UPDATE outbox SET delivered = 0, next_attempt = 0 WHERE exchange_id = ? AND wanted > 0"
-                " AND delivered >= wanted",
+                "UPDATE outbox SET delivered = CASE WHEN wanted > 0 THEN 0 ELSE -1 END, next_attempt = 0"
+                " WHERE exchange_id = ? AND delivered >= wanted AND (wanted > 0 OR task_id IS NOT NULL)",
                 (exchange_id,),
             )
         self._notify()
@@ -652,12 +653,16 @@ class FeedbackLog:
 
     # --- outbox (used by feedback.sync) ---------------------------------------------------
     def due_deliveries(self, limit: int = 100, now: float | None = None) -> list[Delivery]:
-        """Pending deliveries whose retry time has come, oldest rating first."""
+        """Pending deliveries whose retry time has come, oldest rating first.
+
+        A task of an answer no user rated (`wanted` 0) comes first, with no rating: its data
+        needs rewriting (a pre-rating came after it was made).
+        """
         now = time.time() if now is None else now
         queued = self._queued(
             "SELECT o.wanted AS q_wanted, o.prediction_id AS q_prediction_id, o.verify AS q_verify,"
-            " o.attempts AS q_attempts, r.rating AS q_rating, r.comment AS q_comment, c.*"
-            " FROM outbox o JOIN ratings r ON r.id = o.wanted"
+            " o.attempts AS q_attempts, r.rating AS q_rating, COALESCE(r.comment, '') AS q_comment, c.*"
+            " FROM outbox o LEFT JOIN ratings r ON r.id = o.wanted"
             " JOIN exchange_current c ON c.id = o.exchange_id"
             " WHERE o.wanted > o.delivered AND o.next_attempt <= ? ORDER BY o.wanted LIMIT ?",
             (now, limit),
@@ -777,14 +782,32 @@ class FeedbackLog:
                 "UPDATE outbox SET verify = ? WHERE exchange_id = ?", [(int(verify), e) for e in exchange_ids]
             )
 
-    def set_task(self, exchange_id: str, task_id: int, prediction_id: int | None = None) -> None:
-        """The exchange's task in Label Studio (a verdict-only answer gets an outbox row with wanted 0)."""
+    def set_task(
+        self,
+        exchange_id: str,
+        task_id: int,
+        prediction_id: int | None = None,
+        *,
+        pre_rated_at: str | None = None,
+    ) -> None:
+        """The exchange's task in Label Studio (a verdict-only answer gets an outbox row with wanted 0).
+
+        `pre_rated_at`: that of the pre-rating the task's data shows (None: none, or not known).
+        For an answer no user rated, a pre-rating the task lacks makes the row due, so the next
+        sync rewrites the task with it, as `mark_delivered` does for a rated one.
+        """
         with self._write() as db:
             db.execute(
                 "INSERT INTO outbox (exchange_id, wanted, task_id, prediction_id, updated_at)"
                 " VALUES (?, 0, ?, ?, ?) ON CONFLICT (exchange_id) DO UPDATE SET task_id = excluded.task_id,"
                 " prediction_id = COALESCE(excluded.prediction_id, prediction_id), verify = 0",
                 (exchange_id, task_id, prediction_id, now_iso()),
+            )
+            db.execute(
+                "UPDATE outbox SET delivered = -1, next_attempt = 0 WHERE exchange_id = ? AND wanted = 0"
+                " AND (SELECT pre_rated_at FROM exchanges WHERE id = ?) IS NOT NULL"
+                " AND (SELECT pre_rated_at FROM exchanges WHERE id = ?) IS NOT ?",
+                (exchange_id, exchange_id, exchange_id, pre_rated_at),
             )
 
     def mark_delivered(

@@ -324,7 +324,9 @@ class SyncWorker:
         """Changed ratings: refresh each task and its user prediction, a few calls at a time."""
         if not existing:
             return
-        unknown = [d.task_id for d in existing if d.prediction_id is None and d.task_id is not None]
+        unknown = [
+            d.task_id for d in existing if d.prediction_id is None and d.task_id is not None and d.rating
+        ]
         predictions = project.user_predictions(unknown) if unknown else {}
 
         def one(delivery: Delivery) -> tuple[int, int | None]:
@@ -477,7 +479,8 @@ class SyncWorker:
         rating = exchange.user_rating
         rated = Delivery(exchange, 0, rating, exchange.user_comment if rating else "", None, None, True, 0)
         (task_id,) = project.create_tasks([rated])
-        self.log.set_task(exchange.id, task_id)
+        # A pre-rating stored while the task was on its way is sent by the next sync.
+        self.log.set_task(exchange.id, task_id, pre_rated_at=exchange.pre_rated_at)
         report.created += 1
         return task_id
 

@@ -25,6 +25,7 @@ if str(ROOT) not in sys.path:
 from label_studio_sdk import LabelStudio  # noqa: E402
 
 from feedback import FeedbackLog  # noqa: E402
+from feedback.labelstudio import USER_MODEL_VERSION  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "labelstudio.sh"
 # Variables of a developer's shell that must not leak into a hermetic run.
@@ -103,6 +104,16 @@ class LabelStudioServer:
 
     def tasks(self, title: str) -> list:
         return list(self.client().tasks.list(project=self.project_id(title), page_size=100))
+
+
+def field(obj: object, name: str) -> object:
+    """A field of what the SDK returns: a model, or a plain dict in some listings."""
+    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
+
+
+def user_predictions(task: object) -> list:
+    """The task's predictions that carry the user's thumb."""
+    return [p for p in field(task, "predictions") if field(p, "model_version") == USER_MODEL_VERSION]
 
 
 def answer(log: FeedbackLog, n: int = 0, **overrides: object) -> str:

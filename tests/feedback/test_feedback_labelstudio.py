@@ -8,7 +8,7 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from feedback_testkit import LabelStudioServer, answer, wait_for
+from feedback_testkit import LabelStudioServer, answer, field, user_predictions, wait_for
 
 from feedback import FeedbackLog, SyncWorker
 from feedback.labelstudio import (
@@ -21,14 +21,6 @@ from feedback.labelstudio import (
     upgrade_label_config,
 )
 from settings import Settings
-
-
-def _field(obj, name):
-    return obj[name] if isinstance(obj, dict) else getattr(obj, name)
-
-
-def user_predictions(task) -> list:
-    return [p for p in task.predictions if _field(p, "model_version") == USER_MODEL_VERSION]
 
 
 def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
@@ -63,7 +55,7 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert '<Text name="user_feedback" value="$user_feedback"/>' in project.label_config
         # ... and the prediction pre-selects the thumb only: the reviewer's comment box starts empty.
         (prediction,) = user_predictions(task)
-        assert _field(prediction, "result") == [
+        assert field(prediction, "result") == [
             {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}},
         ]
 
@@ -83,7 +75,7 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         assert task.data["user_rating"] == "good"
         assert task.data["user_feedback"] == "Good 👍 (no comment)"
         (prediction,) = user_predictions(task)
-        assert _field(prediction, "result") == [
+        assert field(prediction, "result") == [
             {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Good"]}},
         ]
         assert log.get(exchange_id).sync == "delivered"  # type: ignore[union-attr]
@@ -221,7 +213,7 @@ def test_a_reviewer_who_accepts_the_prediction_stores_no_comment_of_the_users(
         (prediction,) = user_predictions(task)
         # What Label Studio's editor submits when the reviewer accepts the pre-filled result as is.
         label_studio.client().annotations.create(
-            id=task.id, result=_field(prediction, "result"), parent_prediction=_field(prediction, "id")
+            id=task.id, result=field(prediction, "result"), parent_prediction=field(prediction, "id")
         )
         assert worker.flush().pulled == 1
         exchange = log.get(exchange_id)
@@ -383,7 +375,7 @@ def test_reviewers_see_a_pre_rating_as_a_hint_also_when_it_comes_after_the_task(
         task = client.tasks.get(id=tasks[late].id)
         assert task.data["hints"] == "Pre-rated Bad by judge-model: The excerpts say -p, not --port."
         assert (task.data["pre_rating"], task.data["user_rating"]) == ("bad", "good")
-        assert [_field(p, "result") for p in user_predictions(task)] == [
+        assert [field(p, "result") for p in user_predictions(task)] == [
             [{"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Good"]}}]
         ]  # the reviewer's pre-selected verdict is still the user's thumb, not the model's
         assert log.get(late).sync == "delivered"

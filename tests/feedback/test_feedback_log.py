@@ -325,6 +325,30 @@ def test_a_pre_rating_stored_while_its_task_was_being_sent_is_sent_after_it(
     assert [d.exchange.pre_rating for d in log.due_deliveries()] == ["good"]
 
 
+def test_a_pre_rating_reaches_the_task_of_an_answer_no_user_rated_whenever_it_comes(
+    feedback_log: FeedbackLog,
+) -> None:
+    log = feedback_log
+    made, racing = answer(log), answer(log, 2)
+    log.set_task(made, 7)  # a reviewer's verdict made its task; no thumb, so nothing was due
+    assert log.due_deliveries() == []
+    log.set_pre_rating(made, "bad", "It says --port.", model="judge")
+    (due,) = log.due_deliveries()  # the task is rewritten with it: its data only, no rating
+    assert (due.exchange.id, due.task_id, due.rating, due.comment) == (made, 7, None, "")
+    log.mark_delivered(made, due.wanted, 7, pre_rated_at=due.exchange.pre_rated_at)
+    assert log.due_deliveries() == [] and log.get(made).sync == "delivered"  # type: ignore[union-attr]
+
+    # Pre-rated while its task was being made from data without it: not due while the task has no
+    # id (a second one would be made), due once it has.
+    shown = log.get(racing)
+    assert shown is not None
+    log.mark_task_verify(racing)
+    log.set_pre_rating(racing, "good", "Excerpt [1] gives the flag.", model="judge")
+    assert log.due_deliveries() == []
+    log.set_task(racing, 9, pre_rated_at=shown.pre_rated_at)
+    assert [(d.exchange.id, d.task_id) for d in log.due_deliveries()] == [(racing, 9)]
+
+
 def export_text(log: FeedbackLog) -> str:
     out = io.StringIO()
     export(log, "csv", out)

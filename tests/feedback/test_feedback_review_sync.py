@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlite3
 
 from fastapi import FastAPI
-from feedback_testkit import LabelStudioServer, UvicornThread, answer, free_port, wait_for
+from feedback_testkit import LabelStudioServer, UvicornThread, answer, free_port, user_predictions, wait_for
 
 from feedback import FeedbackLog, SyncWorker, webhook_router
 from feedback.labelstudio import USER_MODEL_VERSION
@@ -87,6 +87,35 @@ def test_a_review_tab_verdict_becomes_an_annotation_on_the_answers_task(
         (annotation,) = by_exchange(label_studio, ls_settings)[thumbed].annotations
         assert choice(annotation) == ("Good", "")
         assert log.get(thumbed).reviewer_rating == "good"  # type: ignore[union-attr]
+
+
+def test_the_task_of_an_answer_only_a_reviewer_rated_gets_a_pre_rating_that_comes_later(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        exchange_id = answer(log)
+        log.review(exchange_id, "good", reviewer="app reviewer")  # no thumb: the verdict makes the task
+        worker = SyncWorker(log, ls_settings)
+        assert worker.flush(pull=False).created == 1
+        assert by_exchange(label_studio, ls_settings)[exchange_id].data["pre_rating"] == ""
+
+        log.set_pre_rating(exchange_id, "bad", "The excerpts say -p, not --port.", model="judge-model")
+        assert log.pending_count() == 1 and log.get(exchange_id).sync == "pending"  # type: ignore[union-attr]
+        report = worker.flush(pull=False)
+        assert report.ok and (report.created, report.updated, report.reviews) == (0, 1, 0), report
+        task = by_exchange(label_studio, ls_settings)[exchange_id]
+        assert task.data["hints"] == "Pre-rated Bad by judge-model: The excerpts say -p, not --port."
+        assert (task.data["pre_rating"], task.data["user_rating"]) == ("bad", None)
+        assert not user_predictions(task)  # still no thumb
+        (annotation,) = task.annotations
+        assert choice(annotation) == ("Good", "")  # the reviewer's verdict stands
+        assert log.pending_count() == 0 and log.get(exchange_id).sync == "delivered"  # type: ignore[union-attr]
+
+        log.rate(exchange_id, "bad")  # a thumb after all: the same task, now with the user's prediction
+        assert worker.flush(pull=False).updated == 1
+        task = by_exchange(label_studio, ls_settings)[exchange_id]
+        assert task.data["user_rating"] == "bad" and task.data["pre_rating"] == "bad"
+        assert len(user_predictions(task)) == 1
 
 
 def test_a_reviewer_who_edits_or_deletes_that_annotation_in_label_studio_changes_the_verdict(
