@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
@@ -25,7 +26,15 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
 
 from qa.language import foreign_language
-from qa.llm import ServedModel, describe_error, make_chat_model, model_id, uses_local_model
+from qa.llm import (
+    AnswerStopped,
+    ServedModel,
+    StopWhenSet,
+    describe_error,
+    make_chat_model,
+    model_id,
+    uses_local_model,
+)
 from qa.precedents import JudgedAnswers, Precedent
 from qa.prompts import (
     ABSTAIN,
@@ -398,11 +407,15 @@ class AnswerChain:
 
     # --- public API ----------------------------------------------------------------------
 
-    def stream(self, question: str, history: Sequence[object] | None = None) -> Iterator[AnswerEvent]:
+    def stream(
+        self, question: str, history: Sequence[object] | None = None, stop: threading.Event | None = None
+    ) -> Iterator[AnswerEvent]:
         """Answer `question` (a follow-up to `history`), yielding text pieces, then the `Answer`.
 
         Raises QuestionError (before anything runs) for an empty or over-long question, and
-        AnswerError with a user-facing message when the model or the search fails.
+        AnswerError with a user-facing message when the model or the search fails. Setting
+        `stop` ends the stream at the model's next token, with no `Answer`, and the model
+        stops writing too (closing the stream would not stop it: see `StopWhenSet`).
         """
         text = validate_question(question, self.settings)
         turns = normalize_history(history, self.settings.history_messages)
@@ -411,8 +424,9 @@ class AnswerChain:
         pieces: list[str] = []
         prepared_at = first_at = 0.0
         served = ServedModel()
+        callbacks: list[Any] = [served] if stop is None else [served, StopWhenSet(stop)]
         try:
-            for chunk in self.runnable.stream({"question": text, "history": turns}, {"callbacks": [served]}):
+            for chunk in self.runnable.stream({"question": text, "history": turns}, {"callbacks": callbacks}):
                 piece = chunk.pop("answer", None)
                 if chunk:
                     state.update(chunk)
@@ -421,6 +435,8 @@ class AnswerChain:
                     first_at = first_at or time.perf_counter()
                     pieces.append(piece)
                     yield AnswerEvent(text=piece)
+        except AnswerStopped:
+            return
         except Exception as exc:
             log.error("answering %r failed", text[:200], exc_info=exc)
             raise AnswerError(describe_error(exc, self.settings)) from exc

@@ -14,6 +14,7 @@ handling are written and tested once, against a real HTTP server.
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
@@ -151,6 +152,33 @@ class ServedModel(BaseCallbackHandler):
                 metadata = getattr(message, "response_metadata", None) or generation.generation_info or {}
                 self.name = str(metadata.get("model_name") or self.name)
                 self.finish_reason = str(metadata.get("finish_reason") or self.finish_reason)
+
+
+class AnswerStopped(BaseException):  # noqa: N818 - a request honoured, not an error
+    """The reader asked to stop while the model was writing (see `StopWhenSet`).
+
+    A BaseException, like GeneratorExit: LangChain's callback manager logs an Exception
+    from a handler as a warning before passing it on, and no `except Exception` on the way
+    out of the model's stream should take a stop for a failure.
+    """
+
+
+class StopWhenSet(BaseCallbackHandler):
+    """Ends a model's streamed reply at its next token once `event` is set.
+
+    Closing a LangChain stream does not stop the model: the sync stream, when closed, reads
+    the rest of its input for tracing, so the whole reply is generated (and, with the local
+    model, holds the CPU) for no one. Raised from the token callback, `AnswerStopped` instead
+    unwinds the model's own stream, which closes its HTTP response, and a llama.cpp or
+    OpenAI server stops writing.
+    """
+
+    def __init__(self, event: threading.Event) -> None:
+        self.event = event
+
+    def on_llm_new_token(self, token: str, **kwargs: Any) -> None:
+        if self.event.is_set():
+            raise AnswerStopped
 
 
 # --- errors a user can act on ----------------------------------------------------------

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 import time
 from typing import Any
 
@@ -32,6 +33,7 @@ from ui.render import (
     quotes_markdown,
     safe_markdown,
     sources_markdown,
+    typed_text,
 )
 
 log = logging.getLogger(__name__)
@@ -67,13 +69,42 @@ RATED_LINE = "<small>Thanks! Your rating is saved and will reach the people who 
 # Under an answer the model was stopped in (LLM_MAX_TOKENS / LOCAL_LLM_MAX_TOKENS): it ends mid-word.
 CUT_SHORT_NOTE = "<small><i>(The answer was cut short: it reached its length limit.)</i></small>"
 ERROR_MARK = "⚠️"  # starts the message `respond` shows instead of an answer when answering fails
+# Ends an answer its reader stopped: not logged, so it has no thumbs' id.
+STOPPED_NOTE = (
+    "<small><i>(Stopped. An answer stopped before its end is not saved or rated: ↻ asks again.)</i></small>"
+)
+WAITING = "…"  # the answer's place until its first words arrive
+
+
+def _message_text(value: object) -> str:
+    """A chat message's text, whether Gradio gives it as a string or as a list of parts."""
+    parts = value if isinstance(value, list) else [value]
+    return "".join(p.get("value", p.get("text", "")) if isinstance(p, dict) else str(p) for p in parts)
 
 
 def _is_error(value: object) -> bool:
     """Whether a chat message is one of `respond`'s error messages, not an answer."""
-    parts = value if isinstance(value, list) else [value]
-    text = "".join(p.get("value", p.get("text", "")) if isinstance(p, dict) else str(p) for p in parts)
-    return text.lstrip().startswith(ERROR_MARK)
+    return _message_text(value).lstrip().startswith(ERROR_MARK)
+
+
+def _is_stopped(value: object) -> bool:
+    """Whether a chat message is an answer its reader stopped."""
+    return _message_text(value).rstrip().endswith(STOPPED_NOTE)
+
+
+def last_question(history: list[dict[str, Any]], turns: list, ids: dict) -> tuple[str, list, list, dict]:
+    """The chat's last question as typed, and the chat, follow-ups and thumbs' ids before it.
+
+    For "retry": the question is asked again as if typed anew. Its earlier answer stays in
+    the log, with any rating it got; only this page forgets it.
+    """
+    asked = max((i for i, m in enumerate(history) if m.get("role") == "user"), default=None)
+    if asked is None:
+        return "", history, turns, ids
+    ids = {k: v for k, v in ids.items() if int(k) < asked}
+    kept = set(ids.values())
+    turns = [t for t in turns if t.get("exchange_id") in kept]
+    return typed_text(_message_text(history[asked]["content"])), history[:asked], turns, ids
 
 
 def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -192,6 +223,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
     # shows the comment box and the saved line, as a thumb on a finished answer does.
     rated_late: dict[str, str] = {}
+    stopping: dict[str, threading.Event] = {}  # session -> the Stop of the answer it is being written
 
     with gr.Column(visible=ctx.chain is not None) as chat_area:
         chatbot = gr.Chatbot(
@@ -214,6 +246,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 elem_id="question",
             )
             ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+            # In the Ask button's place while an answer is written (the local model takes a while).
+            stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
         with gr.Row(visible=False, elem_id="comment-row") as comment_row:
             comment = gr.Textbox(
                 label="Thanks! Anything to add? (optional: what was wrong or missing)",
@@ -273,12 +307,13 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             return
         # What was typed, shown as typed: a user's `![x](http://host/x.png)` loads nothing.
         history = [*history, {"role": "user", "content": literal_markdown(text)}]
-        history.append({"role": "assistant", "content": "…"})
+        history.append({"role": "assistant", "content": WAITING})
         session = request.session_hash if request else ""
+        stop = stopping[session] = threading.Event()  # set by the Stop button
         yield "", history, turns_, ids_
         shown = held = ""
         try:
-            for event in chain.stream(text, _history_for_chain(turns_)):
+            for event in chain.stream(text, _history_for_chain(turns_), stop=stop):
                 if event.answer is None:
                     # Each piece is shown when the next event arrives: the "not covered" reply
                     # (which quotes the question) comes as one piece followed at once by the
@@ -338,6 +373,13 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             yield "", history, turns_, ids_
         finally:
             pending.pop((session, len(history) - 1), None)  # an error message is not rated
+            if stopping.get(session) is stop:
+                del stopping[session]
+        if stop.is_set() and str(len(history) - 1) not in ids_ and not _is_error(history[-1]["content"]):
+            # Stopped: what was written, marked so.
+            kept = safe_markdown(shown + held)
+            history[-1] = {"role": "assistant", "content": f"{kept}\n\n{STOPPED_NOTE}".lstrip()}
+            yield "", history, turns_, ids_
 
     def on_like(ids_: dict, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -345,6 +387,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         if not exchange_id:
             if _is_error(data.value):
                 gr.Info("Only answers can be rated (this one was an error message).")
+            elif _is_stopped(data.value):
+                gr.Info(
+                    "A stopped answer is not saved, so it cannot be rated: ask again (↻ under it) for a whole one."
+                )
             elif data.liked in (True, False):  # still streaming: rated as soon as it is complete
                 pending[(request.session_hash if request else "", int(index))] = bool(data.liked)
                 gr.Info("Thanks! Your rating is saved as soon as the answer is complete.")
@@ -382,16 +428,49 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         value = data.value if isinstance(data.value, dict) else {}
         return str(value.get("text", ""))
 
+    def retry(history: list, turns_: list, ids_: dict):
+        """↻ under the last answer: its question goes back in the box, to be asked again."""
+        return last_question(history or [], turns_ or [], ids_ or {})
+
+    def request_stop(request: gr.Request):
+        """Stop: the model stops at its next token; the words written so far stay, marked (not logged).
+
+        Not Gradio's `cancels`: a cancelled stream can still deliver a last update over the
+        stopped one, the page then missed the next events' messages (Gradio 6.31), and the
+        model went on writing the whole answer for no one.
+        """
+        stop = stopping.get(request.session_hash if request else "")
+        if stop is not None:
+            stop.set()
+        return gr.update(value="Stopping…", interactive=False)
+
+    def answering():  # the Stop button in the Ask button's place until the answer is done
+        return gr.update(visible=False), gr.update(value="Stop", interactive=True, visible=True)
+
+    def answered_buttons():
+        return gr.update(visible=True), gr.update(visible=False)
+
+    # Registered before the answer's own listeners: Gradio's page runs a trigger's listeners in
+    # the order they were added, the next one only once a streaming one before it is done.
+    for trigger in (question.submit, ask.click, chatbot.example_select, chatbot.retry):
+        trigger(answering, None, [ask, stop], queue=False, api_visibility="private")
     example_asked = chatbot.example_select(take_example, None, question, api_visibility="private").then(
         respond, inputs, outputs, api_visibility="private", concurrency_limit=None
     )
-    for answered in (
+    retried = chatbot.retry(retry, [chatbot, turns, ids], outputs, api_visibility="private").then(
+        respond, inputs, outputs, api_visibility="private", concurrency_limit=None
+    )
+    answers = [
         question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None),
         ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
         example_asked,
-    ):
+        retried,
+    ]
+    for answered in answers:
+        answered.then(answered_buttons, None, [ask, stop], queue=False, api_visibility="private")
         answered.then(offer_comment, None, late, api_visibility="private")
         answered.then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
+    stop.click(request_stop, None, stop, queue=False, api_visibility="private")
     chatbot.like(on_like, [ids], [comment_row, rated, status], api_name="rate")
     send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
     comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")

@@ -68,6 +68,27 @@ def literal_markdown(text: str) -> str:
     return "\n".join(lines)
 
 
+_TYPED = re.compile(r"\\([\\`*_{}\[\]()#+\-.!|~=:])|&(amp|lt|gt);|^((?:&nbsp;)+)", re.MULTILINE)
+_ENTITIES = {"amp": "&", "lt": "<", "gt": ">"}
+
+
+def typed_text(markdown: str) -> str:
+    """What the user typed, back from `literal_markdown` (to ask a question again as it was asked).
+
+    Exact, but for tabs in a line's indentation, which come back as spaces.
+    """
+
+    def back(match: re.Match[str]) -> str:
+        escaped, entity, indent = match.groups()
+        if escaped:
+            return escaped
+        if entity:
+            return _ENTITIES[entity]
+        return " " * (len(indent) // len("&nbsp;"))
+
+    return _TYPED.sub(back, markdown or "")
+
+
 _MD = MarkdownIt("commonmark")
 _SENTINEL = "zq9sourcesfollowzq9"  # a word no answer contains: where the sources would start
 

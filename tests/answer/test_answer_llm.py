@@ -6,10 +6,12 @@ paths against a tiny real HTTP server that answers like OpenAI does (401, 404, s
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import threading
 import time
+import urllib.request
 from collections.abc import Callable
 
 import openai
@@ -87,6 +89,36 @@ def test_answer_chain_streams_from_the_local_model(
     assert answer.cited[0].source == "docs/webhooks.md"
     assert answer.first_token_ms > answer.retrieval_ms > 0
     assert answer.cut_short  # MAX_TOKENS: the model was stopped mid-answer, and the answer says so
+
+
+def slot_busy(settings: Settings) -> bool:
+    """Whether the local server is writing a reply now (llama.cpp's /slots)."""
+    with urllib.request.urlopen(f"{local_llm.base_url(settings).removesuffix('/v1')}/slots", timeout=5) as r:
+        return any(slot.get("is_processing") for slot in json.load(r))
+
+
+def test_a_stopped_answer_stops_the_local_model_too(
+    local_settings: Settings, retriever: KeywordRetriever
+) -> None:
+    # Room for ~20 s of writing: a model left running would still be busy long after the checks below.
+    chain = AnswerChain(
+        retriever, make_chat_model(local_settings, max_tokens=1000), local_settings, compact=False
+    )
+    stop = threading.Event()
+    pieces = []
+    for event in chain.stream("how do I raise the webhook timeout? list every step in detail", stop=stop):
+        assert event.answer is None, "a stopped stream ends without an answer"
+        pieces.append(event.text)
+        if len(pieces) == 3:
+            assert slot_busy(local_settings)  # writing
+            stop.set()
+    assert len(pieces) <= 5  # ended at the next token or so
+    deadline = time.time() + 5
+    while slot_busy(local_settings) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not slot_busy(local_settings), "the server went on writing the stopped answer"
+    quick = AnswerChain(retriever, make_chat_model(local_settings, max_tokens=MAX_TOKENS), local_settings)
+    assert quick.answer("how do I raise the webhook timeout?").text  # and the next question is answered
 
 
 def test_the_model_that_answered_is_recorded_not_the_one_asked_for(

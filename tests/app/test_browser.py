@@ -394,3 +394,41 @@ def test_a_reviewers_verdict_on_the_same_question_shows_under_the_new_answer(run
     bot.locator("summary").filter(has_text="The earlier answer").last.click()
     earlier_answer.wait_for(state="visible", timeout=5_000)
     page.screenshot(path=str(running_app.ctx.settings.data_dir / "browser-precedent.png"))
+
+
+LONG_ANSWER = (
+    "Start it with label-studio start --no-browser [1]. The server then listens as usual, and you open "
+    "the address it prints yourself when you are ready, so no tab opens on its own."
+)
+
+
+def test_stop_keeps_the_words_so_far_and_retry_asks_the_same_question_again(
+    app_data, page, monkeypatch
+) -> None:
+    with app_answering(app_data, monkeypatch, fake_llm(delay=0.3, answer=LONG_ANSWER)) as (url, ctx):
+        question = "How do I start it & keep *no* browser tab from opening?"  # Markdown and `&`, as typed
+        ask(page, url, question)
+        stop = page.get_by_role("button", name="Stop", exact=True)
+        stop.wait_for(timeout=10_000)  # in the Ask button's place while the answer is written
+        assert not page.get_by_role("button", name="Ask", exact=True).is_visible()
+        page.get_by_text("Start it with", exact=False).first.wait_for(timeout=30_000)
+        stop.click()
+        page.get_by_text("Stopped.", exact=False).first.wait_for(timeout=10_000)
+        page.get_by_role("button", name="Ask", exact=True).wait_for(timeout=10_000)
+        assert not stop.is_visible()
+        page.wait_for_timeout(1_500)  # nothing more arrives after the note
+        answer = page.locator("#chatbot .bot").last.inner_text()
+        assert "Stopped." in answer and "on its own" not in answer
+        assert not [e for e in ctx.log.recent(10) if e.question == question]  # a stopped answer is not logged
+
+        page.get_by_role("button", name="Like").last.click()
+        page.get_by_text("it cannot be rated", exact=False).first.wait_for(timeout=10_000)
+
+        page.get_by_role("button", name="Retry").last.click()
+        page.get_by_text("on its own", exact=False).first.wait_for(timeout=60_000)
+        assert page.locator("#chatbot .user").count() == 1  # asked again in place, not added below
+        assert "Stopped." not in page.locator("#chatbot").inner_text()
+        (logged,) = [e for e in ctx.log.recent(10) if e.question == question]  # asked exactly as typed
+        page.get_by_role("button", name="Dislike").last.click()
+        assert user_rating_soon(ctx, question, 10) == "bad"
+        assert ctx.log.get(logged.id).user_rating == "bad"

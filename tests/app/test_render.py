@@ -6,7 +6,14 @@ import pytest
 from markdown_it import MarkdownIt
 
 from qa.types import Source
-from ui.render import close_fence, literal_markdown, quotes_markdown, safe_markdown, sources_markdown
+from ui.render import (
+    close_fence,
+    literal_markdown,
+    quotes_markdown,
+    safe_markdown,
+    sources_markdown,
+    typed_text,
+)
 
 HEADING = "Closest sources (not cited by the model)"
 SOURCE = Source(n=1, source="guide/s3.md", section="Storage > S3", url="https://docs.example.test/s3")
@@ -124,6 +131,19 @@ def test_what_a_user_typed_renders_as_literal_text() -> None:
     for entity, char in (("&lt;", "<"), ("&gt;", ">"), ("&quot;", '"'), ("&amp;", "&")):
         text = text.replace(entity, char)
     assert text.strip() == typed  # every character shown, none interpreted
+
+
+@pytest.mark.parametrize(
+    "typed",
+    [
+        "How do I set `LABEL_STUDIO_PORT` & keep *no* tab?",
+        "![x](http://evil.example/x.png)\n### HACKED\n    indented <b>&amp;</b> &nbsp;\n- item\n1. a\\*b",
+        "&nbsp;&nbsp;typed entities, not indentation: &lt;View&gt;",
+        "",
+    ],
+)
+def test_a_question_shown_as_typed_can_be_read_back_as_typed(typed: str) -> None:
+    assert typed_text(literal_markdown(typed)) == typed  # what "retry" asks again
 
 
 def test_the_sources_words_are_folded_under_them_and_shown_as_text() -> None:
