@@ -11,6 +11,7 @@ calling the model (a model, especially a small one, answers anyway and invents t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import threading
@@ -23,7 +24,13 @@ from typing import Any, Protocol
 from langchain_core.documents import Document
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
-from langchain_core.runnables import Runnable, RunnableBranch, RunnableLambda, RunnablePassthrough
+from langchain_core.runnables import (
+    Runnable,
+    RunnableBranch,
+    RunnableConfig,
+    RunnableLambda,
+    RunnablePassthrough,
+)
 
 from qa.language import foreign_language
 from qa.llm import (
@@ -415,7 +422,8 @@ class AnswerChain:
         Raises QuestionError (before anything runs) for an empty or over-long question, and
         AnswerError with a user-facing message when the model or the search fails. Setting
         `stop` ends the stream at the model's next token, with no `Answer`, and the model
-        stops writing too (closing the stream would not stop it: see `StopWhenSet`).
+        stops writing too. So does closing the stream early (a browser gone mid-answer),
+        which by itself would have read the model's reply to its end (see `StopWhenSet`).
         """
         text = validate_question(question, self.settings)
         turns = normalize_history(history, self.settings.history_messages)
@@ -424,9 +432,11 @@ class AnswerChain:
         pieces: list[str] = []
         prepared_at = first_at = 0.0
         served = ServedModel()
-        callbacks: list[Any] = [served] if stop is None else [served, StopWhenSet(stop)]
+        stop = stop or threading.Event()
+        config: RunnableConfig = {"callbacks": [served, StopWhenSet(stop)]}
+        chunks = self.runnable.stream({"question": text, "history": turns}, config)
         try:
-            for chunk in self.runnable.stream({"question": text, "history": turns}, {"callbacks": callbacks}):
+            for chunk in chunks:
                 piece = chunk.pop("answer", None)
                 if chunk:
                     state.update(chunk)
@@ -437,6 +447,14 @@ class AnswerChain:
                     yield AnswerEvent(text=piece)
         except AnswerStopped:
             return
+        except GeneratorExit:
+            # Closed before the end: read on until the model's next token raises AnswerStopped,
+            # which unwinds every step of the graph (closing `chunks` would read the whole reply).
+            stop.set()
+            with contextlib.suppress(AnswerStopped):
+                for _ in chunks:
+                    pass
+            raise
         except Exception as exc:
             log.error("answering %r failed", text[:200], exc_info=exc)
             raise AnswerError(describe_error(exc, self.settings)) from exc

@@ -97,26 +97,42 @@ def slot_busy(settings: Settings) -> bool:
         return any(slot.get("is_processing") for slot in json.load(r))
 
 
+def idle_soon(settings: Settings) -> bool:
+    """Whether the local server is done writing within a few seconds."""
+    deadline = time.time() + 5
+    while slot_busy(settings) and time.time() < deadline:
+        time.sleep(0.1)
+    return not slot_busy(settings)
+
+
 def test_a_stopped_answer_stops_the_local_model_too(
     local_settings: Settings, retriever: KeywordRetriever
 ) -> None:
-    # Room for ~20 s of writing: a model left running would still be busy long after the checks below.
-    chain = AnswerChain(
-        retriever, make_chat_model(local_settings, max_tokens=1000), local_settings, compact=False
-    )
+    # ~20 s of writing (llama.cpp's `ignore_eos`: no early end): a model left running would still be
+    # busy long after the checks below.
+    llm = make_chat_model(local_settings, max_tokens=1000, stop=None, extra_body={"ignore_eos": True})
+    chain = AnswerChain(retriever, llm, local_settings)
+    question = "how do I raise the webhook timeout? list every step in detail"
     stop = threading.Event()
     pieces = []
-    for event in chain.stream("how do I raise the webhook timeout? list every step in detail", stop=stop):
+    for event in chain.stream(question, stop=stop):
         assert event.answer is None, "a stopped stream ends without an answer"
         pieces.append(event.text)
         if len(pieces) == 3:
             assert slot_busy(local_settings)  # writing
             stop.set()
     assert len(pieces) <= 5  # ended at the next token or so
-    deadline = time.time() + 5
-    while slot_busy(local_settings) and time.time() < deadline:
-        time.sleep(0.1)
-    assert not slot_busy(local_settings), "the server went on writing the stopped answer"
+    assert idle_soon(local_settings), "the server went on writing the stopped answer"
+
+    # A stream dropped half-way (a browser gone) stops the model as well.
+    stream = chain.stream(question)
+    for _ in range(3):
+        next(stream)
+    assert slot_busy(local_settings)
+    closing = time.time()
+    stream.close()  # returns at the next token, not once the model has written its 1000
+    assert time.time() - closing < 5, "closing read the abandoned answer to its end"
+    assert idle_soon(local_settings), "the server went on writing the abandoned answer"
     quick = AnswerChain(retriever, make_chat_model(local_settings, max_tokens=MAX_TOKENS), local_settings)
     assert quick.answer("how do I raise the webhook timeout?").text  # and the next question is answered
 
