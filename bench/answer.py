@@ -7,6 +7,9 @@
    index (run `python ingest.py` first) and an instant fake model, for both prompt styles.
 2. The local model (SmolLM2 via xllamacpp): time to first token and generation tokens/s
    for real prompts, compact (what the local model gets) and full chat style.
+2b. Stopping it: from the chat's Stop (the stream's stop event) or a closed stream (a browser
+   gone) to the end of the stream and to the server being idle, for answers that would have
+   run to 600 tokens, against the time the rest of the answer would have taken.
 1b. Reusing reviewers' verdicts (qa.precedents): embedding N judged questions, adding one,
    and looking a question up among them, p50/p95.
 3. What a reader gets from the local model: the share of the questions' `answer_facts` in
@@ -21,6 +24,7 @@ import argparse
 import json
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -229,6 +233,44 @@ def bench_local_model(settings: Settings, retriever: object | None, questions: l
             )
 
 
+def bench_stop(settings: Settings, retriever: object | None, questions: list[str], runs: int) -> None:
+    """How fast Stop (or a closed stream) frees the local model, which would otherwise write on."""
+    tokens = 600
+    print(f"\n2b. Stopping the local model after 5 pieces of an answer that would run to {tokens} tokens")
+    llm = make_chat_model(settings, max_tokens=tokens, stop=None, extra_body={"ignore_eos": True})
+    chain = AnswerChain(retriever or SampleRetriever(), llm, settings)
+    port = settings.local_llm_port
+
+    def idle_after(moment: float) -> float:
+        while local_llm.is_writing(port) and time.perf_counter() - moment < 60:
+            time.sleep(0.005)
+        return time.perf_counter() - moment
+
+    print(f"  {'how':<7} {'ends p50 ms':>12} {'ends max ms':>12} {'idle p50 ms':>12} {'idle max ms':>12}")
+    for how in ("stop", "close"):
+        ends, idles = [], []
+        for question in questions[:runs]:
+            stop = threading.Event()
+            stream = chain.stream(question, stop=stop)
+            for _ in range(5):
+                next(stream)
+            moment = time.perf_counter()
+            if how == "stop":
+                stop.set()
+                for _ in stream:
+                    pass
+            else:
+                stream.close()
+            ends.append(time.perf_counter() - moment)
+            idles.append(idle_after(moment))
+        figures = (statistics.median(ends), max(ends), statistics.median(idles), max(idles))
+        print(f"  {how:<7}" + "".join(f" {seconds * 1000:>12.0f}" for seconds in figures))
+    started = time.perf_counter()
+    written = sum(1 for _ in llm.stream("Write a long story."))
+    rate = written / (time.perf_counter() - started)
+    print(f"  the rest of the answer, unstopped: ~{(tokens - 5) / rate:.1f} s at {rate:.0f} pieces/s")
+
+
 def answerable_questions(limit: int) -> list[dict]:
     """Questions with `answer_facts`, public set first (it is the one the README reports)."""
     return [q for q in question_rows(QUESTION_FILES[::-1]) if q.get("answer_facts")][:limit]
@@ -272,6 +314,8 @@ def main() -> int:
         bench_precedents(retriever, questions, args.judged)
     if not args.no_llm:
         bench_local_model(settings, retriever, questions, args.llm_runs)
+        with local_llm.running(settings):
+            bench_stop(settings, retriever, questions, args.llm_runs)
         if retriever is not None:
             bench_facts(settings, retriever, args.fact_questions)
     return 0

@@ -140,6 +140,16 @@ def is_healthy(port: int, timeout: float = 1.0) -> bool:
     return bool(body) and body.get("status") == "ok"
 
 
+def is_writing(port: int, timeout: float = 2.0) -> bool:
+    """Whether the server is writing a reply now (llama.cpp's /slots): a stopped answer must not be."""
+    try:
+        with urllib.request.urlopen(f"http://{HOST}:{port}/slots", timeout=timeout) as response:
+            slots = json.loads(response.read().decode("utf-8"))
+    except (OSError, ValueError):
+        return False
+    return any(isinstance(slot, dict) and slot.get("is_processing") for slot in slots)
+
+
 def served_models(port: int, timeout: float = 2.0) -> list[str]:
     body = _get_json(f"http://{HOST}:{port}/v1/models", timeout) or {}
     return [str(item.get("id")) for item in body.get("data", []) if isinstance(item, dict)]

@@ -6,12 +6,10 @@ paths against a tiny real HTTP server that answers like OpenAI does (401, 404, s
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import threading
 import time
-import urllib.request
 from collections.abc import Callable
 
 import openai
@@ -91,18 +89,12 @@ def test_answer_chain_streams_from_the_local_model(
     assert answer.cut_short  # MAX_TOKENS: the model was stopped mid-answer, and the answer says so
 
 
-def slot_busy(settings: Settings) -> bool:
-    """Whether the local server is writing a reply now (llama.cpp's /slots)."""
-    with urllib.request.urlopen(f"{local_llm.base_url(settings).removesuffix('/v1')}/slots", timeout=5) as r:
-        return any(slot.get("is_processing") for slot in json.load(r))
-
-
 def idle_soon(settings: Settings) -> bool:
     """Whether the local server is done writing within a few seconds."""
     deadline = time.time() + 5
-    while slot_busy(settings) and time.time() < deadline:
+    while local_llm.is_writing(settings.local_llm_port) and time.time() < deadline:
         time.sleep(0.1)
-    return not slot_busy(settings)
+    return not local_llm.is_writing(settings.local_llm_port)
 
 
 def test_a_stopped_answer_stops_the_local_model_too(
@@ -119,7 +111,7 @@ def test_a_stopped_answer_stops_the_local_model_too(
         assert event.answer is None, "a stopped stream ends without an answer"
         pieces.append(event.text)
         if len(pieces) == 3:
-            assert slot_busy(local_settings)  # writing
+            assert local_llm.is_writing(local_settings.local_llm_port)  # writing
             stop.set()
     assert len(pieces) <= 5  # ended at the next token or so
     assert idle_soon(local_settings), "the server went on writing the stopped answer"
@@ -128,7 +120,7 @@ def test_a_stopped_answer_stops_the_local_model_too(
     stream = chain.stream(question)
     for _ in range(3):
         next(stream)
-    assert slot_busy(local_settings)
+    assert local_llm.is_writing(local_settings.local_llm_port)
     closing = time.time()
     stream.close()  # returns at the next token, not once the model has written its 1000
     assert time.time() - closing < 5, "closing read the abandoned answer to its end"
