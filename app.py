@@ -23,6 +23,7 @@ from feedback.config import with_local_label_studio
 from feedback.log import FeedbackLog
 from feedback.sync import SyncWorker
 from feedback.webhook import webhook_router
+from qa.refresh import DocsRefresher
 from qa.store import DocStore, IndexState, store_failures
 from settings import Settings, get_settings
 from ui.chat import build_chat_tab
@@ -82,6 +83,7 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=No
         open_chain=open_chain,
         judge=make_judge(settings, judge_llm) if pre_rating_enabled(settings) else None,
         reviser=make_reviser(settings, revise_llm),
+        refresher=DocsRefresher(settings),
     )
 
 
@@ -102,11 +104,15 @@ def create_app(ctx: AppContext) -> FastAPI:
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         if ctx.sync is not None:
             ctx.sync.start()
+        if ctx.refresher is not None:
+            ctx.refresher.start()
         # the reviewers' verdicts to reuse, embedded before the first question needs them
         threading.Thread(target=ctx.refresh_precedents, kwargs={"wait": True}, daemon=True).start()
         try:
             yield
         finally:
+            if ctx.refresher is not None:
+                ctx.refresher.stop()
             if ctx.sync is not None:
                 ctx.sync.stop()
 
@@ -115,7 +121,13 @@ def create_app(ctx: AppContext) -> FastAPI:
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, object]:
         ctx.refresh()
-        return {"ok": True, "ingested": ctx.chain is not None, "commit": ctx.docs.commit}
+        last = ctx.refresher.last if ctx.refresher else None
+        return {
+            "ok": True,
+            "ingested": ctx.chain is not None,
+            "commit": ctx.docs.commit,
+            "docs_update": None if last is None else {"ok": last.ok, "outcome": last.outcome()},
+        }
 
     app.include_router(
         webhook_router(ctx.log, ctx.settings, on_verdict=ctx.sync.pull_soon if ctx.sync else None)

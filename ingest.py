@@ -15,6 +15,7 @@ written before their records, and the next run finishes the job.
 from __future__ import annotations
 
 import argparse
+import fcntl
 import json
 import logging
 import os
@@ -40,6 +41,7 @@ from settings import Settings, get_settings
 
 log = logging.getLogger("ingest")
 INDEX_BATCH = 256  # chunks per indexing batch: embedded together, sorted by length
+LOCK_FILE = "ingest.lock"  # in DATA_DIR: held by the ingest running there (`ingest_lock`)
 
 
 class IngestError(RuntimeError):
@@ -242,6 +244,36 @@ def relink(store: DocStore, docs: list[Document], keys: list[str]) -> int:
     return len(stale)
 
 
+@contextmanager
+def ingest_lock(data_dir: Path) -> Iterator[None]:
+    """One ingest at a time per DATA_DIR (a maintainer's, the app's scheduled one, a second shell).
+
+    Two at once would check out into the same clone and race on the record manager. An
+    OS lock (flock) is released when its process dies, so a killed run never blocks the next.
+    """
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / LOCK_FILE
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise IngestError(
+                f"Another ingest is running on {data_dir} (pid {holder}). Wait for it to finish "
+                "(a running app picks up its result by itself), then run this one again if still needed."
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        try:
+            yield
+        finally:
+            handle.truncate(0)
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def run_ingest(
     settings: Settings,
     *,
@@ -251,7 +283,23 @@ def run_ingest(
     reset: bool = False,
     progress: bool = True,
 ) -> IngestSummary:
-    """Bring the index in line with `repo`@`ref`. Returns what changed."""
+    """Bring the index in line with `repo`@`ref`. Returns what changed.
+
+    Raises IngestError at once when another ingest holds DATA_DIR (`ingest_lock`).
+    """
+    with ingest_lock(settings.data_dir):
+        return _ingest(settings, repo=repo, ref=ref, globs=globs, reset=reset, progress=progress)
+
+
+def _ingest(
+    settings: Settings,
+    *,
+    repo: str | None,
+    ref: str | None,
+    globs: list[str] | None,
+    reset: bool,
+    progress: bool,
+) -> IngestSummary:
     started = time.perf_counter()
     repo = repo or settings.docs_repo
     ref = settings.docs_ref if ref is None else ref

@@ -31,6 +31,8 @@ class Settings(BaseSettings):
     docs_ref: str = ""  # empty: the remote's default branch
     docs_web_base: str = ""  # web links' base for non-GitHub remotes, e.g. https://github.com/OWNER/REPO
     docs_glob: Annotated[list[str], NoDecode] = Field(default_factory=lambda: ["**/*.md"])
+    # Seconds between the running app's updates of the docs (`python ingest.py`); 0: only when asked.
+    ingest_interval: float = 0.0
     chunk_size: int = 800  # chars: ≤ ~256 MiniLM tokens, so all of it is embedded; tables: ~300-char rows
     embeddings: Literal["local", "openai"] = "local"
     openai_embeddings_model: str = "text-embedding-3-small"

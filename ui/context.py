@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from feedback.sync import SyncWorker
     from qa.chain import Answer, AnswerChain
     from qa.judge import AnswerJudge
+    from qa.refresh import DocsRefresher
     from qa.revise import PromptReviser
     from qa.store import IndexState
     from settings import Settings
@@ -45,6 +46,7 @@ class AppContext:
     open_chain: Callable[[], AnswerChain] | None = None  # builds the chain once there is an index
     judge: AnswerJudge | None = None  # pre-rates each answer for reviewers (None: PRE_RATE off)
     reviser: PromptReviser | None = None  # drafts answer-prompt revisions from reviewers' feedback
+    refresher: DocsRefresher | None = None  # runs `python ingest.py` on INGEST_INTERVAL, or when asked
     # the log's `reviews_stamp` that the chain's precedents reflect (-1: none loaded yet)
     _reviews_seen: int = field(default=-1, repr=False)
     _judging: ThreadPoolExecutor = field(

@@ -17,6 +17,7 @@ from feedback.records import Exchange
 from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
+from ui.docs_panel import build_docs_panel
 from ui.prompt_lab import build_prompt_panel
 from ui.render import literal_markdown, safe_markdown, sources_markdown
 
@@ -254,6 +255,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             )
             save = gr.Button("Save verdict", variant="primary", scale=1)
         build_prompt_panel(ctx, unlocked, visibility)
+        build_docs_panel(ctx, unlocked, visibility, tab)
     kept_name = gr.BrowserState("", storage_key=REVIEWER_KEY, secret=browser_secret(ctx.settings.data_dir))
     outputs = [summary, chart, table, exchanges]
 

@@ -127,7 +127,7 @@ def test_an_app_started_before_ingest_answers_after_it_without_a_restart(tmp_pat
         first = run_ingest(settings, repo=str(repo), progress=False)  # beside the running app
         _, history = client.predict(question, [], api_name="/ask")
         assert "guide/start.md" in text_of(history[-1])
-        assert healthz(url) == {"ok": True, "ingested": True, "commit": first.commit}
+        assert healthz(url) == {"ok": True, "ingested": True, "commit": first.commit, "docs_update": None}
 
         add_page(
             repo,

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from gitrepo import ROOT, commit, git, page, summary, write
 
-from ingest import IngestError, run_ingest
+from ingest import IngestError, ingest_lock, run_ingest
 from qa.adapter import ADAPTER_FILE
 from qa.repo import RepoError
 from qa.retrieval import open_retriever
@@ -435,3 +435,13 @@ def test_docs_web_base_set_after_a_first_ingest_links_every_chunk(docs_repo: Pat
     assert f"skipped ({len(docs)} relinked)" in unlinked.stdout and "relinked in place" in unlinked.stderr
     assert {d.metadata["url"] for d in store.all_documents()} == {""}
     assert stored_sources() == sorted(d.metadata["source"] for d in docs)  # nothing added or lost
+
+
+def test_one_ingest_at_a_time_per_data_dir(docs_repo: Path, run_ingest_cli) -> None:
+    with ingest_lock(get_settings().data_dir):  # an ingest is running (the app's scheduled one, say)
+        with pytest.raises(IngestError, match=r"Another ingest is running on .* \(pid \d+\)\. Wait for it"):
+            ingest(docs_repo, "v1")
+        proc = run_ingest_cli("--repo", str(docs_repo), "--ref", "v1")
+        assert proc.returncode == 2 and "Another ingest is running" in proc.stderr
+        assert "Traceback" not in proc.stderr and proc.stdout == ""
+    assert ingest(docs_repo, "v1")["files_added"] == 4  # its turn once the other is done
