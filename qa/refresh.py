@@ -101,10 +101,11 @@ class DocsRefresher:
 
     def _loop(self) -> None:
         while not self._stop.is_set():
-            self._wake.wait(max(0.0, (self.next_at or 0) - time.time()))
-            self._wake.clear()
-            if self._stop.is_set():
-                return
+            wait = (self.next_at or 0) - time.time()
+            if wait > 0:  # looked at again after each wake: a run asked for resets the schedule
+                self._wake.wait(wait)
+                self._wake.clear()
+                continue
             self.run()
 
     # --- one run --------------------------------------------------------------------------
