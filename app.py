@@ -1,6 +1,7 @@
 """The web app: one FastAPI server with the Gradio UI at / and Label Studio's webhook beside it.
 
     python app.py            # or `make run`, which also installs, ingests and starts Label Studio
+    python app.py prompt status|draft|try VERSION|adopt VERSION|restore   # the Review tab's prompt panel
 
 This module only wires: qa/ answers, feedback/ logs and syncs, ui/ renders.
 With no OPENAI_API_KEY / OPENAI_BASE_URL it starts the embedded local model
@@ -13,8 +14,9 @@ import argparse
 import logging
 import sys
 import threading
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager, nullcontext
+from typing import TextIO
 
 import gradio as gr
 from fastapi import FastAPI
@@ -137,43 +139,132 @@ def create_app(ctx: AppContext) -> FastAPI:
     return gr.mount_gradio_app(app, blocks, path="", footer_links=["api"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description="Serve the docs QA app.")
-    parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
+def prompt_command(ctx: AppContext, argv: list[str], out: TextIO | None = None) -> int:
+    """`python app.py prompt …`: the Review tab's prompt panel from a shell (same files, same steps).
+
+    A running app answers with a revision adopted here from its next question on
+    (`AnswerChain.follow_prompts`). Returns the exit code; problems go to stderr.
+    """
+    from qa.llm import describe_error
+    from qa.prompts import PromptFileError
+    from qa.revise import RevisionError
+    from ui.prompt_lab import PromptLab
+
+    parser = argparse.ArgumentParser(
+        prog="python app.py prompt", description="Revise the answer prompt from reviewers' feedback."
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    actions.add_parser("status", help="the prompt answers use, its reviewed answers, and the drafts")
+    actions.add_parser("draft", help="draft a revision from the reviewed answers (needs the model)")
+    actions.add_parser("try", help="answer the reviewed questions again with a draft").add_argument("version")
+    actions.add_parser("adopt", help="answer with a draft from now on").add_argument("version")
+    actions.add_parser("restore", help="go back to the bundled prompt (the drafts are kept)")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for chatty in ("httpx", "httpcore"):  # a line per Label Studio pull, every 30 s
-        logging.getLogger(chatty).setLevel(logging.WARNING)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-    settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any
+    out = out or sys.stdout
+    lab = PromptLab(ctx)
+    try:
+        if args.action == "draft":
+            draft = lab.draft()
+            print(f"{lab.draft_markdown(draft, plain=True)}\n\n{lab.diff(draft)}\n", file=out)
+        elif args.action == "try":
+            trial = lab.try_draft(
+                args.version, lambda n, total: print(f"answering {n}/{total}", file=sys.stderr)
+            )
+            for row in trial.rows:
+                now = row.error or (
+                    "docs found silent" if row.abstained else row.pre_rating or "not pre-rated"
+                )
+                print(f"- was {row.verdict}, now {now}: {row.question}", file=out)
+            print(f"{trial.summary}\n", file=out)
+        elif args.action == "adopt":
+            print(f"Answers use {lab.adopt(args.version).version} from the next question on.\n", file=out)
+        elif args.action == "restore":
+            print(f"Answers use the bundled {lab.restore_bundled().version} again.\n", file=out)
+    except (RevisionError, PromptFileError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except Exception as exc:  # the model's error, in words a person can act on
+        log.debug("prompt %s failed", args.action, exc_info=True)
+        print(f"error: {describe_error(exc, ctx.settings)}", file=sys.stderr)
+        return 2
+    print(lab.status_markdown(plain=True), file=out)
+    for version in lab.files.versions():
+        try:
+            draft = lab.files.get(version)
+        except (RevisionError, PromptFileError) as exc:
+            print(f"  {version}: unreadable ({exc})", file=out)
+            continue
+        adopted = f", adopted {draft.adopted_at[:16].replace('T', ' ')} UTC" if draft.adopted_at else ""
+        tried = draft.trial.summary if draft.trial else "not tried"
+        print(f"  {version} (revises {draft.prompt.get('based_on')}{adopted}): {tried}", file=out)
+    return 0
 
-    import uvicorn
 
+@contextmanager
+def answering_model(settings: Settings) -> Iterator[None]:
+    """The bundled local model while the block runs, when no other model is set (LocalLLMError if it can't)."""
     from qa import llm, local_llm
 
-    server = None
-    if llm.uses_local_model(settings):
-        try:
-            server = local_llm.start(settings, watch_parent=True)
-        except local_llm.LocalLLMError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
+    server = local_llm.start(settings, watch_parent=True) if llm.uses_local_model(settings) else None
+    if server is not None:
         log.info("local model %s on port %s", server.model, server.port)
     watchdog = threading.Event()
     if server is not None and server.owned:  # one we started: restart it if it dies
         threading.Thread(target=local_llm.keep_running, args=(settings, watchdog), daemon=True).start()
     try:
-        ctx = build_context(settings)
-        print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
-        try:
-            uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
-        finally:
-            ctx.close()
+        yield
     finally:
         watchdog.set()
         if server is not None and server.owned:
             local_llm.stop(settings)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for chatty in ("httpx", "httpcore"):  # a line per Label Studio pull, every 30 s
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    if argv[:1] == ["prompt"]:
+        settings = get_settings()
+        from qa.local_llm import LocalLLMError
+
+        model_needed = argv[1:2] in (["draft"], ["try"])  # the others only read and write files
+        try:
+            with answering_model(settings) if model_needed else nullcontext():
+                ctx = build_context(settings)
+                try:
+                    return prompt_command(ctx, argv[1:])
+                finally:
+                    ctx.close()
+        except LocalLLMError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
+
+    parser = argparse.ArgumentParser(
+        description="Serve the docs QA app.",
+        epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback.",
+    )
+    parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
+    parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
+    args = parser.parse_args(argv)
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+    settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any
+
+    import uvicorn
+
+    from qa.local_llm import LocalLLMError
+
+    try:
+        with answering_model(settings):
+            ctx = build_context(settings)
+            print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
+            try:
+                uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
+            finally:
+                ctx.close()
+    except LocalLLMError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from operator import itemgetter
+from pathlib import Path
 from typing import Any, Protocol
 
 from langchain_core.documents import Document
@@ -45,6 +46,8 @@ from qa.llm import (
 from qa.precedents import JudgedAnswers, Precedent
 from qa.prompts import (
     ABSTAIN,
+    ANSWER,
+    ANSWER_COMPACT,
     CONDENSE,
     PromptSpec,
     answer_prompt,
@@ -112,6 +115,15 @@ def recent_questions(history: Sequence[tuple[str, str]], count: int = FOLLOW_UP_
             if len(found) == count:
                 break
     return found
+
+
+def _file_stamp(path: Path) -> tuple[int, ...]:
+    """Which file is at `path` (inode, size, mtime); () when there is none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class QuestionError(ValueError):
@@ -287,6 +299,7 @@ class AnswerChain:
         self.compact = compact_prompt(self.settings) if compact is None else compact
         overrides = self.settings.prompts_dir
         self.answer_prompt = prompt or answer_prompt(self.compact, overrides)
+        self._prompt_stamp = _file_stamp(self._answer_file)  # what `follow_prompts` last read
         self.condense_prompt = load_prompt(CONDENSE, overrides)
         self.abstain_prompt = load_prompt(ABSTAIN, overrides)
         self.model = model_id(self.llm)
@@ -306,6 +319,34 @@ class AnswerChain:
             itemgetter("prompt_input") | self.answer_prompt.template() | self.llm | StrOutputParser(),
         )
         return prepare | RunnablePassthrough.assign(answer=generate)
+
+    @property
+    def _answer_file(self) -> Path:
+        return self.settings.prompts_dir / f"{ANSWER_COMPACT if self.compact else ANSWER}.md"
+
+    def follow_prompts(self) -> None:
+        """Answer with an answer-prompt file changed on disk from the next question on.
+
+        A revision adopted by another process (`python app.py prompt adopt`), a file edited
+        by hand, or removed: one stat per call. A file that can't be used keeps the prompt in
+        use, with a warning in the log, as a new index that can't be loaded keeps the old one.
+        """
+        stamp = _file_stamp(self._answer_file)
+        if stamp == self._prompt_stamp:
+            return
+        self._prompt_stamp = stamp
+        try:
+            spec = answer_prompt(self.compact, self.settings.prompts_dir)
+            if spec != self.answer_prompt:
+                self.use_answer_prompt(spec)
+                log.info("answering with the prompt %s from %s", spec.version, spec.path)
+        except ValueError as exc:  # a PromptFileError, or a file that fills other variables
+            log.warning(
+                "%s cannot be used (%s); answering with %s",
+                self._answer_file,
+                exc,
+                self.answer_prompt.version,
+            )
 
     def use_answer_prompt(self, prompt: PromptSpec) -> None:
         """Answer with `prompt` from the next question on (a revision adopted while the app runs).

@@ -54,7 +54,7 @@ class AppContext:
     )
 
     def refresh(self) -> None:
-        """Catch up with an ingest that finished after the app started.
+        """Catch up with an ingest that finished after the app started, and with the prompt files.
 
         The header and the commit logged with each answer name the index being answered
         from: the retriever's, once it has loaded a finished ingest (a new index it can't
@@ -70,6 +70,8 @@ class AppContext:
                 self.docs = self.read_docs()
             except Exception:  # an unreadable state file: keep what we had, the chain says why
                 log.warning("cannot read the docs index state", exc_info=True)
+        if hasattr(self.chain, "follow_prompts"):  # a revision adopted from the command line
+            self.chain.follow_prompts()  # type: ignore[union-attr]
         if self.chain is None and self.open_chain is not None and self.docs.commit:
             try:
                 self.chain = self.open_chain()

@@ -129,11 +129,13 @@ class PromptLab:
 
     # --- what the panel shows -------------------------------------------------------
 
-    def status_markdown(self) -> str:
+    def status_markdown(self, *, plain: bool = False) -> str:
+        """Which prompt answers use and how it does; `plain`: as text for a terminal (the command line)."""
+        esc, strong = (str, "") if plain else (literal_markdown, "**")
         try:
             current = self.current()
         except PromptFileError as exc:
-            return f"**The answer prompt cannot be read:** {literal_markdown(str(exc))}"
+            return f"{strong}The answer prompt cannot be read:{strong} {esc(str(exc))}"
         if current.path.parent == PROMPT_DIR:
             where = "bundled"
         elif current.get("based_on"):
@@ -151,31 +153,33 @@ class PromptLab:
             else "none rated yet"
         )
         text = (
-            f"Answers use **{literal_markdown(current.version)}** ({literal_markdown(where)}; accuracy {accuracy})."
+            f"Answers use {strong}{esc(current.version)}{strong} ({esc(where)}; accuracy {accuracy})."
             f" Its reviewed answers: {len(bad)} rejected ({commented} with a comment),"
             f" {len(reviewed) - len(bad)} approved."
         )
         try:
             instructions(current)
         except RevisionError as exc:
-            return text + f"\n\n{literal_markdown(str(exc))}"
+            return text + f"\n\n{esc(str(exc))}"
         if not bad:
             text += " A draft needs at least one rejected answer of this version."
         return text
 
-    def draft_markdown(self, draft: Draft | None) -> str:
+    def draft_markdown(self, draft: Draft | None, *, plain: bool = False) -> str:
+        """A draft: what it revises, who made it from what, its changes and its trial (`plain`: as text)."""
         if draft is None:
             return NO_DRAFT
+        esc, strong = (str, "") if plain else (literal_markdown, "**")
         spec = draft.prompt
         made = f"drafted by {spec.get('drafted_by') or 'a model'} from {spec.get('learned_from') or 'reviewed answers'}"
         adopted = f"; adopted {draft.adopted_at[:16].replace('T', ' ')} UTC" if draft.adopted_at else ""
-        changes = "\n".join(f"- {literal_markdown(c)}" for c in draft.changes) or "- (the model listed none)"
+        changes = "\n".join(f"- {esc(c)}" for c in draft.changes) or "- (the model listed none)"
         text = (
-            f"**{literal_markdown(spec.version)}**, a revision of {literal_markdown(spec.get('based_on'))}"
-            f" ({literal_markdown(made)}{adopted}).\n\n**Changes, as the model lists them:**\n{changes}"
+            f"{strong}{esc(spec.version)}{strong}, a revision of {esc(spec.get('based_on'))}"
+            f" ({esc(made)}{adopted}).\n\n{strong}Changes, as the model lists them:{strong}\n{changes}"
         )
         if draft.trial is not None:
-            text += f"\n\n**Tried:** {literal_markdown(draft.trial.summary)}"
+            text += f"\n\n{strong}Tried:{strong} {esc(draft.trial.summary)}"
         return text
 
     def diff(self, draft: Draft | None) -> str:

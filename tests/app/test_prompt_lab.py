@@ -127,3 +127,44 @@ def test_a_broken_prompt_file_is_named_and_going_back_to_the_bundled_one_answers
         client.predict("how do I start without a browser tab?", [], api_name="/ask")
         assert ctx.log.recent(1)[0].prompt_version == "answer-v2"
     ctx.close()
+
+
+def test_the_same_steps_from_the_command_line_reach_a_running_app(app_data, monkeypatch, capsys) -> None:
+    from app import prompt_command
+
+    running = start_app(app_data, monkeypatch, repeating(REVISION))  # the app, serving
+    shell = start_app(app_data, monkeypatch, repeating(REVISION))  # `python app.py prompt …` beside it
+    rejected = shell.log.record_exchange(
+        question="how do I start without a tab?", answer="Run it.", prompt_version="answer-v2"
+    )
+    shell.log.review(rejected, "bad", "Give the --no-browser flag.", reviewer="ana", source="inline")
+
+    assert prompt_command(shell, ["draft"]) == 0
+    said = capsys.readouterr().out
+    version = re.search(r"^(answer-v2-r\d+), a revision of answer-v2", said, re.MULTILINE)
+    assert version, said
+    version = version.group(1)
+    assert "- Lead with the exact command (ana's comment)." in said and "+- Give the exact command" in said
+    assert "\\" not in said and "**" not in said  # text for a terminal, not the page's Markdown
+
+    assert prompt_command(shell, ["try", version]) == 0
+    said = capsys.readouterr().out
+    assert "- was bad, now good: how do I start without a tab?" in said and "The judge" in said
+
+    assert prompt_command(shell, ["adopt", version]) == 0
+    assert f"Answers use {version} from the next question on." in capsys.readouterr().out
+    running.refresh()  # what each page load and question does
+    assert running.chain.answer("how do I start without a browser tab?").prompt_version == version
+
+    assert prompt_command(shell, ["status"]) == 0
+    said = capsys.readouterr().out
+    assert f"Answers use {version} (a revision of answer-v2, adopted" in said
+    assert f"  {version} (revises answer-v2, adopted " in said
+
+    assert prompt_command(shell, ["try", "answer-v9-r9"]) == 2  # a draft that does not exist
+    assert "error: " in capsys.readouterr().err
+    assert prompt_command(shell, ["restore"]) == 0
+    running.refresh()
+    assert running.chain.answer("how do I start without a browser tab?").prompt_version == "answer-v2"
+    shell.close()
+    running.close()
