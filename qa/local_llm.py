@@ -40,6 +40,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 from settings import Settings, get_settings
 
@@ -124,7 +125,8 @@ def log_file(settings: Settings) -> Path:
 # --- probing ------------------------------------------------------------------------------
 
 
-def _get_json(url: str, timeout: float) -> dict | None:
+def _get_json(url: str, timeout: float) -> Any:
+    """The JSON body of a 200 answer (an object or a list), None if there is none."""
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response:
             if response.status != 200:
@@ -142,12 +144,10 @@ def is_healthy(port: int, timeout: float = 1.0) -> bool:
 
 def is_writing(port: int, timeout: float = 2.0) -> bool:
     """Whether the server is writing a reply now (llama.cpp's /slots): a stopped answer must not be."""
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/slots", timeout=timeout) as response:
-            slots = json.loads(response.read().decode("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return any(isinstance(slot, dict) and slot.get("is_processing") for slot in slots)
+    slots = _get_json(f"http://{HOST}:{port}/slots", timeout)
+    return isinstance(slots, list) and any(
+        isinstance(slot, dict) and slot.get("is_processing") for slot in slots
+    )
 
 
 def served_models(port: int, timeout: float = 2.0) -> list[str]:
