@@ -46,11 +46,10 @@ from qa.llm import (
 from qa.precedents import JudgedAnswers, Precedent
 from qa.prompts import (
     ABSTAIN,
-    ANSWER,
-    ANSWER_COMPACT,
     CONDENSE,
     PromptSpec,
     answer_prompt,
+    answer_prompt_name,
     closest_documents,
     focus_context,
     format_closest,
@@ -60,6 +59,7 @@ from qa.prompts import (
     select_context,
 )
 from qa.quotes import source_quote
+from qa.store import file_stamp
 from qa.types import RetrievalResult, Source
 from settings import Settings, get_settings
 
@@ -115,15 +115,6 @@ def recent_questions(history: Sequence[tuple[str, str]], count: int = FOLLOW_UP_
             if len(found) == count:
                 break
     return found
-
-
-def _file_stamp(path: Path) -> tuple[int, ...]:
-    """Which file is at `path` (inode, size, mtime); () when there is none."""
-    try:
-        st = path.stat()
-    except OSError:
-        return ()
-    return (st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class QuestionError(ValueError):
@@ -299,7 +290,7 @@ class AnswerChain:
         self.compact = compact_prompt(self.settings) if compact is None else compact
         overrides = self.settings.prompts_dir
         self.answer_prompt = prompt or answer_prompt(self.compact, overrides)
-        self._prompt_stamp = _file_stamp(self._answer_file)  # what `follow_prompts` last read
+        self._prompt_stamp = file_stamp(self._answer_file)  # what `follow_prompts` last read
         self.condense_prompt = load_prompt(CONDENSE, overrides)
         self.abstain_prompt = load_prompt(ABSTAIN, overrides)
         self.model = model_id(self.llm)
@@ -322,7 +313,7 @@ class AnswerChain:
 
     @property
     def _answer_file(self) -> Path:
-        return self.settings.prompts_dir / f"{ANSWER_COMPACT if self.compact else ANSWER}.md"
+        return self.settings.prompts_dir / f"{answer_prompt_name(self.compact)}.md"
 
     def follow_prompts(self) -> None:
         """Answer with an answer-prompt file changed on disk from the next question on.
@@ -331,7 +322,7 @@ class AnswerChain:
         by hand, or removed: one stat per call. A file that can't be used keeps the prompt in
         use, with a warning in the log, as a new index that can't be loaded keeps the old one.
         """
-        stamp = _file_stamp(self._answer_file)
+        stamp = file_stamp(self._answer_file)
         if stamp == self._prompt_stamp:
             return
         self._prompt_stamp = stamp

@@ -166,8 +166,13 @@ def check_variables(spec: PromptSpec, wanted: set[str]) -> None:
         )
 
 
+def answer_prompt_name(compact: bool) -> str:
+    """Which answer prompt a chain uses: `answer-compact` for the tiny local model, else `answer`."""
+    return ANSWER_COMPACT if compact else ANSWER
+
+
 def answer_prompt(compact: bool, override_dir: Path | None = None) -> PromptSpec:
-    return load_prompt(ANSWER_COMPACT if compact else ANSWER, override_dir)
+    return load_prompt(answer_prompt_name(compact), override_dir)
 
 
 # --- filling the prompts ---------------------------------------------------------------

@@ -56,6 +56,15 @@ class IndexState:
     web_base: str | None = None  # the base of the chunks' links ("": none); None: not recorded
 
 
+def file_stamp(path: Path) -> tuple[int, ...]:
+    """Which file is at `path` (inode, mtime, size), to notice it was replaced or changed; () if none."""
+    try:
+        st = path.stat()
+    except OSError:
+        return ()
+    return (st.st_ino, st.st_mtime_ns, st.st_size)
+
+
 @contextmanager
 def store_failures(index_dir: Path) -> Iterator[None]:
     """Turn Chroma's failures inside the block into a StoreError that names the fix.
@@ -115,11 +124,7 @@ class DocStore:
 
     def state_stamp(self) -> tuple[int, ...]:
         """Which state file is there: ingest replaces it (a new inode) when it finishes; () if none."""
-        try:
-            st = self.state_path.stat()
-        except OSError:
-            return ()
-        return (st.st_ino, st.st_mtime_ns, st.st_size)
+        return file_stamp(self.state_path)
 
     def read_state(self) -> IndexState:
         if not self.state_path.exists():

@@ -21,7 +21,7 @@ import pandas as pd
 from feedback.log import FeedbackLog
 from qa.chain import compact_prompt
 from qa.llm import describe_error
-from qa.prompts import ANSWER, ANSWER_COMPACT, PROMPT_DIR, PromptFileError, PromptSpec, bundled_prompt
+from qa.prompts import PROMPT_DIR, PromptFileError, PromptSpec, answer_prompt_name, bundled_prompt
 from qa.revise import (
     Draft,
     PromptRevisions,
@@ -77,7 +77,7 @@ class PromptLab:
         """Which answer prompt the app uses (`answer`, or `answer-compact` for the tiny local model)."""
         if self.ctx.chain is not None:
             return prompt_name(self.ctx.chain.answer_prompt)
-        return ANSWER_COMPACT if compact_prompt(self.ctx.settings) else ANSWER
+        return answer_prompt_name(compact_prompt(self.ctx.settings))
 
     def current(self) -> PromptSpec:
         """The answer prompt answers are written with now (PromptFileError: a broken file replaces it)."""
