@@ -15,7 +15,7 @@ import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager, nullcontext
+from contextlib import asynccontextmanager, contextmanager
 from typing import TextIO
 
 import gradio as gr
@@ -201,18 +201,28 @@ def prompt_command(ctx: AppContext, argv: list[str], out: TextIO | None = None) 
 
 
 @contextmanager
-def answering_model(settings: Settings) -> Iterator[None]:
-    """The bundled local model while the block runs, when no other model is set (LocalLLMError if it can't)."""
+def running_app(settings: Settings, *, model: bool = True) -> Iterator[AppContext]:
+    """The app's context while the block runs, with the bundled local model when no other is set.
+
+    `model=False`: no model server (commands that only read and write files). Raises
+    LocalLLMError when the local model can't start.
+    """
     from qa import llm, local_llm
 
-    server = local_llm.start(settings, watch_parent=True) if llm.uses_local_model(settings) else None
+    server = (
+        local_llm.start(settings, watch_parent=True) if model and llm.uses_local_model(settings) else None
+    )
     if server is not None:
         log.info("local model %s on port %s", server.model, server.port)
     watchdog = threading.Event()
     if server is not None and server.owned:  # one we started: restart it if it dies
         threading.Thread(target=local_llm.keep_running, args=(settings, watchdog), daemon=True).start()
     try:
-        yield
+        ctx = build_context(settings)
+        try:
+            yield ctx
+        finally:
+            ctx.close()
     finally:
         watchdog.set()
         if server is not None and server.owned:
@@ -224,44 +234,29 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for chatty in ("httpx", "httpcore"):  # a line per Label Studio pull, every 30 s
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    if argv[:1] == ["prompt"]:
-        settings = get_settings()
-        from qa.local_llm import LocalLLMError
-
-        model_needed = argv[1:2] in (["draft"], ["try"])  # the others only read and write files
-        try:
-            with answering_model(settings) if model_needed else nullcontext():
-                ctx = build_context(settings)
-                try:
-                    return prompt_command(ctx, argv[1:])
-                finally:
-                    ctx.close()
-        except LocalLLMError as exc:
-            print(f"error: {exc}", file=sys.stderr)
-            return 2
-
-    parser = argparse.ArgumentParser(
-        description="Serve the docs QA app.",
-        epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback.",
-    )
-    parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
-    parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
-    args = parser.parse_args(argv)
-    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
-    settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any
-
-    import uvicorn
-
     from qa.local_llm import LocalLLMError
 
     try:
-        with answering_model(settings):
-            ctx = build_context(settings)
+        if argv[:1] == ["prompt"]:
+            model_needed = argv[1:2] in (["draft"], ["try"])  # the others only read and write files
+            with running_app(get_settings(), model=model_needed) as ctx:
+                return prompt_command(ctx, argv[1:])
+
+        parser = argparse.ArgumentParser(
+            description="Serve the docs QA app.",
+            epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback.",
+        )
+        parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
+        parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
+        args = parser.parse_args(argv)
+        overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
+        settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any
+
+        import uvicorn
+
+        with running_app(settings) as ctx:
             print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
-            try:
-                uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
-            finally:
-                ctx.close()
+            uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
     except LocalLLMError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
