@@ -14,7 +14,7 @@ from ui.context import AppContext
 from ui.render import safe_markdown
 
 
-def docs_markdown(ctx: AppContext) -> str:
+def docs_markdown(ctx: AppContext, *, updating: bool = False) -> str:
     """The docs being answered from, and the updates' schedule and last outcome."""
     docs = ctx.docs
     at = (
@@ -23,7 +23,8 @@ def docs_markdown(ctx: AppContext) -> str:
         else "nothing ingested yet"
     )
     status = ctx.refresher.status() if ctx.refresher else ""
-    return f"**Docs:** {at}.\n\n<small>{safe_markdown(status)}</small>"
+    head = "Docs (updating…)" if updating else "Docs"
+    return f"**{head}:** {at}.\n\n<small>{safe_markdown(status)}</small>"
 
 
 def build_docs_panel(ctx: AppContext, unlocked: gr.State, visibility: str, tab: gr.Tab | None) -> None:
@@ -42,7 +43,7 @@ def build_docs_panel(ctx: AppContext, unlocked: gr.State, visibility: str, tab: 
             gr.Info("An update is already running; its outcome shows here when it ends.")
             yield docs_markdown(ctx)
             return
-        yield docs_markdown(ctx).replace("**Docs:**", "**Docs (updating…):**", 1)
+        yield docs_markdown(ctx, updating=True)
         run = ctx.refresher.run()
         ctx.refresh()  # the chain answers from the new index from the next question on
         if run is not None and not run.ok:
