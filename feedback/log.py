@@ -805,9 +805,9 @@ class FeedbackLog:
             )
             db.execute(
                 "UPDATE outbox SET delivered = -1, next_attempt = 0 WHERE exchange_id = ? AND wanted = 0"
-                " AND (SELECT pre_rated_at FROM exchanges WHERE id = ?) IS NOT NULL"
-                " AND (SELECT pre_rated_at FROM exchanges WHERE id = ?) IS NOT ?",
-                (exchange_id, exchange_id, exchange_id, pre_rated_at),
+                " AND EXISTS (SELECT 1 FROM exchanges WHERE id = ? AND pre_rated_at IS NOT NULL"
+                " AND pre_rated_at IS NOT ?)",
+                (exchange_id, exchange_id, pre_rated_at),
             )
 
     def mark_delivered(
