@@ -58,7 +58,11 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=No
         with store_failures(settings.index_dir):
             retriever = open_retriever(settings)
             match = settings.reviewed_answer_match  # reviewers' verdicts reused: ui.context feeds them
-            precedents = JudgedAnswers(retriever.embeddings, match) if match > 0 else None
+            precedents = (
+                JudgedAnswers(retriever.embeddings, match, related_from=settings.reviewed_sources_match)
+                if match > 0 or settings.reviewed_sources_match > 0
+                else None
+            )
             return AnswerChain(retriever, llm, settings=settings, precedents=precedents)
 
     problem = ""

@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     # close to that answer's question (qa/precedents.py: no two different questions of the eval sets
     # reach 0.90; rewordings score 0.87-0.97). 0 = off.
     reviewed_answer_match: float = 0.85
+    # What an approved answer cited is lifted in the search for questions at least this close to its
+    # question (cosine; 0 = off), by up to this weight (the same question: all of it): qa/precedents.py.
+    # bench/knowledge.py: rewordings of approved questions MRR@5 0.754 -> 0.837, other questions unchanged.
+    reviewed_sources_match: float = 0.55
+    reviewed_sources_weight: float = 0.3
     # A model pre-rates each answer Good or Bad with a reason, for reviewers (qa/judge.py): a hint beside
     # the answer, never a verdict. auto: on unless the bundled local model answers (bench/judge.py: it
     # gave a verdict in 4 of 99 replies). PRE_RATE_MODEL: the judge's model on the same server; empty = OPENAI_MODEL.

@@ -43,7 +43,7 @@ from qa.llm import (
     model_id,
     uses_local_model,
 )
-from qa.precedents import JudgedAnswers, Precedent
+from qa.precedents import VOUCH_SIMILARITY, JudgedAnswers, Precedent, approved_places
 from qa.prompts import (
     ABSTAIN,
     CONDENSE,
@@ -60,7 +60,7 @@ from qa.prompts import (
 )
 from qa.quotes import source_quote
 from qa.store import file_stamp
-from qa.types import RetrievalResult, Source
+from qa.types import Preferred, RetrievalResult, Source
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -87,6 +87,7 @@ STANDALONE_MIN_WORDS = 4
 SELF_CONTAINED_WORDS = 12
 FOLLOW_UP_CANDIDATES = 2  # earlier questions a follow-up is tried with
 FALLBACK_SOURCES = 3  # sources shown when the model cites none
+MAX_HELPED_BY = 3  # approved answers to similar questions named under one answer
 
 
 def refers_back(question: str) -> bool:
@@ -126,7 +127,9 @@ class AnswerError(RuntimeError):
 
 
 class Retriever(Protocol):
-    def search(self, query: str) -> RetrievalResult: ...
+    def search(
+        self, query: str, k: int | None = None, prefer: Sequence[Preferred] = ()
+    ) -> RetrievalResult: ...
 
 
 @dataclass(frozen=True)
@@ -149,6 +152,8 @@ class Answer:
     total_ms: float
     cut_short: bool = False  # the answer stopped at its token cap (LLM_MAX_TOKENS / LOCAL_LLM_MAX_TOKENS)
     precedent: Precedent | None = None  # a reviewer's verdict on an earlier answer to this question
+    # approved answers to similar questions whose cited places were lifted into this one's passages
+    helped_by: list[Precedent] = field(default_factory=list)
     # abstained: the closest passages it searched (those the reply names), with their quotes
     closest: list[Source] = field(default_factory=list)
     # the excerpts the model read, numbered as it cited them ("" when abstained): what `qa.judge`
@@ -384,11 +389,11 @@ class AnswerChain:
         """
         if not refers_back(question):
             return question, NO_CONDENSE, None
-        alone = self.retriever.search(question)
+        alone = self._search(question)
         best: tuple[str, RetrievalResult] | None = None
         for earlier in previous:
             glued = glue(earlier, question)
-            found = self.retriever.search(glued)
+            found = self._search(glued)
             if not found.abstain and (best is None or found.confidence > best[1].confidence):
                 best = (glued, found)
         if best is None or (not alone.abstain and alone.confidence >= best[1].confidence):
@@ -397,7 +402,16 @@ class AnswerChain:
 
     def _retrieve(self, state: dict[str, Any]) -> RetrievalResult:
         standalone, _, searched = state["condensed"]
-        return searched if searched is not None else self.retriever.search(standalone)
+        return searched if searched is not None else self._search(standalone)
+
+    def _search(self, query: str) -> RetrievalResult:
+        """The retriever's search, lifting what approved answers to similar questions cited."""
+        places = approved_places(
+            self.precedents.related(query) if self.precedents is not None else [],
+            start=self.precedents.related_from if self.precedents is not None else 0.0,
+            weight=self.settings.reviewed_sources_weight,
+        )
+        return self.retriever.search(query, prefer=places) if places else self.retriever.search(query)
 
     def _prepare_prompt(self, state: dict[str, Any]) -> dict[str, Any]:
         retrieval: RetrievalResult = state["retrieval"]
@@ -413,6 +427,18 @@ class AnswerChain:
             context, used = format_context(context_docs), []
         precedent = self.precedents.find(standalone) if self.precedents is not None else None
         reviewed = f"\n\n{precedent.prompt_text()}" if precedent and not self.compact else ""
+        related = self.precedents.related(standalone) if self.precedents is not None else []
+        # a reviewer approved a cited answer to a question this near: the docs do answer it
+        vouched = any(p.similarity >= VOUCH_SIMILARITY for p in related)
+        abstain = (retrieval.abstain and not vouched) or not docs
+        read = {(str(d.metadata.get("source", "")), str(d.metadata.get("section", ""))) for d in docs}
+        helped_by = [  # those whose places are among the passages read (the same question: `precedent`)
+            p
+            for p in related
+            if not abstain
+            and (p.similarity >= VOUCH_SIMILARITY or read.intersection(p.judged.cited))
+            and (precedent is None or p.judged.id != precedent.judged.id)
+        ][:MAX_HELPED_BY]
         return {
             "question": state["question"],
             "standalone": standalone,
@@ -421,8 +447,9 @@ class AnswerChain:
             "documents": docs,
             "context_count": len(context_docs),
             "extract_from": used,
-            "abstain": retrieval.abstain or not docs,
+            "abstain": abstain,
             "precedent": precedent,
+            "helped_by": helped_by,
             "prompt_input": {"context": context, "reviewed": reviewed, "question": standalone},
         }
 
@@ -544,6 +571,7 @@ class AnswerChain:
             condense=state["condense"],
             model=self.model,
             precedent=state.get("precedent"),
+            helped_by=list(state.get("helped_by", [])),
             closest=closest,
             context="" if abstained else str(state["prompt_input"]["context"]),
             retrieval_ms=ms(prepared),

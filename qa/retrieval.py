@@ -80,7 +80,7 @@ from pydantic import ConfigDict, PrivateAttr
 from qa.adapter import load_adapter
 from qa.chunking import is_row, split_breadcrumb
 from qa.store import DocStore, IndexState, store_failures
-from qa.types import RetrievalResult
+from qa.types import Preferred, RetrievalResult
 
 if TYPE_CHECKING:
     from settings import Settings
@@ -379,6 +379,9 @@ def _join(left: str, right: str) -> str:
     return f"{left}\n\n{right}"
 
 
+FILE_SHARE = 0.5  # of a preferred section's weight, given to the other chunks of its file
+
+
 @dataclass(frozen=True)
 class _Index:
     """One consistent view of the store; `load` swaps in a new one, searches keep theirs."""
@@ -397,6 +400,8 @@ class _Index:
     tiers: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=str))  # each chunk's page edition
     tag_pages: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=bool))  # chunk of a tag page?
     idf: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.float32))  # BM25 IDF per token id
+    files: dict[str, np.ndarray] = field(default_factory=dict)  # source -> rows of its chunks
+    sections: dict[tuple[str, str], np.ndarray] = field(default_factory=dict)  # (source, section) -> rows
 
     @property
     def log_n(self) -> float:
@@ -550,6 +555,8 @@ class HybridRetriever(BaseRetriever):
             tag_pages=np.asarray([bool(TAG_PAGE.search(str(d.metadata.get("source", "")))) for d in docs]),
             lexicon=Lexicon.of(bm25.vocab_dict) if docs else Lexicon(),  # terms_not_in_docs: setting or not
             idf=_idf(bm25, len(docs)) if docs else np.zeros(0, dtype=np.float32),
+            files=_group(docs, lambda m: str(m.get("source", ""))),
+            sections=_group(docs, lambda m: (str(m.get("source", "")), str(m.get("section", "")))),
         )
         self._loaded_state, self._state = stamp, state  # set only once the index it describes is in place
         return self
@@ -609,8 +616,13 @@ class HybridRetriever(BaseRetriever):
             return time.monotonic() - self._failed[1] >= self.reload_retry_seconds
         return True
 
-    def search(self, query: str, k: int | None = None) -> RetrievalResult:
-        """Top-k passages for `query` (hits widened to their neighbours), and whether to abstain."""
+    def search(self, query: str, k: int | None = None, prefer: Sequence[Preferred] = ()) -> RetrievalResult:
+        """Top-k passages for `query` (hits widened to their neighbours), and whether to abstain.
+
+        `prefer`: places in the docs known to answer questions like this one (the sections
+        an approved answer to a similar question cited, `qa.precedents`), each with the
+        weight to add to its chunks; the rest of its file gets `FILE_SHARE` of it.
+        """
         k = k or self.k
         self.follow_ingest()
         index = self._index or self.load()._index
@@ -641,6 +653,13 @@ class HybridRetriever(BaseRetriever):
             fused[index.tiers == OTHER_EDITION[edition]] -= self.edition_weight
         if self.tag_page_weight and asks_which_tag(query):
             fused[index.tag_pages] += self.tag_page_weight
+        for place in prefer:
+            lifted = np.zeros(len(docs), dtype=np.float32)
+            if (rows := index.files.get(place.source)) is not None:
+                lifted[rows] = FILE_SHARE * place.weight
+            if (rows := index.sections.get((place.source, place.section))) is not None:
+                lifted[rows] = place.weight
+            fused += lifted
 
         picked = self._pick(fused, k, index)
         documents = [
@@ -777,6 +796,14 @@ class HybridRetriever(BaseRetriever):
         self, query: str, *, run_manager: CallbackManagerForRetrieverRun
     ) -> list[Document]:
         return self.search(query).documents
+
+
+def _group(docs: Sequence[Document], key) -> dict:  # noqa: ANN001
+    """Row numbers of `docs` grouped by `key(metadata)`."""
+    groups: dict = defaultdict(list)
+    for i, doc in enumerate(docs):
+        groups[key(doc.metadata)].append(i)
+    return {name: np.asarray(rows, dtype=np.int64) for name, rows in groups.items()}
 
 
 def _idf(bm25: bm25s.BM25, n_docs: int) -> np.ndarray:

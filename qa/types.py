@@ -45,6 +45,15 @@ class Source:
         return data
 
 
+@dataclass(frozen=True)
+class Preferred:
+    """A place in the docs to lift in one search, and by how much (added to its chunks' scores)."""
+
+    source: str  # repo-relative path
+    section: str  # heading path, as chunks record it
+    weight: float
+
+
 @dataclass
 class RetrievalResult:
     """What a search returns: ranked chunks and whether the docs cover the query.

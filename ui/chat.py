@@ -28,6 +28,7 @@ from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.render import (
     CLOSEST_SUMMARY,
+    helped_markdown,
     literal_markdown,
     precedent_markdown,
     quotes_markdown,
@@ -335,6 +336,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 body = (
                     shown_text
                     + precedent_markdown(answer.precedent)
+                    + helped_markdown(answer.helped_by)
                     + sources_markdown(listed, heading=heading)
                     + quotes_markdown(answer.closest, summary=CLOSEST_SUMMARY, named=True)
                 )

@@ -154,4 +154,5 @@ def judged(exchange: Exchange) -> Judged:
         comment=exchange.reviewer_comment,
         reviewer=exchange.reviewer,
         time=exchange.reviewed_at or exchange.time,
+        cited=tuple((str(c.get("source", "")), str(c.get("section", ""))) for c in exchange.cited),
     )

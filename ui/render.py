@@ -11,6 +11,7 @@ shows text literally. What a user typed is shown with no Markdown at all
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from markdown_it import MarkdownIt
 
@@ -190,6 +191,22 @@ def quotes_markdown(
         parts.append(f"> **[{s.n}]{place}** {text}")
     parts.append("</details>")
     return "\n\n".join(parts)
+
+
+def helped_markdown(helped_by: Sequence[Precedent]) -> str:
+    """The line naming approved answers to similar questions whose cited passages this answer was given.
+
+    The user sees why a passage ranks where it does, and that people checked answers on
+    the same ground; questions and reviewers are shown as typed.
+    """
+    if not helped_by:
+        return ""
+    named = "; ".join(
+        f"“{literal_markdown(p.judged.question.strip())}”"
+        + (f" ({literal_markdown(p.judged.reviewer)})" if p.judged.reviewer else "")
+        for p in helped_by
+    )
+    return f"\n\n**📌 Ranked with the help of approved answers to similar questions:** {named}"
 
 
 def precedent_markdown(precedent: Precedent | None) -> str:

@@ -227,6 +227,16 @@ def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answe
     assert "**✅ A reviewer approved an earlier answer to this question** (bo, " in text_of(history[-1])
     _, history = client.predict("how do I start without opening a browser?", [], api_name="/ask")
     assert "earlier answer" not in text_of(history[-1])  # another question
+    assert "approved answers to similar" not in text_of(history[-1])
+
+    # A similar question (cosine 0.69), not the same: the approved answer's sources are searched first.
+    _, history = client.predict("do exported coordinates use pixels?", [], api_name="/ask")
+    shown = text_of(history[-1])
+    assert "earlier answer" not in shown
+    assert (
+        "**📌 Ranked with the help of approved answers to similar questions:** "
+        "“which units are exported image coordinates in?” (bo)"
+    ) in shown
 
 
 def test_a_judged_follow_up_is_reused_by_the_question_it_stood_for(running_app) -> None:
