@@ -34,6 +34,7 @@ CSV_COLUMNS = [
     "latency_ms",
     "reused_from",
     "reused_verdict",
+    "helped_by",
     "pre_rating",
     "pre_rating_reason",
     "pre_rating_model",
@@ -57,6 +58,7 @@ def csv_row(exchange: Exchange) -> dict[str, Any]:
     row["sources"] = _sources(exchange.cited or exchange.retrieved)
     row["cited"] = json.dumps(exchange.cited, ensure_ascii=False)
     row["retrieved"] = json.dumps(exchange.retrieved, ensure_ascii=False)
+    row["helped_by"] = " ".join(exchange.helped_by)
     return {k: ("" if v is None else v) for k, v in row.items()}
 
 

@@ -268,6 +268,11 @@ def hints(exchange: Exchange) -> str:
             f"Given with a reviewer's {what} of an earlier answer to the same question "
             f"(exchange {exchange.reused_from})"
         )
+    if exchange.helped_by:
+        lines.append(
+            "Ranked with the passages approved answers to similar questions cited "
+            f"(exchange {', '.join(exchange.helped_by)})"
+        )
     return "\n".join(lines) or NO_HINTS
 
 

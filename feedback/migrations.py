@@ -306,3 +306,14 @@ def m009_pre_rating_prompt(db: sqlite3.Connection) -> None:
     model; keeping it lets a revised judge prompt be compared with the last one.
     """
     db.execute("ALTER TABLE exchanges ADD COLUMN pre_rating_prompt TEXT")
+
+
+@migration
+def m010_helped_by(db: sqlite3.Connection) -> None:
+    """The approved answers to similar questions whose cited passages an answer was ranked with.
+
+    A JSON list of their exchange ids, or NULL. An approval lifts what it cited for
+    questions that are only similar (`qa.precedents.approved_places`); recording which
+    answers it helped lets the report say whether those answers are right more often.
+    """
+    db.execute("ALTER TABLE exchanges ADD COLUMN helped_by TEXT")

@@ -30,6 +30,8 @@ class Exchange:
     latency_ms: int | None
     reused_from: str | None = None  # the exchange whose reviewer verdict this answer was given with
     reused_verdict: Rating | None = None  # that verdict
+    # approved answers to similar questions whose cited passages this one was ranked with
+    helped_by: list[str] = field(default_factory=list)
     pre_rating: Rating | None = None  # a model's hint for reviewers (qa.judge), never a verdict
     pre_rating_reason: str | None = None
     pre_rating_model: str | None = None
@@ -54,6 +56,7 @@ class Exchange:
         data.pop("seq", None)
         data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
         data["cited"] = json.loads(data.pop("cited_json") or "[]")
+        data["helped_by"] = json.loads(data.get("helped_by") or "[]")
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:

@@ -354,6 +354,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     latency_ms=answer.total_ms,
                     reused_from=answer.precedent.judged.id if answer.precedent else None,
                     reused_verdict=answer.precedent.judged.verdict if answer.precedent else None,
+                    helped_by=[p.judged.id for p in answer.helped_by],
                 )
                 ctx.pre_rate(exchange_id, answer)  # for reviewers, in the background
                 ids_ = {**ids_, str(len(history) - 1): exchange_id}

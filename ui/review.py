@@ -165,12 +165,18 @@ def _pre_rating_line(exchange: Exchange) -> str:
 
 def _reused_line(exchange: Exchange) -> str:
     """Whether the answer was given with a reviewer's verdict on an earlier answer (`qa.precedents`)."""
+    helped = (
+        "\n\n**Ranked with** the passages approved answers to similar questions cited"
+        f" (exchange {', '.join(f'`{i}`' for i in exchange.helped_by)})."
+        if exchange.helped_by
+        else ""
+    )
     if not exchange.reused_from:
-        return ""
+        return helped
     what = "approval" if exchange.reused_verdict == "good" else "rejection"
     return (
         f"\n\n**Given with** a reviewer's {what} of an earlier answer to the same question"
-        f" (exchange `{exchange.reused_from}`)."
+        f" (exchange `{exchange.reused_from}`)." + helped
     )
 
 

@@ -237,6 +237,7 @@ def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answe
         "**📌 Ranked with the help of approved answers to similar questions:** "
         "“which units are exported image coordinates in?” (bo)"
     ) in shown
+    assert log.recent(1)[0].helped_by == [earlier.id]  # the report's "reused" grouping counts it
 
 
 def test_a_judged_follow_up_is_reused_by_the_question_it_stood_for(running_app) -> None:

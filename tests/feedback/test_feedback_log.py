@@ -155,6 +155,14 @@ def test_an_answer_that_reused_a_verdict_says_so_and_the_report_compares_them(
     rows = {r.key: (r.rated, r.good) for r in feedback_log.accuracy(by="reused")}
     assert rows == {"no verdict reused": (1, 0), "rejected answer reused": (1, 1)}
 
+    # ranked with what approved answers to similar questions cited: a group of its own
+    feedback_log.review(again, "good", "", reviewer="ana", source="inline")
+    helped = answer(feedback_log, 2, helped_by=[again])
+    feedback_log.rate(helped, "good")
+    assert feedback_log.get(helped).helped_by == [again] and feedback_log.get(first).helped_by == []
+    rows = {r.key: (r.rated, r.good) for r in feedback_log.accuracy(by="reused")}
+    assert rows["similar approved answers lifted"] == (1, 1)
+
 
 def test_an_inline_verdict_is_queued_and_its_annotation_read_back_is_not_a_second_verdict(
     feedback_log: FeedbackLog,
