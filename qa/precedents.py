@@ -6,6 +6,11 @@ not start from scratch: an approved answer is an example to follow, a rejected o
 (with the reviewer's comment) a mistake not to repeat. The chain puts it in the prompt
 of a capable model, and the chat shows it under the answer either way.
 
+An approval also says where the docs answer such questions. `related` finds approved
+answers to questions that are only similar (a cosine of at least `related_from`: other
+words, the same need), and the chain has the retriever lift what they cited
+(`approved_places`), the nearer the question the more.
+
 "The same question" is a cosine of at least `min_similarity` between the questions'
 embeddings (the docs' own embedding model). Measured on the 463 questions of the
 eleven question sets: no two different questions reach 0.90, and the only pairs at
@@ -30,9 +35,9 @@ from langchain_core.embeddings import Embeddings
 from qa.types import Preferred
 
 # An approved, cited answer to a question at least this near means the docs answer this one too,
-# whatever the abstain score says. Measured (bench/knowledge.py): no unanswerable question of the
-# eleven sets comes nearer than 0.67 to any of 318 approved ones; 4 of 12 rewordings of approved
-# questions that the retriever alone wrongly silenced come within 0.75-0.84.
+# whatever the abstain score says. Measured (bench/knowledge.py): none of the 92 unanswerable
+# questions of the eleven sets comes nearer than 0.67 to any of 311 approved ones; of the 12
+# rewordings of approved questions that the retriever alone wrongly silences, 3 are answered.
 VOUCH_SIMILARITY = 0.75
 MAX_ANSWER_CHARS = 1500  # of an earlier answer put in the prompt: an example, not a second context
 

@@ -29,6 +29,10 @@ source"; "LSE", "Enterprise") takes `edition_weight` off the chunks of pages
 written for the other one (their front matter's `tier`): the docs have a
 community "Project settings" page and an Enterprise one, nearly alike.
 
+A search can be told places to prefer (`prefer`: a file and section with a
+weight): the answer chain passes the sections that approved answers to
+similar questions cited (`qa.precedents`).
+
 The question's vector first goes through the query adapter that ingest
 fitted to this docs set (`qa.adapter`), when there is one.
 
