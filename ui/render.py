@@ -193,16 +193,26 @@ def quotes_markdown(
     return "\n\n".join(parts)
 
 
+HELPED_QUESTION_CHARS = 120  # of an approved question named under an answer: a reminder, not a second post
+
+
 def helped_markdown(helped_by: Sequence[Precedent]) -> str:
     """The line naming approved answers to similar questions whose cited passages this answer was given.
 
     The user sees why a passage ranks where it does, and that people checked answers on
-    the same ground; questions and reviewers are shown as typed.
+    the same ground; questions (cut to `HELPED_QUESTION_CHARS`) and reviewers are shown as typed.
     """
     if not helped_by:
         return ""
+
+    def cut(question: str) -> str:
+        text = " ".join(question.split())
+        if len(text) <= HELPED_QUESTION_CHARS:
+            return text
+        return text[:HELPED_QUESTION_CHARS].rsplit(" ", 1)[0] + " …"
+
     named = "; ".join(
-        f"“{literal_markdown(p.judged.question.strip())}”"
+        f"“{literal_markdown(cut(p.judged.question))}”"
         + (f" ({literal_markdown(p.judged.reviewer)})" if p.judged.reviewer else "")
         for p in helped_by
     )

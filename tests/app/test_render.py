@@ -175,3 +175,22 @@ def test_the_closest_passages_of_a_silent_answer_are_quoted_with_their_place() -
         "> **[1] guide/s3.md › Storage &gt; S3** Use &lt;S3&gt; buckets.\n\n</details>"
     )
     assert quotes_markdown([], named=True) == ""
+
+
+def test_approved_answers_to_similar_questions_are_named_briefly_and_as_typed() -> None:
+    from qa.precedents import Judged, Precedent
+    from ui.render import HELPED_QUESTION_CHARS, helped_markdown
+
+    short = Precedent(
+        Judged(id="a", question="how do I *bold* a label?", answer="", verdict="good", reviewer="ana"), 0.7
+    )
+    long_question = "annotators open a task and wander off to lunch " * 6
+    long = Precedent(Judged(id="b", question=long_question, answer="", verdict="good"), 0.6)
+    line = helped_markdown([short, long])
+    assert line.startswith("\n\n**📌 Ranked with the help of approved answers to similar questions:** ")
+    assert (
+        "“how do I \\*bold\\* a label?” (ana); “annotators open a task" in line
+    )  # typed Markdown stays text
+    named = line.split("; ")[1]
+    assert named.endswith(" …”") and len(named) <= HELPED_QUESTION_CHARS + 4
+    assert helped_markdown([]) == ""
