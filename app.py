@@ -27,7 +27,7 @@ from feedback.sync import SyncWorker
 from feedback.webhook import webhook_router
 from qa.refresh import DocsRefresher
 from qa.store import DocStore, IndexState, store_failures
-from settings import Settings, get_settings
+from settings import Settings, SettingsError, get_settings
 from ui.chat import build_chat_tab
 from ui.context import AppContext
 from ui.review import build_review_tab
@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
         with running_app(settings) as ctx:
             print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
             uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
-    except LocalLLMError as exc:
+    except (LocalLLMError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

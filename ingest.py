@@ -37,7 +37,7 @@ from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
 from qa.repo import Checkout, RefNotFound, RepoError, checkout, normalize_source
 from qa.store import VOLATILE_KEYS, DocStore, IndexState, StoreError, chunk_key, store_failures
-from settings import Settings, get_settings
+from settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger("ingest")
 INDEX_BATCH = 256  # chunks per indexing batch: embedded together, sorted by length
@@ -420,11 +420,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true", help="print only the summary, as one JSON object")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s", stream=sys.stderr)
-    settings = get_settings()
     try:
+        settings = get_settings()
         with store_failures(settings.index_dir):
             summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=args.glob, reset=args.reset)
-    except (RepoError, IngestError, StoreError, EmbeddingModelError) as exc:
+    except (RepoError, IngestError, StoreError, EmbeddingModelError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if isinstance(exc, RefNotFound) and args.ref is None and args.repo:
             # --repo names another repo, and the ref came from DOCS_REF (the environment or .env)

@@ -12,7 +12,7 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REPO = "https://github.com/HumanSignal/label-studio"
@@ -152,6 +152,25 @@ class Settings(BaseSettings):
         return self.public_url or f"http://{self.host}:{self.port}"
 
 
+class SettingsError(ValueError):
+    """A setting's value can't be used; the message names it, says why, and where to fix it."""
+
+
 def get_settings(**overrides: object) -> Settings:
-    """Read settings now (not at import), so a changed env or `.env` is seen."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read settings now (not at import), so a changed env or `.env` is seen.
+
+    A value that can't be used (`PORT=80a`, `ABSTAIN_THRESHOLD=high`) raises SettingsError
+    naming each such setting as it is written in `.env`, not pydantic's report.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = [
+            f"{'_'.join(str(part) for part in error['loc'][:1]).upper() or 'a setting'}="
+            f"{error.get('input')!r}: {error['msg']}"
+            for error in exc.errors()
+        ]
+        raise SettingsError(
+            f"{'; '.join(problems)}. Fix it in the environment or .env, or remove it for the default "
+            "(.env.example describes every setting)."
+        ) from None

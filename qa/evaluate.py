@@ -190,10 +190,10 @@ def main(argv: list[str] | None = None) -> int:
     except QuestionFileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    settings = get_settings()
     try:
+        settings = get_settings()
         retriever = open_retriever(settings)
-    except Exception as exc:  # noqa: BLE001 - show any store problem as one line
+    except Exception as exc:  # noqa: BLE001 - show any store or settings problem as one line
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if retriever.size == 0:

@@ -42,7 +42,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from settings import Settings, get_settings
+from settings import Settings, SettingsError, get_settings
 
 log = logging.getLogger(__name__)
 
@@ -437,8 +437,8 @@ def main(argv: list[str] | None = None) -> int:
     run.add_argument("--ctx", type=int)
     run.add_argument("--watch-pid", type=int)
     args = parser.parse_args(argv)
-    settings = get_settings()
     try:
+        settings = get_settings()
         if args.command == "start":
             from qa.llm import model_label, uses_local_model  # here: qa.llm imports this module
 
@@ -466,7 +466,7 @@ def main(argv: list[str] | None = None) -> int:
                 ctx=args.ctx or settings.local_llm_ctx,
                 watch_pid=args.watch_pid,
             )
-    except LocalLLMError as exc:
+    except (LocalLLMError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     return 0

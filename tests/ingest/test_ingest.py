@@ -208,6 +208,20 @@ def test_a_docs_ref_left_in_the_settings_for_another_repo_is_named(
     assert summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "", env={"DOCS_REF": "docs-2026-03"}))
 
 
+def test_a_setting_that_cannot_be_used_is_named_with_where_to_fix_it(
+    docs_repo: Path, run_ingest_cli: Callable[..., subprocess.CompletedProcess[str]]
+) -> None:
+    bad = run_ingest_cli(
+        "--repo", str(docs_repo), env={"CHUNK_SIZE": "800 chars", "ABSTAIN_THRESHOLD": "high"}
+    )
+
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr
+    assert bad.stderr.startswith("error: CHUNK_SIZE='800 chars': Input should be a valid integer")
+    assert "ABSTAIN_THRESHOLD='high': Input should be a valid number" in bad.stderr
+    assert "Fix it in the environment or .env, or remove it for the default" in bad.stderr
+    assert not get_settings().index_dir.exists()  # nothing was ingested with half a configuration
+
+
 def test_no_matching_files_is_a_clear_error(docs_repo: Path) -> None:
     with pytest.raises(IngestError, match=r"No files match \*\*/\*\.rst"):
         ingest(docs_repo, "v1", globs=["**/*.rst"])
