@@ -26,6 +26,7 @@ import statistics
 import sys
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -38,7 +39,7 @@ from qa import local_llm  # noqa: E402
 from qa.chain import AnswerChain  # noqa: E402
 from qa.llm import make_chat_model  # noqa: E402
 from qa.prompts import answer_prompt, focus_context, format_context, select_context  # noqa: E402
-from qa.types import RetrievalResult  # noqa: E402
+from qa.types import Preferred, RetrievalResult  # noqa: E402
 from settings import Settings, get_settings  # noqa: E402
 
 QUESTION_FILES = [ROOT / "eval" / "dev.jsonl", ROOT.parent / "shared" / "eval" / "public.jsonl"]
@@ -85,9 +86,9 @@ class TimedRetriever:
         self.inner = inner
         self.last_ms = 0.0
 
-    def search(self, query: str) -> RetrievalResult:
+    def search(self, query: str, k: int | None = None, prefer: Sequence[Preferred] = ()) -> RetrievalResult:
         started = time.perf_counter()
-        result = self.inner.search(query)  # type: ignore[attr-defined]
+        result = self.inner.search(query, k=k, prefer=prefer)  # type: ignore[attr-defined]
         self.last_ms = (time.perf_counter() - started) * 1000
         return result
 
