@@ -143,6 +143,24 @@ def create_app(ctx: AppContext) -> FastAPI:
     return gr.mount_gradio_app(app, blocks, path="", footer_links=["api"])
 
 
+def gaps_command(ctx: AppContext, argv: list[str], out: TextIO | None = None) -> int:
+    """`python app.py gaps [--since DATE]`: the Review tab's "what the docs don't answer", as plain text."""
+    from ui.gaps import docs_gaps, gaps_markdown
+
+    parser = argparse.ArgumentParser(
+        prog="python app.py gaps",
+        description="The questions the docs were silent on or answered badly, grouped by what was asked.",
+    )
+    parser.add_argument("--since", help="only answers given on or after this date (2026-11-01) or time")
+    args = parser.parse_args(argv)
+    try:
+        print(gaps_markdown(*docs_gaps(ctx, since=args.since), plain=True), file=out or sys.stdout)
+    except ValueError as exc:  # a --since that is no date
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 def prompt_command(ctx: AppContext, argv: list[str], out: TextIO | None = None) -> int:
     """`python app.py prompt …`: the Review tab's prompt panel from a shell (same files, same steps).
 
@@ -241,6 +259,9 @@ def main(argv: list[str] | None = None) -> int:
     from qa.local_llm import LocalLLMError
 
     try:
+        if argv[:1] == ["gaps"]:
+            with running_app(get_settings(), model=False) as ctx:  # reads the log, embeds questions
+                return gaps_command(ctx, argv[1:])
         if argv[:1] == ["prompt"]:
             model_needed = argv[1:2] in (["draft"], ["try"])  # the others only read and write files
             with running_app(get_settings(), model=model_needed) as ctx:
@@ -248,7 +269,8 @@ def main(argv: list[str] | None = None) -> int:
 
         parser = argparse.ArgumentParser(
             description="Serve the docs QA app.",
-            epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback.",
+            epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback. "
+            "`python app.py gaps`: what the docs don't answer.",
         )
         parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
         parser.add_argument("--port", type=int, help="port (default PORT, 7860)")

@@ -18,6 +18,7 @@ from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.docs_panel import build_docs_panel
+from ui.gaps import build_gaps_panel
 from ui.prompt_lab import build_prompt_panel
 from ui.render import literal_markdown, safe_markdown, sources_markdown
 
@@ -262,6 +263,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             save = gr.Button("Save verdict", variant="primary", scale=1)
         build_prompt_panel(ctx, unlocked, visibility)
         build_docs_panel(ctx, unlocked, visibility, tab)
+        build_gaps_panel(ctx, unlocked, visibility)
     kept_name = gr.BrowserState("", storage_key=REVIEWER_KEY, secret=browser_secret(ctx.settings.data_dir))
     outputs = [summary, chart, table, exchanges]
 
