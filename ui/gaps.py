@@ -85,7 +85,8 @@ def gaps_markdown(gaps: list[Gap], scanned: int, *, plain: bool = False) -> str:
     text = (lambda s: s) if plain else literal_markdown
     silent, bad = sum(g.silent for g in gaps), sum(g.rated_bad for g in gaps)
     head = (
-        f"Of the latest {scanned} answers, {silent} found the docs silent and {bad} were rated bad: "
+        f"Of the latest {scanned} answers, {silent} found the docs silent and {bad} "
+        f"{'was' if bad == 1 else 'were'} rated bad: "
         f"{sum(len(g.exchanges) for g in gaps)} questions in {len(gaps)} group(s) of the same need."
         if gaps
         else f"Of the latest {scanned} answers, none found the docs silent or was rated bad."

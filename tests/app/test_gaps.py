@@ -63,7 +63,7 @@ def test_a_maintainer_reads_them_in_a_shell_and_a_reviewer_in_the_review_tab(log
     out = io.StringIO()
     assert gaps_command(logged.ctx, [], out) == 0
     text = out.getvalue()
-    assert "found the docs silent and 1 were rated bad" in text
+    assert "found the docs silent and 1 was rated bad" in text
     assert (
         "1. 3× “can my annotators sign in with Discord?” (silent 3); also asked as "
         "“how do annotators sign in with discord?”; “can annotators log in with their Discord account?”. "
