@@ -657,13 +657,11 @@ class HybridRetriever(BaseRetriever):
             fused[index.tiers == OTHER_EDITION[edition]] -= self.edition_weight
         if self.tag_page_weight and asks_which_tag(query):
             fused[index.tag_pages] += self.tag_page_weight
-        for place in prefer:
-            lifted = np.zeros(len(docs), dtype=np.float32)
+        for place in prefer:  # its section gets the whole weight, the rest of its file FILE_SHARE of it
             if (rows := index.files.get(place.source)) is not None:
-                lifted[rows] = FILE_SHARE * place.weight
+                fused[rows] += FILE_SHARE * place.weight
             if (rows := index.sections.get((place.source, place.section))) is not None:
-                lifted[rows] = place.weight
-            fused += lifted
+                fused[rows] += (1 - FILE_SHARE) * place.weight
 
         picked = self._pick(fused, k, index)
         documents = [
