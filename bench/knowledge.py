@@ -73,7 +73,7 @@ def lifted_search(
         own = leave_out.get(question)
         related = [p for p in judged.related(question) if p.judged.id != own]
         result = retriever.search(question, k=k, prefer=approved_places(related, judged.related_from, weight))
-        if result.abstain and any(p.similarity >= VOUCH_SIMILARITY for p in related):
+        if result.abstain and any(p.vouches for p in related):
             result.abstain = False
         return result
 

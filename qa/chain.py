@@ -43,7 +43,7 @@ from qa.llm import (
     model_id,
     uses_local_model,
 )
-from qa.precedents import VOUCH_SIMILARITY, JudgedAnswers, Precedent, approved_places
+from qa.precedents import JudgedAnswers, Precedent, approved_places
 from qa.prompts import (
     ABSTAIN,
     CONDENSE,
@@ -406,11 +406,10 @@ class AnswerChain:
 
     def _search(self, query: str) -> RetrievalResult:
         """The retriever's search, lifting what approved answers to similar questions cited."""
-        places = approved_places(
-            self.precedents.related(query) if self.precedents is not None else [],
-            start=self.precedents.related_from if self.precedents is not None else 0.0,
-            weight=self.settings.reviewed_sources_weight,
-        )
+        if self.precedents is None:
+            return self.retriever.search(query)
+        related = self.precedents.related(query)
+        places = approved_places(related, self.precedents.related_from, self.settings.reviewed_sources_weight)
         return self.retriever.search(query, prefer=places) if places else self.retriever.search(query)
 
     def _prepare_prompt(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -429,14 +428,14 @@ class AnswerChain:
         reviewed = f"\n\n{precedent.prompt_text()}" if precedent and not self.compact else ""
         related = self.precedents.related(standalone) if self.precedents is not None else []
         # a reviewer approved a cited answer to a question this near: the docs do answer it
-        vouched = any(p.similarity >= VOUCH_SIMILARITY for p in related)
+        vouched = any(p.vouches for p in related)
         abstain = (retrieval.abstain and not vouched) or not docs
         read = {(str(d.metadata.get("source", "")), str(d.metadata.get("section", ""))) for d in docs}
         helped_by = [  # those whose places are among the passages read (the same question: `precedent`)
             p
             for p in related
             if not abstain
-            and (p.similarity >= VOUCH_SIMILARITY or read.intersection(p.judged.cited))
+            and (p.vouches or read.intersection(p.judged.cited))
             and (precedent is None or p.judged.id != precedent.judged.id)
         ][:MAX_HELPED_BY]
         return {

@@ -64,6 +64,11 @@ class Precedent:
     judged: Judged
     similarity: float
 
+    @property
+    def vouches(self) -> bool:
+        """An approval this near says the docs answer the question, whatever the abstain score says."""
+        return self.judged.verdict == "good" and self.similarity >= VOUCH_SIMILARITY
+
     def prompt_text(self) -> str:
         """What a capable model is told of it, below the excerpts."""
         judged = self.judged
