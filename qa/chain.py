@@ -307,6 +307,7 @@ class AnswerChain:
     def _build(self) -> Runnable:
         prepare = (
             RunnablePassthrough.assign(condensed=RunnableLambda(self._condense))
+            | RunnablePassthrough.assign(related=RunnableLambda(self._related))
             | RunnablePassthrough.assign(retrieval=RunnableLambda(self._retrieve))
             | RunnableLambda(self._prepare_prompt)
         )
@@ -402,13 +403,18 @@ class AnswerChain:
 
     def _retrieve(self, state: dict[str, Any]) -> RetrievalResult:
         standalone, _, searched = state["condensed"]
-        return searched if searched is not None else self._search(standalone)
+        return searched if searched is not None else self._search(standalone, state["related"])
 
-    def _search(self, query: str) -> RetrievalResult:
-        """The retriever's search, lifting what approved answers to similar questions cited."""
+    def _related(self, state: dict[str, Any]) -> list[Precedent]:
+        """Approved answers to questions like the standalone one: lifted in its search, named under it."""
+        return self.precedents.related(state["condensed"][0]) if self.precedents is not None else []
+
+    def _search(self, query: str, related: Sequence[Precedent] | None = None) -> RetrievalResult:
+        """The retriever's search, lifting what approved answers to similar questions (`related`) cited."""
         if self.precedents is None:
             return self.retriever.search(query)
-        related = self.precedents.related(query)
+        if related is None:
+            related = self.precedents.related(query)
         places = approved_places(related, self.precedents.related_from, self.settings.reviewed_sources_weight)
         return self.retriever.search(query, prefer=places) if places else self.retriever.search(query)
 
@@ -426,7 +432,7 @@ class AnswerChain:
             context, used = format_context(context_docs), []
         precedent = self.precedents.find(standalone) if self.precedents is not None else None
         reviewed = f"\n\n{precedent.prompt_text()}" if precedent and not self.compact else ""
-        related = self.precedents.related(standalone) if self.precedents is not None else []
+        related: list[Precedent] = state["related"]
         # a reviewer approved a cited answer to a question this near: the docs do answer it
         vouched = any(p.vouches for p in related)
         abstain = (retrieval.abstain and not vouched) or not docs
