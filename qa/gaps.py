@@ -35,13 +35,15 @@ def group_similar(
     vectors = np.asarray(embeddings.embed_documents(list(texts)), dtype=np.float32)
     vectors /= np.linalg.norm(vectors, axis=1, keepdims=True).clip(min=1e-12)
     groups: list[list[int]] = []
+    leads = np.empty_like(vectors)  # row g: group g's first text (a view of the first rows, not a copy)
     for i in range(len(texts)):
-        leads = vectors[[g[0] for g in groups]] if groups else np.zeros((0, vectors.shape[1]))
-        near = np.einsum("ij,j->i", leads, vectors[i])  # einsum: no BLAS threads (see qa.retrieval)
+        # einsum, not `@`: no BLAS threads (see qa.retrieval)
+        near = np.einsum("ij,j->i", leads[: len(groups)], vectors[i])
         best = int(near.argmax()) if len(near) else -1
         if best >= 0 and near[best] >= min_similarity:
             groups[best].append(i)
         else:
+            leads[len(groups)] = vectors[i]
             groups.append([i])
     return sorted(groups, key=lambda g: (-len(g), g[0]))
 
