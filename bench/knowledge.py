@@ -1,4 +1,4 @@
-"""Approved answers as knowledge: how much reviewers' approvals lift retrieval for the next user.
+"""Reviewers' verdicts as knowledge: how much approvals and rejections move retrieval for the next user.
 
     python bench/knowledge.py [--reuse DATA_DIR] [--match 0.55] [--weight 0.3]
 
@@ -10,12 +10,16 @@ close rewordings, a third looser, a third a different scenario needing the same 
 Each original question is "approved" as a reviewer would approve a right answer: when the
 retriever alone puts a passage of a gold file that holds an answer fact in its top five
 (and does not abstain), the answer cites up to two such passages, and those (file,
-section) places are what the approval records (`qa.precedents.Judged.cited`). Then:
+section) places are what the approval records (`qa.precedents.Judged.cited`). Each original
+whose first passage is from no gold file is "rejected" as a reviewer would who ticks "wrong
+passages": the answer cited the first two passages, and those from no gold file are what the
+rejection records. Then:
 
-- the rewordings are searched without approvals and with them (`REVIEWED_SOURCES_MATCH`,
-  `REVIEWED_SOURCES_WEIGHT`, and `VOUCH_SIMILARITY` lifting the abstain verdict): the gain;
-- the eleven sets' own questions are searched with every *other* question's approval
-  around (a question's own is left out): what approvals of other questions cost answers
+- the rewordings are searched without verdicts, with the approvals, with the rejections, and
+  with both (`REVIEWED_SOURCES_MATCH`, `REVIEWED_SOURCES_WEIGHT`, and `VOUCH_SIMILARITY`
+  lifting the abstain verdict): the gain; the rewordings of rejected questions alone too;
+- the eleven sets' own questions are searched with every *other* question's verdict
+  around (a question's own is left out): what verdicts on other questions cost answers
   to different ones, and how many unanswerable questions an approval wrongly vouches for.
 
 Needs ../shared (the docs bundle and the public set). Takes ~3 minutes with an ingest.
@@ -37,7 +41,13 @@ from bench.seed import BUNDLE  # noqa: E402
 from ingest import run_ingest  # noqa: E402
 from qa.embeddings import make_embeddings  # noqa: E402
 from qa.evaluate import is_answerable, load_questions, summarize  # noqa: E402
-from qa.precedents import VOUCH_SIMILARITY, Judged, JudgedAnswers, approved_places  # noqa: E402
+from qa.precedents import (  # noqa: E402
+    VOUCH_SIMILARITY,
+    WRONG_SOURCES,
+    Judged,
+    JudgedAnswers,
+    reviewed_places,
+)
 from qa.retrieval import HybridRetriever, open_retriever  # noqa: E402
 from qa.types import RetrievalResult  # noqa: E402
 from settings import get_settings  # noqa: E402
@@ -64,15 +74,41 @@ def approve(retriever: HybridRetriever, questions: list[dict]) -> list[Judged]:
     return approved
 
 
+def reject(retriever: HybridRetriever, questions: list[dict]) -> list[Judged]:
+    """The rejections a reviewer would give for wrong passages: answers whose first passage is from no gold file."""
+    rejected = []
+    for q in questions:
+        result = retriever.search(q["question"])
+        gold = set(q["gold_sources"])
+        if result.abstain or not result.documents or result.documents[0].metadata["source"] in gold:
+            continue
+        places = [
+            (str(d.metadata["source"]), str(d.metadata.get("section", "")))
+            for d in result.documents[:2]
+            if d.metadata["source"] not in gold
+        ]
+        rejected.append(
+            Judged(
+                id=q["id"],
+                question=q["question"],
+                answer="",
+                verdict="bad",
+                cited=tuple(places),
+                problems=(WRONG_SOURCES,),
+            )
+        )
+    return rejected
+
+
 def lifted_search(
     retriever: HybridRetriever, judged: JudgedAnswers, weight: float, leave_out: dict[str, str]
 ):  # noqa: ANN201
-    """Search as the answer chain does: approved places lifted, a near approval vouching against abstaining."""
+    """Search as the answer chain does: judged places moved, a near approval vouching against abstaining."""
 
     def search(question: str, k: int) -> RetrievalResult:
         own = leave_out.get(question)
         related = [p for p in judged.related(question) if p.judged.id != own]
-        result = retriever.search(question, k=k, prefer=approved_places(related, judged.related_from, weight))
+        result = retriever.search(question, k=k, prefer=reviewed_places(related, judged.related_from, weight))
         if result.abstain and any(p.vouches for p in related):
             result.abstain = False
         return result
@@ -84,7 +120,7 @@ def line(name: str, rows: list[dict]) -> str:
     m = summarize(rows, 5)
     abstain = f"{m['abstain_rate']:8.3f}" if m["unanswerable"] else f"{'-':>8s}"
     return (
-        f"{name:34s} {m['hit@5']:6.3f} {m['mrr@5']:6.3f} {m['fact_recall@5']:8.3f} "
+        f"{name:42s} {m['hit@5']:6.3f} {m['mrr@5']:6.3f} {m['fact_recall@5']:8.3f} "
         f"{abstain} {m['false_abstain_rate']:8.3f}"
     )
 
@@ -112,46 +148,65 @@ def main(argv: list[str] | None = None) -> int:
             run_ingest(settings, repo=args.repo, ref=args.ref, progress=False)
         retriever = open_retriever(settings, embeddings).load()
         originals = [q for name, qs in sets.items() if name != "public" for q in qs if is_answerable(q)]
-        approved = approve(retriever, originals)
-        judged = JudgedAnswers(embeddings, related_from=args.match)
-        judged.update(approved)
+        approved, rejected = approve(retriever, originals), reject(retriever, originals)
+        verdicts = {}
+        for name, judged_ in (("approved", approved), ("rejected", rejected), ("both", approved + rejected)):
+            verdicts[name] = JudgedAnswers(embeddings, related_from=args.match)
+            verdicts[name].update(judged_)
         ids = {q["id"]: q["question"] for q in originals}
-        near = [
-            judged.related(r["question"])
-            for r in rewordings
-            if REWORDING_OF.search(r["note"]) and REWORDING_OF.search(r["note"])[1] in ids
-        ]
+        original_of = {
+            r["id"]: m[1] for r in rewordings if (m := REWORDING_OF.search(r["note"])) and m[1] in ids
+        }
+        near = [verdicts["approved"].related(r["question"]) for r in rewordings if r["id"] in original_of]
+        rejected_ids = {j.id for j in rejected}
+        of_rejected = [r for r in rewordings if original_of.get(r["id"]) in rejected_ids]
         plain = lambda q, k: retriever.search(q, k=k)  # noqa: E731
-        lifted = lifted_search(retriever, judged, args.weight, leave_out={})
         own = {q["question"]: q["id"] for qs in sets.values() for q in qs}
-        others = lifted_search(retriever, judged, args.weight, leave_out=own)
-        before, _ = run_questions({"r": rewordings}, plain, 5)
-        after, _ = run_questions({"r": rewordings}, lifted, 5)
+        rows = {}
+        for name in verdicts:
+            rows[name], _ = run_questions(
+                {"r": rewordings, "of_rejected": of_rejected},
+                lifted_search(retriever, verdicts[name], args.weight, leave_out={}),
+                5,
+            )
+        before, _ = run_questions({"r": rewordings, "of_rejected": of_rejected}, plain, 5)
         sets_before, _ = run_questions(sets, plain, 5)
-        sets_after, _ = run_questions(sets, others, 5)
+        sets_approved, _ = run_questions(
+            sets, lifted_search(retriever, verdicts["approved"], args.weight, leave_out=own), 5
+        )
+        sets_both, _ = run_questions(
+            sets, lifted_search(retriever, verdicts["both"], args.weight, leave_out=own), 5
+        )
 
     print(
-        f"{len(approved)} of {len(originals)} original questions approved (a right passage in the top five); "
+        f"{len(approved)} of {len(originals)} original questions approved (a right passage in the top five), "
+        f"{len(rejected)} rejected for wrong passages (the first passage from no gold file); "
         f"REVIEWED_SOURCES_MATCH {args.match}, REVIEWED_SOURCES_WEIGHT {args.weight}, VOUCH {VOUCH_SIMILARITY}\n"
-        f"{len(rewordings)} rewordings; nearest approved question within {args.match}: "
-        f"{sum(bool(n) for n in near)}\n"
+        f"{len(rewordings)} rewordings ({len(of_rejected)} of rejected questions); nearest approved question "
+        f"within {args.match}: {sum(bool(n) for n in near)}\n"
     )
-    print(f"{'':34s} {'hit@5':>6s} {'MRR@5':>6s} {'facts@5':>8s} {'abstain':>8s} {'false-ab':>8s}")
-    print(line("rewordings, no approvals", before["r"]))
-    print(line("rewordings, originals approved", after["r"]))
+    print(f"{'':42s} {'hit@5':>6s} {'MRR@5':>6s} {'facts@5':>8s} {'abstain':>8s} {'false-ab':>8s}")
+    print(line("rewordings, no verdicts", before["r"]))
+    print(line("rewordings, originals approved", rows["approved"]["r"]))
+    print(line("rewordings, originals rejected", rows["rejected"]["r"]))
+    print(line("rewordings, both", rows["both"]["r"]))
+    print(line("rewordings of rejected, no verdicts", before["of_rejected"]))
+    print(line("rewordings of rejected, rejections", rows["rejected"]["of_rejected"]))
     flat = lambda rows: [r for rs in rows.values() for r in rs]  # noqa: E731
-    print(line("eleven sets, no approvals", flat(sets_before)))
-    print(line("eleven sets, others approved", flat(sets_after)))
-    moved = [
-        (a["rank"] or 99, b["rank"] or 99)
-        for name in sets
-        for a, b in zip(sets_before[name], sets_after[name], strict=True)
-        if a["answerable"]
-    ]
-    print(
-        f"\neleven sets with the others' approvals: {sum(b < a for a, b in moved)} first right ranks up, "
-        f"{sum(b > a for a, b in moved)} down, of {len(moved)}"
-    )
+    print(line("eleven sets, no verdicts", flat(sets_before)))
+    print(line("eleven sets, others approved", flat(sets_approved)))
+    print(line("eleven sets, others approved and rejected", flat(sets_both)))
+    for label, after in (("approvals", sets_approved), ("approvals and rejections", sets_both)):
+        moved = [
+            (a["rank"] or 99, b["rank"] or 99)
+            for name in sets
+            for a, b in zip(sets_before[name], after[name], strict=True)
+            if a["answerable"]
+        ]
+        print(
+            f"eleven sets with the others' {label}: {sum(b < a for a, b in moved)} first right ranks up, "
+            f"{sum(b > a for a, b in moved)} down, of {len(moved)}"
+        )
     return 0
 
 

@@ -3,7 +3,8 @@
     python -m feedback sync                      # deliver pending ratings, pull reviewers' verdicts
     python -m feedback status                    # sync state: pending, last error, project URL
     python -m feedback report [--since DATE]     # accuracy overall, per day, prompt version, model...,
-                                                 # and how often pre-ratings agree with reviewers
+                                                 # how often pre-ratings agree with reviewers, and
+                                                 # what reviewers found wrong with rejected answers
     python -m feedback export --format csv|jsonl|openai-finetune [--since DATE] [--verdict good|bad]
                               [--output FILE]
 
@@ -27,7 +28,8 @@ from rich.table import Table
 
 from feedback.config import missing_settings, with_local_label_studio
 from feedback.export import FORMATS, export
-from feedback.log import AccuracyRow, FeedbackLog, SyncStatus
+from feedback.log import AccuracyRow, FeedbackLog, ProblemCounts, SyncStatus
+from feedback.records import PROBLEM_FIX, PROBLEMS
 from settings import Settings, get_settings
 
 GROUPS = {
@@ -66,6 +68,22 @@ def accuracy_table(title: str, rows: list[AccuracyRow]) -> Table:
             str(r.user_rated),
             _pct(r.user_accuracy),
         )
+    return table
+
+
+def problems_table(problems: ProblemCounts) -> Table:
+    """What reviewers found wrong with the answers they rejected: which part to fix first."""
+    table = Table(title=f"What was wrong ({problems.rejected} answers rejected by reviewers)")
+    table.add_column("problem")
+    table.add_column("answers", justify="right")
+    table.add_column("share", justify="right")
+    table.add_column("points at")
+    for key, label in PROBLEMS.items():
+        if n := problems.counts.get(key, 0):
+            table.add_row(label, str(n), f"{n / problems.rejected:.0%}", PROBLEM_FIX[key])
+    if problems.unexplained:
+        n = problems.unexplained
+        table.add_row("(no reason given)", str(n), f"{n / problems.rejected:.0%}", "")
     return table
 
 
@@ -157,9 +175,11 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         groups = args.by or list(GROUPS)
         result = {by: feedback_log.accuracy(by, since=args.since) for by in groups}
         agreement = feedback_log.pre_rating_agreement(since=args.since)
+        problems = feedback_log.problems(since=args.since)
         if args.json:
             out: dict[str, object] = {by: [r.as_dict() for r in rows] for by, rows in result.items()}
             out["pre_rating_agreement"] = agreement.as_dict()
+            out["problems"] = problems.as_dict()
             print(json.dumps(out, indent=2))
             return 0
         console.print(
@@ -168,6 +188,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         )
         for by, rows in result.items():
             print_whole(console, accuracy_table(GROUPS[by], rows))
+        if problems.rejected:
+            print_whole(console, problems_table(problems))
         console.print(agreement.summary, markup=False)
         print_status(console, _sync_status(feedback_log, settings))
     return 0

@@ -26,6 +26,7 @@ CSV_COLUMNS = [
     "user_comment",
     "reviewer_rating",
     "reviewer_comment",
+    "reviewer_problems",
     "reviewer",
     "reviewer_source",
     "prompt_version",
@@ -59,6 +60,7 @@ def csv_row(exchange: Exchange) -> dict[str, Any]:
     row["cited"] = json.dumps(exchange.cited, ensure_ascii=False)
     row["retrieved"] = json.dumps(exchange.retrieved, ensure_ascii=False)
     row["helped_by"] = " ".join(exchange.helped_by)
+    row["reviewer_problems"] = " ".join(exchange.reviewer_problems)
     return {k: ("" if v is None else v) for k, v in row.items()}
 
 

@@ -29,20 +29,23 @@ from label_studio_sdk.core.api_error import ApiError
 
 from feedback.config import WEBHOOK_PATH
 from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
+from feedback.records import PROBLEMS, parse_problems
 
 log = logging.getLogger(__name__)
 
 USER_MODEL_VERSION = "user-feedback"
 RATING_FIELD = "rating"
 COMMENT_FIELD = "comment"
+PROBLEMS_FIELD = "problems"
 WEBHOOK_ACTIONS = ["ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED"]
 WEBHOOK_SECRET_HEADER = "X-Webhook-Secret"
 
 # What a reviewer sees: the question, the answer under review, its sources, what the user said
 # about it and hints (a model's pre-rating, a reused verdict), read-only (task data, so the
 # reviewer's own comment box starts empty). The prediction pre-selects the user's thumb in the
-# verdict; the reviewer confirms or changes it.
-LABEL_CONFIG = """<View>
+# verdict; the reviewer confirms or changes it. A Bad verdict opens the question of what was wrong
+# (`PROBLEMS`' labels: a label changed later makes this config one of PREVIOUS_LABEL_CONFIGS).
+LABEL_CONFIG_TEMPLATE = """<View>
   <Header value="Question (what the user asked)"/>
   <Text name="question" value="$question"/>
   <Header value="Answer (what the app replied: this is what you judge)"/>
@@ -58,10 +61,19 @@ LABEL_CONFIG = """<View>
     <Choice value="Good"/>
     <Choice value="Bad"/>
   </Choices>
+  <View visibleWhen="choice-selected" whenTagName="rating" whenChoiceValue="Bad">
+    <Header value="What was wrong? (optional, any that apply)"/>
+    <Choices name="problems" toName="answer" choice="multiple" showInline="true">
+{problem_choices}
+    </Choices>
+  </View>
   <Header value="Your comment (optional): what is wrong, what would be right"/>
   <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
 </View>
 """
+LABEL_CONFIG = LABEL_CONFIG_TEMPLATE.replace(
+    "{problem_choices}", "\n".join(f'      <Choice value="{label}"/>' for label in PROBLEMS.values())
+)
 
 # Configs earlier versions of the app created projects with, oldest first: upgraded to LABEL_CONFIG
 # on connect. A config that is none of them (edited by hand in Label Studio) is left alone.
@@ -100,12 +112,34 @@ PREVIOUS_LABEL_CONFIGS = (
   <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
 </View>
 """,
+    """<View>
+  <Header value="Question (what the user asked)"/>
+  <Text name="question" value="$question"/>
+  <Header value="Answer (what the app replied: this is what you judge)"/>
+  <Text name="answer" value="$answer"/>
+  <Header value="Sources (the documentation passages the answer was given)"/>
+  <Text name="sources" value="$sources"/>
+  <Header value="What the user said (their thumb and comment, read-only)"/>
+  <Text name="user_feedback" value="$user_feedback"/>
+  <Header value="Hints, not verdicts (a model's pre-rating of the answer; a reviewer's earlier verdict it reused)"/>
+  <Text name="hints" value="$hints"/>
+  <Header value="Your verdict: is this a good answer to the question, given the sources? (pre-selected: the user's thumb)"/>
+  <Choices name="rating" toName="answer" choice="single-radio" showInline="true" required="true">
+    <Choice value="Good"/>
+    <Choice value="Bad"/>
+  </Choices>
+  <Header value="Your comment (optional): what is wrong, what would be right"/>
+  <TextArea name="comment" toName="answer" rows="3" maxSubmissions="1" editable="true"/>
+</View>
+""",
 )
 
 PROJECT_DESCRIPTION = (
     "Answers of the docs Q&A app that users rated. What the user said (thumb and comment) is shown "
     "read-only, and their thumb is pre-selected as a prediction (model version 'user-feedback'): check "
-    "the answer against the sources, submit your own Good/Bad verdict and, if you like, your own comment. "
+    "the answer against the sources, submit your own Good/Bad verdict (for Bad, tick what was wrong: it "
+    "tells the maintainers what to fix, and passages marked wrong rank lower for similar questions) and, if "
+    "you like, your own comment. "
     "Hints are not verdicts: a model's pre-rating of the answer (filter on data.pre_rating = bad to see "
     "the answers it flags first) and a reviewer's earlier verdict the answer reused. "
     "Verdicts given in the app's Review tab arrive here as annotations by the app's API key (an answer "
@@ -307,7 +341,7 @@ def prediction_result(rating: Rating) -> list[dict[str, Any]]:
     ]
 
 
-def verdict_result(rating: Rating, comment: str) -> list[dict[str, Any]]:
+def verdict_result(rating: Rating, comment: str, problems: Sequence[str] = ()) -> list[dict[str, Any]]:
     """A reviewer's verdict as an annotation's result: what the Review tab sends Label Studio."""
     result: list[dict[str, Any]] = [
         {
@@ -317,6 +351,15 @@ def verdict_result(rating: Rating, comment: str) -> list[dict[str, Any]]:
             "value": {"choices": ["Good" if rating == "good" else "Bad"]},
         }
     ]
+    if problems and rating == "bad":
+        result.append(
+            {
+                "from_name": PROBLEMS_FIELD,
+                "to_name": "answer",
+                "type": "choices",
+                "value": {"choices": [PROBLEMS[p] for p in problems]},
+            }
+        )
     if comment.strip():
         result.append(
             {
@@ -348,6 +391,7 @@ class Verdict:
     comment: str
     reviewer: str
     import_id: int | None = None  # set on annotations the app made from a Review-tab verdict
+    problems: tuple[str, ...] = ()  # what was wrong (`PROBLEMS` keys), with a Bad verdict
 
     def save(self, log: FeedbackLog, exchange_id: str, source: str) -> RatingEvent | None:
         """Store it as the exchange's reviewer verdict; None when the log already had it.
@@ -363,6 +407,7 @@ class Verdict:
             annotation_id=self.annotation_id,
             task_id=self.task_id,
             import_id=self.import_id,
+            problems=self.problems,
         )
 
 
@@ -391,12 +436,14 @@ def reviewer_name(annotation: Any) -> str:
 
 
 def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
-    """Read Good/Bad and the comment out of an annotation (webhook dict or SDK object).
+    """Read Good/Bad, what was wrong and the comment out of an annotation (webhook dict or SDK object).
 
-    Comments are stripped: Label Studio's text box keeps the Enter that submits them.
+    Comments are stripped: Label Studio's text box keeps the Enter that submits them. A
+    problem choice this version does not know (the config edited by hand) is left out.
     """
     rating: Rating | None = None
     comments: list[str] = []
+    problems: list[str] = []
     for item in _get(annotation, "result") or []:
         name = _get(item, "from_name")
         value = _get(item, "value") or {}
@@ -405,6 +452,12 @@ def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
             if choices:
                 choice = str(choices[0]).strip().lower()
                 rating = "good" if choice == "good" else "bad" if choice == "bad" else None
+        elif name == PROBLEMS_FIELD:
+            for choice in _get(value, "choices") or []:
+                try:
+                    problems.extend(parse_problems([choice]))
+                except ValueError:
+                    log.warning("annotation %s: unknown problem %r left out", _get(annotation, "id"), choice)
         elif name == COMMENT_FIELD:
             comments.extend(str(t).strip() for t in (_get(value, "text") or []) if str(t).strip())
     if _get(annotation, "was_cancelled"):
@@ -420,6 +473,7 @@ def parse_annotation(annotation: Any, task_id: int | None = None) -> Verdict:
         comment="\n".join(comments),
         reviewer=reviewer_name(annotation),
         import_id=int(import_id) if import_id is not None else None,
+        problems=parse_problems(problems) if rating == "bad" else (),
     )
 
 
@@ -744,7 +798,13 @@ class LabelStudioProject:
         return None
 
     def send_verdict(
-        self, task_id: int, annotation_id: int | None, rating: Rating, comment: str, import_id: int
+        self,
+        task_id: int,
+        annotation_id: int | None,
+        rating: Rating,
+        comment: str,
+        import_id: int,
+        problems: Sequence[str] = (),
     ) -> int | None:
         """Write a Review-tab verdict into its annotation; None when that annotation is gone (404).
 
@@ -752,7 +812,7 @@ class LabelStudioProject:
         the log, so the webhook and pull that bring it back are recognised as the app's own.
         It is made by the API key's user, whom Label Studio shows as its annotator.
         """
-        result = verdict_result(rating, comment)
+        result = verdict_result(rating, comment, problems)
         if annotation_id is None:
             created = self.client.annotations.create(
                 id=task_id, result=result, import_id=import_id, was_cancelled=False

@@ -30,15 +30,19 @@ from typing import Any, Literal
 
 from feedback.migrations import migrate
 from feedback.records import (
+    PROBLEMS,
     AccuracyRow,
     Delivery,
     Exchange,
     PreRatingAgreement,
+    ProblemCounts,
     Rating,
     RatingEvent,
     ReviewDelivery,
     SyncStatus,
     Verdict,
+    parse_problems,
+    stored_problems,
 )
 
 __all__ = [
@@ -47,6 +51,7 @@ __all__ = [
     "Exchange",
     "FeedbackLog",
     "PreRatingAgreement",
+    "ProblemCounts",
     "Rating",
     "RatingEvent",
     "ReviewDelivery",
@@ -463,8 +468,12 @@ class FeedbackLog:
         task_id: int | None = None,
         deleted: bool = False,
         import_id: int | None = None,
+        problems: Sequence[str] | str = (),
     ) -> RatingEvent | None:
         """Record a reviewer's verdict; returns None when it changes nothing (idempotent).
+
+        `problems`: what was wrong with a Bad answer (`PROBLEMS` keys or labels); kept
+        only with a Bad verdict, since Label Studio hides the question for a Good one.
 
         Label Studio annotations (source 'webhook' or 'pull') are one stream per
         `annotation_id`, so the same annotation seen by webhook and again by pull is
@@ -479,6 +488,7 @@ class FeedbackLog:
         value = None if verdict is None or deleted else parse_rating(verdict)
         # Stripped like Label Studio's copy of it (`parse_annotation`), so that copy matches.
         comment = "" if deleted else (comment or "").strip()
+        found = ",".join(parse_problems(problems)) if value == "bad" else ""
         inline = source == "inline" and annotation_id is None
         with self._write() as db:
             self._require_exchange(db, exchange_id)
@@ -501,7 +511,7 @@ class FeedbackLog:
             if (
                 import_id is not None
                 and not deleted
-                and self._is_echo(db, exchange_id, import_id, value, comment)
+                and self._is_echo(db, exchange_id, import_id, value, comment, found)
             ):
                 return None
             if (
@@ -510,7 +520,7 @@ class FeedbackLog:
                 and last["source"] == "inline"
                 and not deleted
                 and not last["deleted"]
-                and (last["rating"], last["comment"]) == (value, comment)
+                and (last["rating"], last["comment"], last["problems"]) == (value, comment, found)
             ):
                 return None  # our own annotation read back (Label Studio names the token's owner)
             if annotation_id is not None and last is not None and not deleted:
@@ -524,7 +534,7 @@ class FeedbackLog:
                     _readable(reviewer)
                     and reviewer != known
                     and not last["deleted"]
-                    and (last["rating"], last["comment"]) == (value, comment)
+                    and (last["rating"], last["comment"], last["problems"]) == (value, comment, found)
                 ):
                     db.execute("UPDATE ratings SET reviewer = ? WHERE id = ?", (reviewer, last["id"]))
                     return None
@@ -532,6 +542,7 @@ class FeedbackLog:
                 last is not None
                 and last["rating"] == value
                 and last["comment"] == comment
+                and last["problems"] == found
                 and bool(last["deleted"]) == deleted
                 and (deleted or last["reviewer"] == reviewer)
             ):
@@ -539,8 +550,19 @@ class FeedbackLog:
             stamp = now_iso()
             cur = db.execute(
                 "INSERT INTO ratings (exchange_id, time, kind, source, rating, comment, reviewer,"
-                " annotation_id, task_id, deleted) VALUES (?, ?, 'reviewer', ?, ?, ?, ?, ?, ?, ?)",
-                (exchange_id, stamp, source, value, comment, reviewer, annotation_id, task_id, int(deleted)),
+                " annotation_id, task_id, deleted, problems) VALUES (?, ?, 'reviewer', ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    exchange_id,
+                    stamp,
+                    source,
+                    value,
+                    comment,
+                    reviewer,
+                    annotation_id,
+                    task_id,
+                    int(deleted),
+                    found,
+                ),
             )
             assert cur.lastrowid is not None
             if inline:
@@ -562,6 +584,7 @@ class FeedbackLog:
                 annotation_id,
                 task_id,
                 deleted,
+                stored_problems(found),
             )
         if inline:
             self._notify()  # the sync worker sends it to Label Studio
@@ -580,16 +603,25 @@ class FeedbackLog:
 
     @staticmethod
     def _is_echo(
-        db: sqlite3.Connection, exchange_id: str, import_id: int, rating: str | None, comment: str
+        db: sqlite3.Connection,
+        exchange_id: str,
+        import_id: int,
+        rating: str | None,
+        comment: str,
+        problems: str,
     ) -> bool:
         """An annotation made from inline verdict row `import_id` and unchanged since, before
         `mark_review_delivered` has made the row part of that annotation's stream."""
         own = db.execute(
-            "SELECT rating, comment FROM ratings WHERE id = ? AND exchange_id = ? AND kind = 'reviewer'"
+            "SELECT rating, comment, problems FROM ratings WHERE id = ? AND exchange_id = ? AND kind = 'reviewer'"
             " AND source = 'inline' AND annotation_id IS NULL",
             (import_id, exchange_id),
         ).fetchone()
-        return own is not None and (own["rating"], own["comment"]) == (rating, comment)
+        return own is not None and (own["rating"], own["comment"], own["problems"]) == (
+            rating,
+            comment,
+            problems,
+        )
 
     def annotation_exchange(self, annotation_id: int) -> str | None:
         """The exchange an annotation we have seen belongs to (deletions carry only its id)."""
@@ -649,6 +681,22 @@ class FeedbackLog:
             result = [AccuracyRow("all", 0, 0, 0, 0, 0, 0)]
         return result
 
+    def problems(self, *, since: str | datetime | None = None) -> ProblemCounts:
+        """How often reviewers named each problem (`PROBLEMS`) among the answers they rejected.
+
+        Current verdicts only, like `accuracy`: a rejection changed to an approval drops out.
+        """
+        where, params = _where("reviewer_rating = 'bad'", since=since)
+        rows = self._query(f"SELECT reviewer_problems FROM exchange_current{where}", params)
+        counts = dict.fromkeys(PROBLEMS, 0)
+        unexplained = 0
+        for row in rows:
+            found = stored_problems(row["reviewer_problems"])
+            unexplained += not found
+            for key in found:
+                counts[key] += 1
+        return ProblemCounts(len(rows), counts, unexplained)
+
     def counts(self) -> dict[str, int]:
         """Totals for a dashboard: exchanges, rated, reviewed."""
         row = self._query(
@@ -692,7 +740,8 @@ class FeedbackLog:
         now = time.time() if now is None else now
         queued = self._queued(
             "SELECT v.wanted AS q_wanted, v.annotation_id AS q_annotation_id, v.verify AS q_verify,"
-            " v.attempts AS q_attempts, r.rating AS q_rating, r.comment AS q_comment, c.*"
+            " v.attempts AS q_attempts, r.rating AS q_rating, r.comment AS q_comment,"
+            " r.problems AS q_problems, c.*"
             " FROM review_outbox v JOIN ratings r ON r.id = v.wanted"
             " JOIN exchange_current c ON c.id = v.exchange_id"
             " WHERE v.wanted > v.delivered AND v.next_attempt <= ? ORDER BY v.wanted LIMIT ?",
@@ -707,6 +756,7 @@ class FeedbackLog:
                 q["annotation_id"],
                 bool(q["verify"]),
                 q["attempts"],
+                stored_problems(q["problems"]),
             )
             for exchange, q in queued
         ]
@@ -958,4 +1008,5 @@ def _event(row: sqlite3.Row) -> RatingEvent:
         annotation_id=row["annotation_id"],
         task_id=row["task_id"],
         deleted=bool(row["deleted"]),
+        problems=stored_problems(row["problems"]),
     )

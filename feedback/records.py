@@ -11,6 +11,57 @@ from typing import Any, Literal
 Rating = Literal["good", "bad"]
 Verdict = Literal["good", "bad", "unrated"]
 
+# What a reviewer can say was wrong with a Bad answer, key → the words Label Studio and the Review
+# tab show. Each points at a different fix: the passages found (retrieval, the docs), what the
+# model made of them (the prompt, the model), or the abstain verdict. Keys are stored, in this
+# order; a label is never stored, so its wording can change.
+PROBLEMS: dict[str, str] = {
+    "wrong_sources": "Wrong passages: the sources don't answer it",
+    "unsupported": "Says what the sources don't",
+    "incomplete": "Incomplete",
+    "unclear": "Unclear or badly written",
+    "should_abstain": "Should have said the docs don't cover it",
+    "false_abstain": "The docs do cover it",
+}
+
+# Where each problem points a maintainer (the report's last column).
+PROBLEM_FIX: dict[str, str] = {
+    "wrong_sources": "retrieval, or a gap in the docs (Review tab: what the docs don't answer)",
+    "unsupported": "the prompt or the model: it went beyond the excerpts",
+    "incomplete": "the prompt, or retrieval missing the rest of the page",
+    "unclear": "the prompt or the model",
+    "should_abstain": "ABSTAIN_THRESHOLD (raise it), or the prompt",
+    "false_abstain": "ABSTAIN_THRESHOLD (lower it), or retrieval",
+}
+
+
+def parse_problems(values: object) -> tuple[str, ...]:
+    """Problem keys in `PROBLEMS` order, from keys, labels (any case) or a comma-joined string.
+
+    Raises ValueError naming the choices for anything else: a typo must not drop a
+    reviewer's finding silently.
+    """
+    if values is None or values == "":
+        return ()
+    items = values.split(",") if isinstance(values, str) else list(values)  # type: ignore[call-overload]
+    by_name = {k: k for k in PROBLEMS} | {label.lower(): k for k, label in PROBLEMS.items()}
+    found = set()
+    for item in items:
+        text = str(item).strip()
+        if not text:
+            continue
+        key = by_name.get(text.lower()) or by_name.get(text.lower().replace("-", "_").replace(" ", "_"))
+        if key is None:
+            raise ValueError(f"unknown problem {text!r}: use {', '.join(PROBLEMS)}")
+        found.add(key)
+    return tuple(k for k in PROBLEMS if k in found)
+
+
+def stored_problems(text: str | None) -> tuple[str, ...]:
+    """The log's comma-joined keys as a tuple; a key this version does not know is left out."""
+    stored = set((text or "").split(","))
+    return tuple(k for k in PROBLEMS if k in stored)
+
 
 @dataclass(frozen=True)
 class Exchange:
@@ -42,6 +93,7 @@ class Exchange:
     user_rated_at: str | None = None
     reviewer_rating: Rating | None = None
     reviewer_comment: str = ""
+    reviewer_problems: tuple[str, ...] = ()  # what the reviewer found wrong (`PROBLEMS` keys)
     reviewer_source: str | None = None
     reviewer: str = ""
     reviewed_at: str | None = None
@@ -57,6 +109,7 @@ class Exchange:
         data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
         data["cited"] = json.loads(data.pop("cited_json") or "[]")
         data["helped_by"] = json.loads(data.get("helped_by") or "[]")
+        data["reviewer_problems"] = stored_problems(data.get("reviewer_problems"))
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -78,6 +131,7 @@ class RatingEvent:
     annotation_id: int | None = None
     task_id: int | None = None
     deleted: bool = False
+    problems: tuple[str, ...] = ()  # a reviewer's, with a Bad verdict (`PROBLEMS` keys)
 
 
 @dataclass(frozen=True)
@@ -105,6 +159,7 @@ class ReviewDelivery:
     annotation_id: int | None  # the annotation that carries the verdict, once created
     verify: bool  # an annotation may exist already (an earlier try): look for it first
     attempts: int
+    problems: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -172,6 +227,33 @@ class PreRatingAgreement:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out.update(agreement=self.agreement, summary=self.summary)
+        return out
+
+
+@dataclass(frozen=True)
+class ProblemCounts:
+    """What reviewers found wrong with the answers they rejected (current verdicts)."""
+
+    rejected: int = 0
+    counts: dict[str, int] = field(default_factory=dict)  # `PROBLEMS` key → rejected answers naming it
+    unexplained: int = 0  # rejected answers whose reviewer ticked no problem
+
+    @property
+    def summary(self) -> str:
+        """One sentence for the report and the Review tab, the most named first."""
+        if not self.rejected:
+            return "No answer rejected by a reviewer yet."
+        named = sorted((k for k, n in self.counts.items() if n), key=lambda k: -self.counts[k])
+        if not named:
+            return f"{self.rejected} answers rejected; no reviewer said what was wrong."
+        parts = "; ".join(f"{PROBLEMS[k].split(':')[0].lower()} {self.counts[k]}" for k in named)
+        untold = f"; {self.unexplained} without a reason" if self.unexplained else ""
+        answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
+        return f"What was wrong with {answers}: {parts}{untold}."
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["summary"] = self.summary
         return out
 
 

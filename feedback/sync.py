@@ -450,7 +450,7 @@ class SyncWorker:
         annotation_id = delivery.annotation_id
         if annotation_id is None and delivery.verify:
             annotation_id = project.find_verdict(task_id, self.log.inline_verdict_ids(exchange.id))
-        args = (delivery.rating, delivery.comment, delivery.wanted)
+        args = (delivery.rating, delivery.comment, delivery.wanted, delivery.problems)
         if annotation_id is not None:
             annotation_id = project.send_verdict(task_id, annotation_id, *args)
         if annotation_id is None:  # never made, or deleted in Label Studio: make it

@@ -43,7 +43,7 @@ from qa.llm import (
     model_id,
     uses_local_model,
 )
-from qa.precedents import JudgedAnswers, Precedent, approved_places
+from qa.precedents import JudgedAnswers, Precedent, reviewed_places
 from qa.prompts import (
     ABSTAIN,
     CONDENSE,
@@ -406,16 +406,17 @@ class AnswerChain:
         return searched if searched is not None else self._search(standalone, state["related"])
 
     def _related(self, state: dict[str, Any]) -> list[Precedent]:
-        """Approved answers to questions like the standalone one: lifted in its search, named under it."""
+        """Judged answers to questions like the standalone one: what they cited is lifted or lowered
+        in its search, and the approved ones that helped are named under the answer."""
         return self.precedents.related(state["condensed"][0]) if self.precedents is not None else []
 
     def _search(self, query: str, related: Sequence[Precedent] | None = None) -> RetrievalResult:
-        """The retriever's search, lifting what approved answers to similar questions (`related`) cited."""
+        """The retriever's search, moving what judged answers to similar questions (`related`) cited."""
         if self.precedents is None:
             return self.retriever.search(query)
         if related is None:
             related = self.precedents.related(query)
-        places = approved_places(related, self.precedents.related_from, self.settings.reviewed_sources_weight)
+        places = reviewed_places(related, self.precedents.related_from, self.settings.reviewed_sources_weight)
         return self.retriever.search(query, prefer=places) if places else self.retriever.search(query)
 
     def _prepare_prompt(self, state: dict[str, Any]) -> dict[str, Any]:
@@ -441,6 +442,7 @@ class AnswerChain:
             p
             for p in related
             if not abstain
+            and p.judged.verdict == "good"
             and (p.vouches or read.intersection(p.judged.cited))
             and (precedent is None or p.judged.id != precedent.judged.id)
         ][:MAX_HELPED_BY]

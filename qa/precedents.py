@@ -9,7 +9,10 @@ of a capable model, and the chat shows it under the answer either way.
 An approval also says where the docs answer such questions. `related` finds approved
 answers to questions that are only similar (a cosine of at least `related_from`: other
 words, the same need), and the chain has the retriever lift what they cited
-(`approved_places`), the nearer the question the more.
+(`reviewed_places`), the nearer the question the more. A rejection whose reviewer said
+the passages were wrong (`WRONG_SOURCES`) says the opposite: what it cited is lowered
+for similar questions by as much. A rejection for any other reason (the model's wording,
+a missing step) says nothing about the passages, and moves nothing.
 
 "The same question" is a cosine of at least `min_similarity` between the questions'
 embeddings (the docs' own embedding model). Measured on the 463 questions of the
@@ -39,6 +42,8 @@ from qa.types import Preferred
 # questions of the eleven sets comes nearer than 0.67 to any of 311 approved ones; of the 12
 # rewordings of approved questions that the retriever alone wrongly silences, 3 are answered.
 VOUCH_SIMILARITY = 0.75
+# The problem a reviewer names when the passages an answer cited don't answer its question.
+WRONG_SOURCES = "wrong_sources"
 MAX_ANSWER_CHARS = 1500  # of an earlier answer put in the prompt: an example, not a second context
 
 
@@ -55,6 +60,16 @@ class Judged:
     time: str = ""  # when it was judged (ISO 8601)
     # the places in the docs the answer cited, as (file, section): what an approval says answers it
     cited: tuple[tuple[str, str], ...] = ()
+    problems: tuple[str, ...] = ()  # what the reviewer of a rejection found wrong (WRONG_SOURCES, ...)
+
+    @property
+    def places_sign(self) -> int:
+        """+1: what it cited answers questions like it; -1: it does not (wrong passages); 0: unknown."""
+        if not self.cited:
+            return 0
+        if self.verdict == "good":
+            return 1
+        return -1 if WRONG_SOURCES in self.problems else 0
 
 
 @dataclass(frozen=True)
@@ -147,11 +162,12 @@ class JudgedAnswers:
         return Precedent(judged=items[chosen], similarity=round(best, 4))
 
     def related(self, question: str) -> list[Precedent]:
-        """Approved answers that cited the docs, to questions at least `related_from` near `question`.
+        """Judged answers whose citations say something, to questions at least `related_from` near.
 
-        Nearest first. What they cited is known to answer questions like these: the
-        retriever lifts it (`qa.chain`), so an approval helps the next user who asks
-        the same thing in other words, not only the one who asks it again.
+        Nearest first: approved answers that cited the docs, and rejected ones whose
+        reviewer said the passages were wrong. The retriever lifts what the first cited
+        and lowers what the second did (`qa.chain`), so a verdict helps the next user who
+        asks the same thing in other words, not only the one who asks it again.
         """
         items, matrix = self._snapshot
         if not items or self.related_from <= 0:
@@ -161,7 +177,7 @@ class JudgedAnswers:
         return [
             Precedent(judged=items[i], similarity=round(float(scores[i]), 4))
             for i in near
-            if items[i].verdict == "good" and items[i].cited
+            if items[i].places_sign
         ]
 
     def _embed(self, question: str) -> np.ndarray:
@@ -175,19 +191,28 @@ class JudgedAnswers:
         return query
 
 
-def approved_places(related: Sequence[Precedent], start: float, weight: float) -> list[Preferred]:
-    """What `related` approved answers cited, each lifted by `weight` scaled by how near its question is.
+def reviewed_places(related: Sequence[Precedent], start: float, weight: float) -> list[Preferred]:
+    """What `related` judged answers cited, moved by `weight` scaled by how near each question is.
 
-    A question at `start` lifts by 0, the same question by the whole `weight`: the nearer
-    the question, the surer it is that the same place answers it. A place cited by
-    several gets the largest lift.
+    Approved answers' places are lifted, those of answers rejected for wrong passages
+    lowered (`Judged.places_sign`). A question at `start` moves them by 0, the same
+    question by the whole `weight`: the nearer the question, the surer it is that the
+    same place does (or does not) answer it. A place cited by several gets the largest
+    lift and the largest drop, added.
     """
     lift: dict[tuple[str, str], float] = {}
+    drop: dict[tuple[str, str], float] = {}
     for precedent in related:
+        sign = precedent.judged.places_sign
         share = (precedent.similarity - start) / max(1.0 - start, 1e-6)
+        amount = weight * min(max(share, 0.0), 1.0)
+        moved = lift if sign > 0 else drop if sign < 0 else None
+        if moved is None:
+            continue
         for place in precedent.judged.cited:
-            lift[place] = max(lift.get(place, 0.0), weight * min(max(share, 0.0), 1.0))
-    return [Preferred(source, section, w) for (source, section), w in lift.items() if w > 0]
+            moved[place] = max(moved.get(place, 0.0), amount)
+    places = {place: lift.get(place, 0.0) - drop.get(place, 0.0) for place in lift.keys() | drop.keys()}
+    return [Preferred(source, section, w) for (source, section), w in places.items() if w]
 
 
-__all__ = ["VOUCH_SIMILARITY", "Judged", "JudgedAnswers", "Precedent", "approved_places"]
+__all__ = ["VOUCH_SIMILARITY", "WRONG_SOURCES", "Judged", "JudgedAnswers", "Precedent", "reviewed_places"]

@@ -86,6 +86,7 @@ class ReviewedAnswer:
     verdict: Rating
     comment: str = ""
     by: Literal["reviewer", "user"] = "reviewer"
+    problems: tuple[str, ...] = ()  # what the reviewer ticked as wrong, in words ("Incomplete")
 
 
 @dataclass(frozen=True)
@@ -139,10 +140,11 @@ def format_answers(answers: Sequence[ReviewedAnswer]) -> str:
     for n, item in enumerate(answers, start=1):
         who = "Reviewer" if item.by == "reviewer" else "User"
         comment = _cut(item.comment, MAX_COMMENT_CHARS) or "(no comment)"
+        wrong = f"\nWhat the reviewer found wrong: {'; '.join(item.problems)}" if item.problems else ""
         blocks.append(
             f"[{n}] Question: {_cut(item.question, MAX_ANSWER_CHARS)}\n"
             f"Answer: {_cut(item.answer, MAX_ANSWER_CHARS)}\n"
-            f"{who}'s comment: {comment}"
+            f"{who}'s comment: {comment}{wrong}"
         )
     return "\n\n".join(blocks)
 

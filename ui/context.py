@@ -155,4 +155,5 @@ def judged(exchange: Exchange) -> Judged:
         reviewer=exchange.reviewer,
         time=exchange.reviewed_at or exchange.time,
         cited=tuple((str(c.get("source", "")), str(c.get("section", ""))) for c in exchange.cited),
+        problems=exchange.reviewer_problems,  # the same keys: WRONG_SOURCES is "wrong_sources"
     )

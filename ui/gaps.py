@@ -3,7 +3,8 @@
 The loop's last step is the docs themselves. Every question the retriever found the
 docs silent on (the reply "the docs don't cover this", logged with the abstain prompt's
 version) and every answer rated bad (a reviewer's verdict, else the user's thumb) is a
-need the docs may not meet. Grouped by meaning (`qa.gaps`) and counted, most asked
+need the docs may not meet, unless its reviewer said the model's wording or a false
+"the docs are silent" was what went wrong. Grouped by meaning (`qa.gaps`) and counted, most asked
 first, with the page the search came closest to and what reviewers said, they tell a
 maintainer what to write next. In the Review tab and `python app.py gaps`.
 """
@@ -24,6 +25,7 @@ from ui.render import literal_markdown
 SCANNED = 2000  # latest answers read: embedding their questions takes ~3 s here
 SHOWN_GROUPS = 15
 OTHER_WORDINGS = 2  # of a group, besides its newest question
+NOT_DOCS_PROBLEMS = frozenset({"unsupported", "unclear", "false_abstain"})  # `feedback.records.PROBLEMS` keys
 GAPS_HINT = "Groups the questions the docs were silent on, or answered badly, by what was asked."
 
 
@@ -64,10 +66,16 @@ def abstained(exchange: Exchange) -> bool:
     return exchange.prompt_version.startswith(f"{ABSTAIN}-")
 
 
+def not_the_docs(exchange: Exchange) -> bool:
+    """Whether its reviewer put the failure elsewhere than the docs: every problem ticked is the
+    model's wording (`unsupported`, `unclear`) or a false "the docs are silent" (`false_abstain`)."""
+    return bool(exchange.reviewer_problems) and set(exchange.reviewer_problems) <= NOT_DOCS_PROBLEMS
+
+
 def docs_gaps(ctx: AppContext, since: str | None = None) -> tuple[list[Gap], int]:
     """The groups of unanswered needs among the latest `SCANNED` answers (since `since`), and how many were read."""
     latest = ctx.log.recent(SCANNED, since=since)
-    failed = [e for e in latest if abstained(e) or e.verdict == "bad"]
+    failed = [e for e in latest if (abstained(e) or e.verdict == "bad") and not not_the_docs(e)]
     if not failed:
         return [], len(latest)
     retriever = getattr(ctx.chain, "retriever", None)

@@ -19,6 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from feedback.log import FeedbackLog
+from feedback.records import PROBLEMS
 from qa.chain import compact_prompt
 from qa.llm import describe_error
 from qa.prompts import PROMPT_DIR, PromptFileError, PromptSpec, answer_prompt_name, bundled_prompt
@@ -51,8 +52,9 @@ NO_DRAFT = "No draft yet: draft one from the reviewed answers."
 def reviewed_answers(feedback_log: FeedbackLog, version: str | None = None) -> list[ReviewedAnswer]:
     """The answers written with prompt `version` (None: any) that have a verdict, the reviser's way round.
 
-    A reviewer's verdict wins over the user's thumb (as in accuracy). Rejected answers
-    with a comment come first, since they say what to change; newest first within each.
+    A reviewer's verdict wins over the user's thumb (as in accuracy), and brings what the
+    reviewer ticked as wrong, in words. Rejected answers with a comment or a ticked problem
+    come first, since they say what to change; newest first within each.
     """
     items = []
     for e in feedback_log.recent(0, rated_only=True):
@@ -61,8 +63,9 @@ def reviewed_answers(feedback_log: FeedbackLog, version: str | None = None) -> l
         by = "reviewer" if e.verdict_source == "reviewer" else "user"
         comment = e.reviewer_comment if by == "reviewer" else e.user_comment
         question = e.standalone_question or e.question
-        items.append(ReviewedAnswer(e.id, question, e.answer, e.verdict, comment, by))
-    items.sort(key=lambda r: (r.verdict != "bad", not r.comment.strip()))  # stable: newest first kept
+        problems = tuple(PROBLEMS[k] for k in e.reviewer_problems) if by == "reviewer" else ()
+        items.append(ReviewedAnswer(e.id, question, e.answer, e.verdict, comment, by, problems))
+    items.sort(key=lambda r: (r.verdict != "bad", not (r.comment.strip() or r.problems)))  # newest first kept
     return items
 
 

@@ -13,7 +13,7 @@ import hmac
 import gradio as gr
 import pandas as pd
 
-from feedback.records import Exchange
+from feedback.records import PROBLEMS, Exchange
 from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
@@ -181,16 +181,23 @@ def _reused_line(exchange: Exchange) -> str:
     )
 
 
+def problems_update(rating: str | None, problems: tuple[str, ...]) -> dict:
+    """The form's problem boxes for an answer: its reviewer's ticks, shown only with a bad verdict."""
+    return gr.update(value=list(problems), visible=rating == "bad")
+
+
 def summary_markdown(ctx: AppContext) -> str:
     counts = ctx.log.counts()
     overall = ctx.log.accuracy(by="overall")
     row = overall[0] if overall else None
     sync = ctx.sync.status().message if ctx.sync else ""
+    problems = ctx.log.problems()
+    rejected = f"{problems.summary}<br>" if problems.rejected else ""
     return (
         f"**Accuracy:** {_pct(row.accuracy if row else None)} "
         f"(reviewers {_pct(row.reviewer_accuracy if row else None)}, users {_pct(row.user_accuracy if row else None)})"
         f" · {counts['exchanges']} answers, {counts['rated']} rated, {counts['reviewed']} reviewed\n\n"
-        f"<small>{ctx.log.pre_rating_agreement().summary}"
+        f"<small>{rejected}{ctx.log.pre_rating_agreement().summary}"
         f"<br>{safe_markdown(sync)}</small>"
     )
 
@@ -261,6 +268,14 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
                 elem_id="reviewer-name",
             )
             save = gr.Button("Save verdict", variant="primary", scale=1)
+        # For a bad verdict: what was wrong (the report counts them; wrong passages rank lower for
+        # similar questions). Hidden for a good one, as in Label Studio.
+        problems = gr.CheckboxGroup(
+            [(label, key) for key, label in PROBLEMS.items()],
+            label="What was wrong? (optional, any that apply)",
+            visible=False,
+            elem_id="review-problems",
+        )
         build_prompt_panel(ctx, unlocked, visibility)
         build_docs_panel(ctx, unlocked, visibility, tab)
         build_gaps_panel(ctx, unlocked, visibility)
@@ -298,13 +313,20 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             ex_id = str(frame.iloc[row]["id"]) if 0 <= row < len(frame) else ""
         exchange = ctx.log.get(ex_id) if ex_id else None
         if exchange is None:
-            return ex_id, None, "", exchange_markdown(None)
-        return ex_id, exchange.reviewer_rating, exchange.reviewer_comment, exchange_markdown(exchange)
+            return ex_id, None, "", problems_update(None, ()), exchange_markdown(None)
+        return (
+            ex_id,
+            exchange.reviewer_rating,
+            exchange.reviewer_comment,
+            problems_update(exchange.reviewer_rating, exchange.reviewer_problems),
+            exchange_markdown(exchange),
+        )
 
     def save_verdict(
         ex_id: str,
         rating_: str | None,
         comment_: str,
+        problems_: list[str] | None,
         verdict_: str,
         by_: str,
         name: str,
@@ -320,7 +342,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             gr.Warning(f"No answer with id {ex_id!r}.")
         else:
             who = reviewer_name(name) or DEFAULT_REVIEWER
-            ctx.log.review(ex_id, rating_, comment_ or "", reviewer=who, source="inline")
+            ctx.log.review(
+                ex_id, rating_, comment_ or "", reviewer=who, source="inline", problems=problems_ or ()
+            )
             if ctx.sync is not None and ctx.sync.configured:
                 gr.Info("Verdict saved. Label Studio gets it as an annotation on this answer's task.")
             else:
@@ -348,11 +372,15 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         tab.select(lambda kept: kept or gr.update(), kept_name, reviewer, api_visibility="private")
     reviewer.change(reviewer_name, reviewer, kept_name, api_visibility="private")
     exchanges.select(
-        pick, [exchanges, unlocked], [exchange_id, rating, comment, detail], api_visibility="private"
+        pick,
+        [exchanges, unlocked],
+        [exchange_id, rating, comment, problems, detail],
+        api_visibility="private",
     )
+    rating.input(lambda r: gr.update(visible=r == "bad"), rating, problems, api_visibility="private")
     save.click(
         save_verdict,
-        [exchange_id, rating, comment, verdict, by, reviewer, shown, unlocked],
+        [exchange_id, rating, comment, problems, verdict, by, reviewer, shown, unlocked],
         outputs,
         api_name="review",
         api_visibility=visibility,

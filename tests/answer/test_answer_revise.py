@@ -30,6 +30,7 @@ REJECTED = ReviewedAnswer(
     "Use the --headless flag.",
     "bad",
     "There is no --headless flag: the excerpt says --no-browser. Never name a flag the excerpts don't.",
+    problems=("Says what the sources don't",),
 )
 APPROVED = ReviewedAnswer("ex-2", "which port by default?", "Port `8080` [1].", "good", "", "user")
 
@@ -60,6 +61,7 @@ def test_a_draft_rewrites_the_instructions_from_the_rejected_and_approved_answer
     prompt = model.prompts[0][-1].content
     assert "Use the --headless flag." in prompt and "There is no --headless flag" in prompt  # answer, comment
     assert "Reviewer's comment" in prompt and "User's comment: (no comment)" in prompt
+    assert "What the reviewer found wrong: Says what the sources don't" in prompt
     assert instructions(load_prompt("answer")).splitlines()[0] in prompt  # the rules it revises
     assert revision.prompt.version == "answer-v2-r1"
     assert instructions(revision.prompt) == NEW_RULES  # braces in the rules stay literal

@@ -240,6 +240,23 @@ def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answe
     assert log.recent(1)[0].helped_by == [earlier.id]  # the report's "reused" grouping counts it
 
 
+def test_a_rejection_for_wrong_passages_reaches_the_chain_as_places_to_lower(running_app) -> None:
+    log = running_app.ctx.log
+    cited = [{"n": 1, "source": "guide/start.md", "section": "Start", "url": "", "quote": ""}]
+    exchange_id = log.record_exchange(question="which port?", answer="8080 [1].", cited=cited)
+    log.review(
+        exchange_id, "bad", "", reviewer="ana", problems=["Wrong passages: the sources don't answer it"]
+    )
+    rejected = judged(log.get(exchange_id))
+    assert (rejected.problems, rejected.cited, rejected.places_sign) == (
+        ("wrong_sources",),
+        (("guide/start.md", "Start"),),
+        -1,
+    )
+    log.review(exchange_id, "bad", "", reviewer="ana", problems=["unclear"])  # the wording, not the passages
+    assert judged(log.get(exchange_id)).places_sign == 0
+
+
 def test_a_judged_follow_up_is_reused_by_the_question_it_stood_for(running_app) -> None:
     log = running_app.ctx.log
     follow_up = log.record_exchange(

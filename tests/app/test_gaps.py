@@ -42,6 +42,13 @@ def logged(running_app):  # noqa: ANN001, ANN201
         prompt_version="answer-v2",
     )
     log.review(good, "good", "", reviewer="ana", source="inline")
+    # Not the docs' fault, by what the reviewer ticked: the model's wording, and a false "docs are silent".
+    worded = log.record_exchange(question="which port is the default?", answer="8080, probably, maybe.")
+    log.review(worded, "bad", "", reviewer="ana", problems=["unclear"])
+    missed = log.record_exchange(
+        question="how do I export to COCO?", answer="The docs don't cover this.", prompt_version="abstain-v1"
+    )
+    log.review(missed, "bad", "the export page has it", reviewer="ana", problems=["false_abstain"])
     return running_app
 
 
@@ -52,6 +59,8 @@ def test_the_failed_questions_are_grouped_by_need_most_asked_first(logged) -> No
     assert newest_first[0] == SILENT[::-1]  # three wordings of one need: one group, its newest first
     assert ["what units are exported image coordinates in?"] in newest_first
     assert not any("start without a browser" in q for g in newest_first for q in g)  # approved: no gap
+    asked = {q for g in newest_first for q in g}
+    assert "which port is the default?" not in asked and "how do I export to COCO?" not in asked
     assert (gaps[0].silent, gaps[0].rated_bad, gaps[0].closest) == (
         3,
         0,

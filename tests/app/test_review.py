@@ -32,6 +32,7 @@ def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) 
         ids[2],
         "good",
         "actually right",
+        ["incomplete"],  # kept only with a bad verdict
         "all",
         "prompt_version",
         "  Ana  Reviewer ",
@@ -41,6 +42,7 @@ def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) 
     assert running_app.ctx.log.get(ids[2]).verdict == "good"  # the reviewer's verdict wins over the thumb
     assert running_app.ctx.log.get(ids[2]).user_rating == "bad"  # and the thumb is kept
     assert running_app.ctx.log.get(ids[2]).reviewer == "Ana Reviewer"
+    assert running_app.ctx.log.get(ids[2]).reviewer_problems == ()
     frame = accuracy_frame(running_app.ctx, "prompt_version")
     row = frame[frame["prompt_version"] == "answer-v1"].iloc[0]
     assert row["rated"] >= 4
@@ -75,7 +77,7 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
             }
         ],
     )
-    log.review(reviewed, "bad", "It is 8080 only by default", reviewer="ana")
+    log.review(reviewed, "bad", "It is 8080 only by default", reviewer="ana", problems=["incomplete"])
     fresh = log.record_exchange(question="Which port does the fresh one use?", answer="8081 [1].")
     page.goto(running_app.url)
     page.get_by_role("tab", name="Review").click()  # opening the tab shows the answers logged meanwhile
@@ -92,6 +94,9 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     )
     assert comment.input_value() == "It is 8080 only by default"
     assert page.locator("#review-verdict").get_by_label("bad").is_checked()
+    problems = page.locator("#review-problems")
+    assert problems.get_by_label("Incomplete").is_checked()  # what the reviewer found wrong, too
+    assert not problems.get_by_label("Unclear or badly written").is_checked()
     # ... and the answer whole beside the form, with its sources' quoted lines open
     detail = page.locator("#review-detail")
     detail.get_by_text("That is the whole answer.", exact=False).wait_for(timeout=10_000)
@@ -105,6 +110,7 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     assert form_id.input_value() == fresh
     assert comment.input_value() == ""  # not the other answer's comment, saved onto this one by mistake
     assert not page.locator("#review-verdict").get_by_label("bad").is_checked()
+    problems.wait_for(state="hidden", timeout=10_000)  # no bad verdict: nothing to say was wrong
     detail.get_by_text("Which port does the fresh one use?", exact=False).wait_for(timeout=10_000)
     assert "whole answer" not in detail.inner_text()
 
@@ -254,11 +260,13 @@ def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_
 
         # A reviewer agrees: the flag leaves the filter, and the agreement is measured.
         summary, _chart, table, exchanges = client.predict(
-            flagged.id, "bad", "", FLAGGED, "pre_rating", "ana", "all", api_name="/review"
+            flagged.id, "bad", "", ["unsupported"], FLAGGED, "pre_rating", "ana", "all", api_name="/review"
         )
         listed = table_rows(exchanges)
         assert flagged.id not in [row[EXCHANGE_COLUMNS.index("id")] for row in listed]
         assert "Pre-ratings agree with reviewers on" in summary
+        assert log.get(flagged.id).reviewer_problems == ("unsupported",)
+        assert "rejected answers: " in summary and "says what the sources don't 1" in summary
         agreement = log.pre_rating_agreement()
         assert agreement.compared >= 1 and agreement.flagged_right >= 1
         groups = table_rows(table)

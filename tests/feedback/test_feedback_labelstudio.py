@@ -344,7 +344,7 @@ def test_reviewers_see_a_pre_rating_as_a_hint_also_when_it_comes_after_the_task(
     client = label_studio.client()
     title = ls_settings.label_studio_project
     # A project of the version before hints, with a task of that version.
-    old = client.projects.create(title=title, label_config=PREVIOUS_LABEL_CONFIGS[-1])
+    old = client.projects.create(title=title, label_config=PREVIOUS_LABEL_CONFIGS[1])
     assert old.id is not None
     data = {"exchange_id": "before", "question": "q", "answer": "a", "sources": "s", "user_feedback": "u"}
     (before,) = client.projects.import_tasks(

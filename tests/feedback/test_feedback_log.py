@@ -361,3 +361,34 @@ def export_text(log: FeedbackLog) -> str:
     out = io.StringIO()
     export(log, "csv", out)
     return out.getvalue()
+
+
+def test_a_reviewer_says_what_was_wrong_and_the_report_counts_it(feedback_log: FeedbackLog) -> None:
+    first, second, third = (answer(feedback_log, i) for i in range(3))
+    feedback_log.review(first, "bad", problems=["Wrong passages: the sources don't answer it", "incomplete"])
+    assert feedback_log.review(first, "bad", problems=["incomplete", "wrong_sources"]) is None  # the same
+    feedback_log.review(second, "bad", problems=["wrong_sources"])
+    feedback_log.review(third, "bad")  # no reason given
+    assert feedback_log.get(first).reviewer_problems == ("wrong_sources", "incomplete")  # type: ignore[union-attr]
+    counts = feedback_log.problems()
+    assert (
+        counts.rejected,
+        counts.counts["wrong_sources"],
+        counts.counts["incomplete"],
+        counts.unexplained,
+    ) == (
+        3,
+        2,
+        1,
+        1,
+    )
+    assert counts.summary == (
+        "What was wrong with the 3 rejected answers: wrong passages 2; incomplete 1; 1 without a reason."
+    )
+    # An approval keeps no problems, and a rejection changed to one leaves the count.
+    event = feedback_log.review(first, "good", problems=["incomplete"])
+    assert event is not None and event.problems == ()
+    assert feedback_log.problems().counts["wrong_sources"] == 1
+    with pytest.raises(ValueError, match="unknown problem 'wrong': use wrong_sources, unsupported"):
+        feedback_log.review(second, "bad", problems=["wrong"])
+    assert feedback_log.get(second).reviewer_problems == ("wrong_sources",)  # type: ignore[union-attr]

@@ -16,6 +16,7 @@ from test_browser import ask, page  # noqa: E402, F401 - the browser fixture
 from settings import Settings, get_settings  # noqa: E402
 
 GOOD = [{"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Good"]}}]
+WRONG_PASSAGES = "Wrong passages: the sources don't answer it"
 QUESTION = "How do I start without opening a browser tab?"
 
 
@@ -52,6 +53,7 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
             lambda: page.locator("#review-id textarea, #review-id input").first.input_value() == exchange_id
         )
         page.locator("#review-verdict").get_by_label("bad").check()
+        page.locator("#review-problems").get_by_label(WRONG_PASSAGES).check()  # shown for a bad verdict
         page.locator("#review-comment textarea, #review-comment input").first.fill("Misses the -p flag")
         page.get_by_role("button", name="Save verdict").click()
         page.get_by_text("Label Studio gets it as an annotation", exact=False).first.wait_for(timeout=10_000)
@@ -66,6 +68,7 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
         (annotation,) = wait_for(annotations, timeout=30)
         assert [(r["from_name"], r["value"]) for r in annotation["result"]] == [
             ("rating", {"choices": ["Bad"]}),
+            ("problems", {"choices": [WRONG_PASSAGES]}),
             ("comment", {"text": ["Misses the -p flag"]}),
         ]
         exchange = ctx.log.get(exchange_id)
@@ -74,6 +77,21 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
             "bad",
             "app reviewer",
         )
+        assert exchange.reviewer_problems == ("wrong_sources",)
+
+        # A reviewer in Label Studio says it is incomplete rather: that comes back too.
+        incomplete = [
+            {**annotation["result"][0]},
+            {
+                "from_name": "problems",
+                "to_name": "answer",
+                "type": "choices",
+                "value": {"choices": ["Incomplete"]},
+            },
+        ]
+        label_studio.client().annotations.update(id=annotation["id"], result=incomplete)
+        wait_for(lambda: ctx.log.get(exchange_id).reviewer_problems == ("incomplete",), timeout=15)
+        assert ctx.log.get(exchange_id).reviewer_rating == "bad"
 
         # A reviewer in Label Studio disagrees: the webhook brings it back, the Review tab shows it.
         label_studio.client().annotations.update(id=annotation["id"], result=GOOD)
@@ -91,4 +109,8 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
         wait_for(refreshed, timeout=20, interval=0.5)
         assert (shown("bad"), shown("good"), shown("delivered")) == (0, 3, 1)
         reviewer_events = [e for e in ctx.log.history(exchange_id) if e.kind == "reviewer"]
-        assert [(e.source, e.rating) for e in reviewer_events] == [("inline", "bad"), ("webhook", "good")]
+        assert [(e.source, e.rating, e.problems) for e in reviewer_events] == [
+            ("inline", "bad", ("wrong_sources",)),
+            ("webhook", "bad", ("incomplete",)),
+            ("webhook", "good", ()),
+        ]

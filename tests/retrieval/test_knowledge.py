@@ -1,4 +1,5 @@
-"""Approved answers as knowledge: what a reviewer approved helps the next user who asks it in other words.
+"""Verdicts as knowledge: what a reviewer approved (or rejected for wrong passages) helps the next user
+who asks it in other words.
 
 On the real fixture store with the real local embeddings; only the model answering is a stand-in.
 """
@@ -7,8 +8,9 @@ from __future__ import annotations
 
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
+from feedback.records import PROBLEMS
 from qa.chain import AnswerChain
-from qa.precedents import Judged, JudgedAnswers
+from qa.precedents import WRONG_SOURCES, Judged, JudgedAnswers
 from qa.types import Preferred
 from settings import get_settings
 
@@ -83,3 +85,26 @@ def test_a_near_approved_answer_keeps_a_question_the_retriever_would_silence_ans
     assert first_source(answer) == ("guide/storage.md", "Local files")
     silenced = chain_for(retriever, [approved], reviewed_sources_match=0.0).answer(question)
     assert silenced.abstained
+
+
+def test_passages_a_reviewer_marked_wrong_rank_lower_for_a_similar_question(retriever_for) -> None:
+    retriever = retriever_for()
+    first = retriever.search(REWORDED).documents[0].metadata
+    wrong = (str(first["source"]), str(first["section"]))
+    assert wrong[0] == "release_notes/2.3.1.md"  # the older chart's note, first by retrieval alone
+    rejected = Judged(
+        id="ex-5",
+        question=ASKED,
+        answer="Helm chart 1.0.1 [1].",
+        verdict="bad",
+        cited=(wrong,),
+        problems=(WRONG_SOURCES,),  # the reviewer ticked "wrong passages"
+    )
+    answer = chain_for(retriever, [rejected]).answer(REWORDED)
+    assert first_source(answer) == RELEASE
+    assert answer.helped_by == []  # a rejection is never named as help
+    # A rejection for another reason says nothing about the passages; the setting turns it off.
+    worded = Judged(**{**rejected.__dict__, "problems": ("unclear",)})
+    for judged, env in (([worded], {}), ([rejected], {"reviewed_sources_match": 0.0})):
+        assert first_source(chain_for(retriever, judged, **env).answer(REWORDED)) == wrong
+    assert WRONG_SOURCES in PROBLEMS  # the key the Review tab and Label Studio store
