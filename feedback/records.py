@@ -244,11 +244,11 @@ class ProblemCounts:
         if not self.rejected:
             return "No answer rejected by a reviewer yet."
         named = sorted((k for k, n in self.counts.items() if n), key=lambda k: -self.counts[k])
+        answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
         if not named:
-            return f"{self.rejected} answers rejected; no reviewer said what was wrong."
+            return f"No reviewer said what was wrong with {answers}."
         parts = "; ".join(f"{PROBLEMS[k].split(':')[0].lower()} {self.counts[k]}" for k in named)
         untold = f"; {self.unexplained} without a reason" if self.unexplained else ""
-        answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
         return f"What was wrong with {answers}: {parts}{untold}."
 
     def as_dict(self) -> dict[str, Any]:
