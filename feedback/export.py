@@ -36,6 +36,7 @@ CSV_COLUMNS = [
     "reused_from",
     "reused_verdict",
     "helped_by",
+    "lowered_by",
     "pre_rating",
     "pre_rating_reason",
     "pre_rating_model",
@@ -60,6 +61,7 @@ def csv_row(exchange: Exchange) -> dict[str, Any]:
     row["cited"] = json.dumps(exchange.cited, ensure_ascii=False)
     row["retrieved"] = json.dumps(exchange.retrieved, ensure_ascii=False)
     row["helped_by"] = " ".join(exchange.helped_by)
+    row["lowered_by"] = " ".join(exchange.lowered_by)
     row["reviewer_problems"] = " ".join(exchange.reviewer_problems)
     return {k: ("" if v is None else v) for k, v in row.items()}
 

@@ -307,6 +307,11 @@ def hints(exchange: Exchange) -> str:
             "Ranked with the passages approved answers to similar questions cited "
             f"(exchange {', '.join(exchange.helped_by)})"
         )
+    if exchange.lowered_by:
+        lines.append(
+            "Ranked lower: the passages reviewers marked wrong for similar questions "
+            f"(exchange {', '.join(exchange.lowered_by)})"
+        )
     return "\n".join(lines) or NO_HINTS
 
 

@@ -143,10 +143,12 @@ _GROUP_KEYS: dict[str, str] = {
     "prompt_version": "prompt_version",
     "model": "model",
     # answers given with a reviewer's verdict on an earlier answer to the same question, and the rest
-    # or ranked with what approved answers to similar questions cited (`helped_by`)
+    # or ranked with what approved answers to similar questions cited (`helped_by`), or without what
+    # answers to them rejected for wrong passages cited (`lowered_by`)
     "reused": "CASE reused_verdict WHEN 'good' THEN 'approved answer reused'"
     " WHEN 'bad' THEN 'rejected answer reused'"
-    " ELSE CASE WHEN helped_by IS NOT NULL THEN 'similar approved answers lifted' ELSE 'no verdict reused' END"
+    " ELSE CASE WHEN helped_by IS NOT NULL THEN 'similar approved answers lifted'"
+    " WHEN lowered_by IS NOT NULL THEN 'similar rejections lowered' ELSE 'no verdict reused' END"
     " END",
     # what a model pre-rated the answer (qa.judge): accuracy per pre-rating shows what it is worth
     "pre_rating": "CASE pre_rating WHEN 'good' THEN 'pre-rated good' WHEN 'bad' THEN 'pre-rated bad'"
@@ -233,12 +235,15 @@ class FeedbackLog:
         reused_from: str | None = None,
         reused_verdict: Rating | None = None,
         helped_by: Sequence[str] = (),
+        lowered_by: Sequence[str] = (),
     ) -> str:
         """Log an answer when it is given; returns its id (for the thumbs to rate later).
 
         `reused_from`/`reused_verdict`: the earlier exchange whose reviewer verdict the answer
         was given with (see `qa.precedents`), for the report's "reused" grouping; `helped_by`:
-        the approved exchanges on similar questions whose cited passages it was ranked with.
+        the approved exchanges on similar questions whose cited passages it was ranked with;
+        `lowered_by`: the exchanges on similar questions rejected for wrong passages whose cited
+        passages it would otherwise have read.
         """
         exchange_id = exchange_id or str(uuid.uuid4())
         row = (
@@ -257,12 +262,14 @@ class FeedbackLog:
             reused_from or None,
             parse_rating(reused_verdict) if reused_verdict else None,
             json.dumps(list(helped_by)) if helped_by else None,
+            json.dumps(list(lowered_by)) if lowered_by else None,
         )
         with self._write() as db:
             db.execute(
                 "INSERT INTO exchanges (id, time, session, question, standalone_question, answer,"
                 " retrieved_json, cited_json, prompt_version, model, docs_commit, latency_ms,"
-                " reused_from, reused_verdict, helped_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                " reused_from, reused_verdict, helped_by, lowered_by)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 row,
             )
         return exchange_id

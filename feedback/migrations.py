@@ -370,3 +370,14 @@ def m011_problems(db: sqlite3.Connection) -> None:
         LEFT JOIN review_outbox v ON v.exchange_id = e.id
         """
     )
+
+
+@migration
+def m012_lowered_by(db: sqlite3.Connection) -> None:
+    """The answers to similar questions rejected for wrong passages that kept a passage out of this one.
+
+    A JSON list of their exchange ids, or NULL: the mirror of `helped_by`. A rejection for
+    wrong passages lowers what it cited for similar questions (`qa.precedents.reviewed_places`);
+    recording the answers it changed lets the report say whether they are right more often.
+    """
+    db.execute("ALTER TABLE exchanges ADD COLUMN lowered_by TEXT")

@@ -83,6 +83,8 @@ class Exchange:
     reused_verdict: Rating | None = None  # that verdict
     # approved answers to similar questions whose cited passages this one was ranked with
     helped_by: list[str] = field(default_factory=list)
+    # answers to similar questions rejected for wrong passages that kept a passage out of this one
+    lowered_by: list[str] = field(default_factory=list)
     pre_rating: Rating | None = None  # a model's hint for reviewers (qa.judge), never a verdict
     pre_rating_reason: str | None = None
     pre_rating_model: str | None = None
@@ -109,6 +111,7 @@ class Exchange:
         data["retrieved"] = json.loads(data.pop("retrieved_json") or "[]")
         data["cited"] = json.loads(data.pop("cited_json") or "[]")
         data["helped_by"] = json.loads(data.get("helped_by") or "[]")
+        data["lowered_by"] = json.loads(data.get("lowered_by") or "[]")
         data["reviewer_problems"] = stored_problems(data.get("reviewer_problems"))
         return cls(**data)
 

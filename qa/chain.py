@@ -87,7 +87,7 @@ STANDALONE_MIN_WORDS = 4
 SELF_CONTAINED_WORDS = 12
 FOLLOW_UP_CANDIDATES = 2  # earlier questions a follow-up is tried with
 FALLBACK_SOURCES = 3  # sources shown when the model cites none
-MAX_HELPED_BY = 3  # approved answers to similar questions named under one answer
+MAX_HELPED_BY = 3  # approved answers to similar questions named under one answer (and rejections)
 
 
 def refers_back(question: str) -> bool:
@@ -154,6 +154,8 @@ class Answer:
     precedent: Precedent | None = None  # a reviewer's verdict on an earlier answer to this question
     # approved answers to similar questions whose cited places were lifted into this one's passages
     helped_by: list[Precedent] = field(default_factory=list)
+    # answers to similar questions rejected for wrong passages, which would otherwise have been read
+    lowered_by: list[Precedent] = field(default_factory=list)
     # abstained: the closest passages it searched (those the reply names), with their quotes
     closest: list[Source] = field(default_factory=list)
     # the excerpts the model read, numbered as it cited them ("" when abstained): what `qa.judge`
@@ -446,6 +448,7 @@ class AnswerChain:
             and (p.vouches or read.intersection(p.judged.cited))
             and (precedent is None or p.judged.id != precedent.judged.id)
         ][:MAX_HELPED_BY]
+        lowered_by = [] if abstain else self._lowered_by(standalone, related)
         return {
             "question": state["question"],
             "standalone": standalone,
@@ -457,8 +460,28 @@ class AnswerChain:
             "abstain": abstain,
             "precedent": precedent,
             "helped_by": helped_by,
+            "lowered_by": lowered_by,
             "prompt_input": {"context": context, "reviewed": reviewed, "question": standalone},
         }
+
+    def _lowered_by(self, query: str, related: Sequence[Precedent]) -> list[Precedent]:
+        """The rejections for wrong passages that kept a passage out of this answer's context.
+
+        Only those whose cited places the search would have read without them: the search
+        is made again without the drops (~10 ms, and only when such a rejection is near).
+        """
+        rejections = [p for p in related if p.judged.places_sign < 0]
+        if not rejections or self.precedents is None:
+            return []
+        approvals = [p for p in related if p.judged.places_sign > 0]
+        places = reviewed_places(
+            approvals, self.precedents.related_from, self.settings.reviewed_sources_weight
+        )
+        unmoved = self.retriever.search(query, prefer=places)
+        would_read = {
+            (str(d.metadata.get("source", "")), str(d.metadata.get("section", ""))) for d in unmoved.documents
+        }
+        return [p for p in rejections if would_read.intersection(p.judged.cited)][:MAX_HELPED_BY]
 
     def _abstain_reply(self, state: dict[str, Any]) -> str:
         terms = [f'"{t}"' for t in state["retrieval"].unknown_terms]
@@ -579,6 +602,7 @@ class AnswerChain:
             model=self.model,
             precedent=state.get("precedent"),
             helped_by=list(state.get("helped_by", [])),
+            lowered_by=list(state.get("lowered_by", [])),
             closest=closest,
             context="" if abstained else str(state["prompt_input"]["context"]),
             retrieval_ms=ms(prepared),

@@ -336,7 +336,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 body = (
                     shown_text
                     + precedent_markdown(answer.precedent)
-                    + helped_markdown(answer.helped_by)
+                    + helped_markdown(answer.helped_by, answer.lowered_by)
                     + sources_markdown(listed, heading=heading)
                     + quotes_markdown(answer.closest, summary=CLOSEST_SUMMARY, named=True)
                 )
@@ -355,6 +355,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     reused_from=answer.precedent.judged.id if answer.precedent else None,
                     reused_verdict=answer.precedent.judged.verdict if answer.precedent else None,
                     helped_by=[p.judged.id for p in answer.helped_by],
+                    lowered_by=[p.judged.id for p in answer.lowered_by],
                 )
                 ctx.pre_rate(exchange_id, answer)  # for reviewers, in the background
                 ids_ = {**ids_, str(len(history) - 1): exchange_id}

@@ -196,13 +196,22 @@ def quotes_markdown(
 HELPED_QUESTION_CHARS = 120  # of an approved question named under an answer: a reminder, not a second post
 
 
-def helped_markdown(helped_by: Sequence[Precedent]) -> str:
-    """The line naming approved answers to similar questions whose cited passages this answer was given.
+def helped_markdown(helped_by: Sequence[Precedent], lowered_by: Sequence[Precedent] = ()) -> str:
+    """The lines naming judged answers to similar questions that moved this answer's passages:
+    approved ones whose cited passages it was given, rejected ones whose wrong passages it was not.
 
     The user sees why a passage ranks where it does, and that people checked answers on
     the same ground; questions (cut to `HELPED_QUESTION_CHARS`) and reviewers are shown as typed.
     """
-    if not helped_by:
+    lifted = _named(helped_by, "**📌 Ranked with the help of approved answers to similar questions:**")
+    return lifted + _named(
+        lowered_by, "**⬇️ Ranked lower: the passages reviewers marked wrong for similar questions:**"
+    )
+
+
+def _named(precedents: Sequence[Precedent], heading: str) -> str:
+    """`heading` and the precedents' questions and reviewers, as one paragraph ("" for none)."""
+    if not precedents:
         return ""
 
     def cut(question: str) -> str:
@@ -214,9 +223,9 @@ def helped_markdown(helped_by: Sequence[Precedent]) -> str:
     named = "; ".join(
         f"“{literal_markdown(cut(p.judged.question))}”"
         + (f" ({literal_markdown(p.judged.reviewer)})" if p.judged.reviewer else "")
-        for p in helped_by
+        for p in precedents
     )
-    return f"\n\n**📌 Ranked with the help of approved answers to similar questions:** {named}"
+    return f"\n\n{heading} {named}"
 
 
 def precedent_markdown(precedent: Precedent | None) -> str:

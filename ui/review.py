@@ -171,6 +171,11 @@ def _reused_line(exchange: Exchange) -> str:
         f" (exchange {', '.join(f'`{i}`' for i in exchange.helped_by)})."
         if exchange.helped_by
         else ""
+    ) + (
+        "\n\n**Ranked lower:** the passages reviewers marked wrong for similar questions"
+        f" (exchange {', '.join(f'`{i}`' for i in exchange.lowered_by)})."
+        if exchange.lowered_by
+        else ""
     )
     if not exchange.reused_from:
         return helped

@@ -264,3 +264,24 @@ def test_a_judged_follow_up_is_reused_by_the_question_it_stood_for(running_app) 
     )
     log.review(follow_up, "bad", "WEBHOOK_TIMEOUT raises it", reviewer="ana", source="inline")
     assert judged(log.get(follow_up)).question == "webhook timeout can I raise it?"
+
+
+def test_passages_rejected_as_wrong_rank_lower_for_a_similar_question_which_says_so(running_app) -> None:
+    # Last in this module: the verdict it gives stays in the app's log.
+    log = running_app.ctx.log
+    client = Client(running_app.url, verbose=False)
+    client.predict("how do I start without opening a browser tab?", [], api_name="/ask")
+    earlier = log.recent(1)[0]
+    assert earlier.cited
+    log.review(earlier.id, "bad", "", reviewer="cy", source="inline", problems=["wrong_sources"])
+
+    # Another user's similar question (cosine 0.67): what the rejected answer cited ranks lower, named.
+    other = Client(running_app.url, verbose=False)
+    _, history = other.predict("start it headless, no web browser popping up?", [], api_name="/ask")
+    shown = text_of(history[-1])
+    assert (
+        "**⬇️ Ranked lower: the passages reviewers marked wrong for similar questions:** "
+        "“how do I start without opening a browser tab?” (cy)"
+    ) in shown
+    assert "📌" not in shown and "earlier answer" not in shown  # neither help nor the same question
+    assert log.recent(1)[0].lowered_by == [earlier.id]  # the report's "reused" grouping counts it

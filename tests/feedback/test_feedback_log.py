@@ -163,6 +163,13 @@ def test_an_answer_that_reused_a_verdict_says_so_and_the_report_compares_them(
     rows = {r.key: (r.rated, r.good) for r in feedback_log.accuracy(by="reused")}
     assert rows["similar approved answers lifted"] == (1, 1)
 
+    # ... and ranked without what answers to them, rejected for wrong passages, cited: another
+    lowered = answer(feedback_log, 3, lowered_by=[first])
+    feedback_log.rate(lowered, "bad")
+    assert feedback_log.get(lowered).lowered_by == [first] and feedback_log.get(helped).lowered_by == []
+    rows = {r.key: (r.rated, r.good) for r in feedback_log.accuracy(by="reused")}
+    assert rows["similar rejections lowered"] == (1, 0)
+
 
 def test_an_inline_verdict_is_queued_and_its_annotation_read_back_is_not_a_second_verdict(
     feedback_log: FeedbackLog,

@@ -102,9 +102,11 @@ def test_passages_a_reviewer_marked_wrong_rank_lower_for_a_similar_question(retr
     )
     answer = chain_for(retriever, [rejected]).answer(REWORDED)
     assert first_source(answer) == RELEASE
-    assert answer.helped_by == []  # a rejection is never named as help
+    assert answer.helped_by == []  # a rejection is never named as help ...
+    assert [p.judged.id for p in answer.lowered_by] == ["ex-5"]  # ... but as what kept the old note out
     # A rejection for another reason says nothing about the passages; the setting turns it off.
     worded = Judged(**{**rejected.__dict__, "problems": ("unclear",)})
     for judged, env in (([worded], {}), ([rejected], {"reviewed_sources_match": 0.0})):
-        assert first_source(chain_for(retriever, judged, **env).answer(REWORDED)) == wrong
+        unmoved = chain_for(retriever, judged, **env).answer(REWORDED)
+        assert first_source(unmoved) == wrong and unmoved.lowered_by == []
     assert WRONG_SOURCES in PROBLEMS  # the key the Review tab and Label Studio store
