@@ -374,7 +374,7 @@ def m011_problems(db: sqlite3.Connection) -> None:
 
 @migration
 def m012_lowered_by(db: sqlite3.Connection) -> None:
-    """The answers to similar questions rejected for wrong passages that kept a passage out of this one.
+    """The answers to similar questions rejected for wrong passages whose passages an answer ranked lower.
 
     A JSON list of their exchange ids, or NULL: the mirror of `helped_by`. A rejection for
     wrong passages lowers what it cited for similar questions (`qa.precedents.reviewed_places`);

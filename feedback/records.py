@@ -83,7 +83,7 @@ class Exchange:
     reused_verdict: Rating | None = None  # that verdict
     # approved answers to similar questions whose cited passages this one was ranked with
     helped_by: list[str] = field(default_factory=list)
-    # answers to similar questions rejected for wrong passages that kept a passage out of this one
+    # answers to similar questions rejected for wrong passages whose passages this one ranked lower
     lowered_by: list[str] = field(default_factory=list)
     pre_rating: Rating | None = None  # a model's hint for reviewers (qa.judge), never a verdict
     pre_rating_reason: str | None = None

@@ -465,7 +465,7 @@ class AnswerChain:
         }
 
     def _lowered_by(self, query: str, related: Sequence[Precedent]) -> list[Precedent]:
-        """The rejections for wrong passages that kept a passage out of this answer's context.
+        """The rejections for wrong passages that moved this answer's passages down (or out).
 
         Only those whose cited places the search would have read without them: the search
         is made again without the drops (~10 ms, and only when such a rejection is near).
