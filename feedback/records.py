@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -55,6 +55,11 @@ def parse_problems(values: object) -> tuple[str, ...]:
             raise ValueError(f"unknown problem {text!r}: use {', '.join(PROBLEMS)}")
         found.add(key)
     return tuple(k for k in PROBLEMS if k in found)
+
+
+def problem_words(keys: Sequence[str]) -> str:
+    """Problems in a few words each, for a table cell or a sentence: "wrong passages; incomplete"."""
+    return "; ".join(PROBLEMS[k].split(":")[0].lower() for k in keys if k in PROBLEMS)
 
 
 def stored_problems(text: str | None) -> tuple[str, ...]:
@@ -250,7 +255,7 @@ class ProblemCounts:
         answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
         if not named:
             return f"No reviewer said what was wrong with {answers}."
-        parts = "; ".join(f"{PROBLEMS[k].split(':')[0].lower()} {self.counts[k]}" for k in named)
+        parts = "; ".join(f"{problem_words([k])} {self.counts[k]}" for k in named)
         untold = f"; {self.unexplained} without a reason" if self.unexplained else ""
         return f"What was wrong with {answers}: {parts}{untold}."
 

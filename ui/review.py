@@ -13,7 +13,7 @@ import hmac
 import gradio as gr
 import pandas as pd
 
-from feedback.records import PROBLEMS, Exchange
+from feedback.records import PROBLEMS, Exchange, problem_words
 from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
@@ -107,7 +107,10 @@ def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.
                 "sources": sources,
                 "user": e.user_rating or "",
                 "pre-rating": e.pre_rating or "",
-                "reviewer": e.reviewer_rating or "",
+                # with what the reviewer ticked as wrong: "bad: wrong passages; incomplete"
+                "reviewer": ": ".join(
+                    filter(None, [e.reviewer_rating or "", problem_words(e.reviewer_problems)])
+                ),
                 "reviewed by": _reviewed_by(e.reviewer, e.reviewer_source),
                 "verdict": e.verdict or "",
                 "sync": e.sync,

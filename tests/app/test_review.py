@@ -96,6 +96,7 @@ def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(ru
     assert page.locator("#review-verdict").get_by_label("bad").is_checked()
     problems = page.locator("#review-problems")
     assert problems.get_by_label("Incomplete").is_checked()  # what the reviewer found wrong, too
+    assert table.get_by_text("bad: incomplete", exact=True).locator("visible=true").count() == 1  # its cell
     assert not problems.get_by_label("Unclear or badly written").is_checked()
     # ... and the answer whole beside the form, with its sources' quoted lines open
     detail = page.locator("#review-detail")
