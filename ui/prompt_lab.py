@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from feedback.log import FeedbackLog
-from feedback.records import PROBLEMS
+from feedback.records import PROBLEMS, Exchange
 from qa.chain import compact_prompt
 from qa.llm import describe_error
 from qa.prompts import PROMPT_DIR, PromptFileError, PromptSpec, answer_prompt_name, bundled_prompt
@@ -47,18 +47,29 @@ TRIAL_COLUMNS = [
     "pre-rating",
 ]
 NO_DRAFT = "No draft yet: draft one from the reviewed answers."
+# A rejection whose reviewer ticked only these put the fault on the passages found or on the
+# abstain verdict, neither of which the answer prompt decides: the reviser is not shown it, or it
+# would write rules against a mistake the model did not make (`feedback.records.PROBLEMS` keys).
+NOT_PROMPT_PROBLEMS = frozenset({"wrong_sources", "false_abstain"})
+
+
+def not_the_prompt(exchange: Exchange) -> bool:
+    """Whether a reviewer rejected the answer only for what the prompt does not decide."""
+    problems = exchange.reviewer_problems
+    return exchange.verdict_source == "reviewer" and bool(problems) and set(problems) <= NOT_PROMPT_PROBLEMS
 
 
 def reviewed_answers(feedback_log: FeedbackLog, version: str | None = None) -> list[ReviewedAnswer]:
     """The answers written with prompt `version` (None: any) that have a verdict, the reviser's way round.
 
     A reviewer's verdict wins over the user's thumb (as in accuracy), and brings what the
-    reviewer ticked as wrong, in words. Rejected answers with a comment or a ticked problem
-    come first, since they say what to change; newest first within each.
+    reviewer ticked as wrong, in words; a rejection for the passages alone is left out
+    (`not_the_prompt`). Rejected answers with a comment or a ticked problem come first,
+    since they say what to change; newest first within each.
     """
     items = []
     for e in feedback_log.recent(0, rated_only=True):
-        if (version is not None and e.prompt_version != version) or e.verdict is None:
+        if (version is not None and e.prompt_version != version) or e.verdict is None or not_the_prompt(e):
             continue
         by = "reviewer" if e.verdict_source == "reviewer" else "user"
         comment = e.reviewer_comment if by == "reviewer" else e.user_comment
@@ -148,6 +159,15 @@ class PromptLab:
         reviewed = self.reviewed()
         bad = [r for r in reviewed if r.verdict == "bad"]
         commented = sum(bool(r.comment.strip()) for r in bad)
+        elsewhere = sum(
+            e.prompt_version == current.version and not_the_prompt(e)
+            for e in self.ctx.log.recent(0, verdict="bad")
+        )
+        left_out = (
+            f"; {elsewhere} more left out, rejected for the passages found or for saying the docs are silent"
+            if elsewhere
+            else ""
+        )
         rows = {r.key: r for r in self.ctx.log.accuracy(by="prompt_version")}
         row = rows.get(current.version)
         accuracy = (
@@ -158,7 +178,7 @@ class PromptLab:
         text = (
             f"Answers use {strong}{esc(current.version)}{strong} ({esc(where)}; accuracy {accuracy})."
             f" Its reviewed answers: {len(bad)} rejected ({commented} with a comment),"
-            f" {len(reviewed) - len(bad)} approved."
+            f" {len(reviewed) - len(bad)} approved{left_out}."
         )
         try:
             instructions(current)

@@ -48,16 +48,25 @@ def test_a_revision_drafted_from_rejected_answers_is_tried_adopted_and_undone(ap
     log = ctx.log
     with serve(ctx) as url:
         client = Client(url, verbose=False)
-        for question in ("how do I start without a browser tab?", "what are webhooks sent on?"):
+        for question in (
+            "which units are exported coordinates in?",
+            "how do I start without a browser tab?",
+            "what are webhooks sent on?",
+        ):
             client.predict(question, [], api_name="/ask")
         rejected, approved = (e.id for e in log.recent(2))
         log.review(rejected, "bad", "Say the command first: --no-browser.", reviewer="ana", source="inline")
         log.review(approved, "good", "", reviewer="ana", source="inline")
+        # Rejected for the passages found alone: no rule of the prompt's would have helped.
+        passages = log.recent(3)[-1].id
+        log.review(passages, "bad", "It cites the wrong page.", reviewer="ana", problems=["wrong_sources"])
 
         status, _, about, diff, trial = client.predict(None, api_name="/draft_prompt")
         status, about = shown(status), shown(about)
 
         assert "Answers use **answer-v2** (bundled" in status and "1 rejected (1 with a comment)" in status
+        assert "1 more left out, rejected for the passages found" in status
+        assert "from 1 rejected and 1 approved answers" in about  # not shown to the reviser
         assert "answer-v2-r1" in about and "Lead with the exact command" in about
         assert "+- Give the exact command from the excerpts" in diff and "-Rules:" in diff
         assert ctx.chain.answer_prompt.version == "answer-v2"  # a draft changes nothing for users
@@ -69,7 +78,7 @@ def test_a_revision_drafted_from_rejected_answers_is_tried_adopted_and_undone(ap
         assert [row[1] for row in rows] == ["bad", "good"]  # the rejected question first
         assert all(row[5].startswith("good: [1] gives the command") for row in rows)
         assert "The judge (generic-fake-chat-model) rates Good 1 of the 1 once rejected" in about
-        assert len(log.recent(0)) == 2  # the trial's answers are not users' answers
+        assert len(log.recent(0)) == 3  # the trial's answers are not users' answers
 
         status = shown(client.predict("answer-v2-r1", api_name="/adopt_prompt")[0])
 
