@@ -73,7 +73,7 @@ def accuracy_table(title: str, rows: list[AccuracyRow]) -> Table:
 
 def problems_table(problems: ProblemCounts) -> Table:
     """What reviewers found wrong with the answers they rejected: which part to fix first."""
-    table = Table(title=f"What was wrong ({problems.rejected} answers rejected by reviewers)")
+    table = Table(title=f"What was wrong with the answers reviewers rejected ({problems.rejected})")
     table.add_column("problem")
     table.add_column("answers", justify="right")
     table.add_column("share", justify="right")

@@ -37,7 +37,7 @@ def seed(log: FeedbackLog) -> list[str]:
         exchange_id = answer(log, n, time=f"{day}T12:00:00.000+00:00", prompt_version=f"v{n % 2 + 1}")
         log.rate(exchange_id, thumbs, comment="needs the flag" if thumbs == "bad" else None)
         ids.append(exchange_id)
-    log.review(ids[0], "bad", "outdated", reviewer="ana", source="inline")
+    log.review(ids[0], "bad", "outdated", reviewer="ana", source="inline", problems=["incomplete"])
     answer(log, 9, time="2026-11-02T13:00:00.000+00:00")  # never rated
     return ids
 
@@ -53,10 +53,13 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
         assert heading in report.stdout
     assert "33.3%" in report.stdout  # 1 good of 3: the reviewer turned the first one bad
     assert "kept locally only" in report.stdout
+    assert "What was wrong with the answers reviewers rejected (1)" in report.stdout
+    assert "Incomplete" in report.stdout and "retrieval missing the rest of the page" in report.stdout
 
     as_json = json.loads(run(["report", "--json", "--by", "overall"], tmp_path, **env).stdout)
     assert as_json["overall"][0] | {} == as_json["overall"][0]
     assert (as_json["overall"][0]["rated"], as_json["overall"][0]["good"]) == (3, 1)
+    assert (as_json["problems"]["rejected"], as_json["problems"]["counts"]["incomplete"]) == (1, 1)
 
     out = tmp_path / "out" / "log.csv"
     result = run(["export", "--format", "csv", "--output", str(out)], tmp_path, **env)
@@ -64,7 +67,11 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
     rows = list(csv.DictReader(out.open()))
     assert [r["id"] for r in rows[:3]] == ids
     assert rows[0]["verdict"] == "bad" and rows[0]["verdict_source"] == "reviewer"
-    assert (rows[0]["reviewer"], rows[0]["reviewer_comment"]) == ("ana", "outdated")
+    assert (rows[0]["reviewer"], rows[0]["reviewer_comment"], rows[0]["reviewer_problems"]) == (
+        "ana",
+        "outdated",
+        "incomplete",
+    )
     assert rows[1]["user_comment"] == "needs the flag"
 
     jsonl = run(
