@@ -4,7 +4,8 @@
 
 1. Overhead of everything but the model (condense, skipped without history; retrieve;
    prompt build), p50/p95 over the dev questions, with the real retriever over DATA_DIR's
-   index (run `python ingest.py` first) and an instant fake model, for both prompt styles.
+   index (run `python ingest.py` first) and an instant fake model, for both prompt styles, and
+   with a rejection for wrong passages near every question (what `lowered_by` costs at worst).
 2. The local model (SmolLM2 via xllamacpp): time to first token and generation tokens/s
    for real prompts, compact (what the local model gets) and full chat style.
 2b. Stopping it: from the chat's Stop (the stream's stop event) or a closed stream (a browser
@@ -141,8 +142,15 @@ def bench_overhead(settings: Settings, retriever: object, questions: list[str]) 
     header = f"{'prompt style':<13} {'total p50':>9} {'p95':>7} {'max':>7}   {'search p50':>10} {'p95':>7}"
     print(f"  {header}   abstained")
     timed = TimedRetriever(retriever)
-    for compact in (False, True):
-        chain = AnswerChain(timed, FakeListChatModel(responses=["ok [1]"]), settings, compact=compact)
+    lowered = 0
+    for style, compact, precedents in (
+        ("chat", False, None),
+        ("compact", True, None),
+        ("chat+rejected", False, rejections_near(settings, retriever, questions)),
+    ):
+        chain = AnswerChain(
+            timed, FakeListChatModel(responses=["ok [1]"]), settings, compact=compact, precedents=precedents
+        )
         for question in questions[:2]:  # warm-up: first embedding call, lazy imports
             chain.answer(question)
         totals, searches, abstained = [], [], 0
@@ -151,12 +159,44 @@ def bench_overhead(settings: Settings, retriever: object, questions: list[str]) 
             totals.append(answer.retrieval_ms)
             searches.append(timed.last_ms)
             abstained += answer.abstained
-        style = "compact" if compact else "chat"
+            lowered += bool(answer.lowered_by)
         print(
             f"  {style:<13} {pct(totals, 50):>9.1f} {pct(totals, 95):>7.1f} {max(totals):>7.1f}   "
             f"{pct(searches, 50):>10.1f} {pct(searches, 95):>7.1f}   {abstained}/{len(questions)}"
         )
     print("  (ms; total = condense + search + prompt build, i.e. everything before the model is called)")
+    print(
+        "  chat+rejected: each question near a rejection for wrong passages of its first passage (the"
+        f" search made again without the drop); {lowered} of {len(questions)} answers name it (`lowered_by`)"
+    )
+
+
+def rejections_near(settings: Settings, retriever: object, questions: list[str]) -> object:
+    """Verdicts that make every question pay for `lowered_by`: a rejection, for wrong passages, of
+    an answer to a reworded copy of it that cited its first passage (the worst case)."""
+    from qa.precedents import WRONG_SOURCES, Judged, JudgedAnswers
+
+    judged = []
+    for i, question in enumerate(questions):
+        first = retriever.search(question).documents[:1]  # type: ignore[attr-defined]
+        cited = tuple((str(d.metadata["source"]), str(d.metadata.get("section", ""))) for d in first)
+        judged.append(
+            Judged(
+                id=str(i),
+                question=f"{question} (asked before)",
+                answer="a",
+                verdict="bad",
+                cited=cited,
+                problems=(WRONG_SOURCES,),
+            )
+        )
+    precedents = JudgedAnswers(
+        retriever.embeddings,  # type: ignore[attr-defined]
+        settings.reviewed_answer_match,
+        related_from=settings.reviewed_sources_match,
+    )
+    precedents.update(judged)
+    return precedents
 
 
 def bench_precedents(retriever: object, questions: list[str], judged_count: int) -> None:
