@@ -29,7 +29,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from feedback.config import WEBHOOK_PATH
 from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
-from feedback.records import PROBLEMS, parse_problems
+from feedback.records import PROBLEMS, parse_problems, user_problem_words
 
 log = logging.getLogger(__name__)
 
@@ -253,7 +253,9 @@ def format_sources(chunks: Sequence[Mapping[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def task_data(exchange: Exchange, rating: Rating | None, comment: str) -> dict[str, Any]:
+def task_data(
+    exchange: Exchange, rating: Rating | None, comment: str, problems: Sequence[str] = ()
+) -> dict[str, Any]:
     """Task data: what reviewers see plus what maps it back (exchange_id) and slices reports."""
     return {
         "exchange_id": exchange.id,
@@ -270,7 +272,8 @@ def task_data(exchange: Exchange, rating: Rating | None, comment: str) -> dict[s
         "time": exchange.time,
         "user_rating": rating,
         "user_comment": comment,
-        "user_feedback": user_feedback(rating, comment),
+        "user_problems": list(problems),
+        "user_feedback": user_feedback(rating, comment, problems),
         "hints": hints(exchange),
         "pre_rating": exchange.pre_rating or "",
         "pre_rating_reason": exchange.pre_rating_reason or "",
@@ -315,35 +318,32 @@ def hints(exchange: Exchange) -> str:
     return "\n".join(lines) or NO_HINTS
 
 
-def user_feedback(rating: Rating | None, comment: str) -> str:
+def user_feedback(rating: Rating | None, comment: str, problems: Sequence[str] = ()) -> str:
     """What the user said, as the read-only `$user_feedback` text reviewers see.
 
     Task data, not the prediction: a prediction pre-fills the reviewer's own
     fields, and the user's comment submitted unchanged would pass for the
     reviewer's. Never empty, so the view always says whether there was a comment.
-    `rating=None`: a task made for a verdict given in the app's Review tab.
+    `rating=None`: a task made for a verdict given in the app's Review tab. What the user
+    ticked as wrong follows the thumb, in their words ("Bad 👎: not what I asked").
     """
     if rating is None:
         return "No thumb: the user did not rate this answer (a reviewer judged it in the app)"
     thumb = "Good 👍" if rating == "good" else "Bad 👎"  # words first: not every font has the emoji
+    said = user_problem_words(problems)
+    thumb += f": {said}" if said and rating == "bad" else ""
     comment = comment.strip()
     return f"{thumb}, comment: {comment}" if comment else f"{thumb} (no comment)"
 
 
-def prediction_result(rating: Rating) -> list[dict[str, Any]]:
-    """The user's thumb as a pre-selected verdict reviewers accept or change.
+def prediction_result(rating: Rating, problems: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The user's thumb (and what they ticked as wrong) as a pre-selected verdict reviewers
+    accept or change.
 
-    Only the Good/Bad choice: the reviewer's comment box starts empty (the user's
-    comment is shown read-only from the task data, see `user_feedback`).
+    Not the comment: the reviewer's comment box starts empty (the user's comment is
+    shown read-only from the task data, see `user_feedback`).
     """
-    return [
-        {
-            "from_name": RATING_FIELD,
-            "to_name": "answer",
-            "type": "choices",
-            "value": {"choices": ["Good" if rating == "good" else "Bad"]},
-        }
-    ]
+    return verdict_result(rating, "", problems)
 
 
 def verdict_result(rating: Rating, comment: str, problems: Sequence[str] = ()) -> list[dict[str, Any]]:
@@ -739,8 +739,10 @@ class LabelStudioProject:
         """One import call for many rated exchanges, each with the user's prediction (if they rated it)."""
         request = [
             {
-                "data": task_data(d.exchange, d.rating, d.comment),
-                "predictions": [{"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating)}]
+                "data": task_data(d.exchange, d.rating, d.comment, d.problems),
+                "predictions": [
+                    {"model_version": USER_MODEL_VERSION, "result": prediction_result(d.rating, d.problems)}
+                ]
                 if d.rating
                 else [],
             }
@@ -763,11 +765,12 @@ class LabelStudioProject:
         (an answer only a reviewer rated, given its pre-rating later) only the data changes.
         """
         self.client.tasks.update(
-            id=str(task_id), data=task_data(delivery.exchange, delivery.rating, delivery.comment)
+            id=str(task_id),
+            data=task_data(delivery.exchange, delivery.rating, delivery.comment, delivery.problems),
         )
         if delivery.rating is None:
             return prediction_id
-        result = prediction_result(delivery.rating)
+        result = prediction_result(delivery.rating, delivery.problems)
         if prediction_id is None:
             prediction_id = self._user_prediction(task_id)
         if prediction_id is not None:

@@ -31,6 +31,7 @@ from typing import Any, Literal
 from feedback.migrations import migrate
 from feedback.records import (
     PROBLEMS,
+    USER_PROBLEMS,
     AccuracyRow,
     Delivery,
     Exchange,
@@ -393,31 +394,45 @@ class FeedbackLog:
         return "SELECT * FROM exchange_current" + clause, params + bound
 
     # --- user ratings ---------------------------------------------------------------
-    def rate(self, exchange_id: str, rating: Rating | bool | str, comment: str | None = None) -> RatingEvent:
+    def rate(
+        self,
+        exchange_id: str,
+        rating: Rating | bool | str,
+        comment: str | None = None,
+        problems: Sequence[str] | str | None = None,
+    ) -> RatingEvent:
         """Record the asker's thumbs (last one wins, history kept); committed before it returns.
 
-        `comment=None` keeps the comment given earlier, `""` clears it.
+        `comment=None` keeps the comment given earlier, `""` clears it; `problems` (what was
+        wrong, `USER_PROBLEMS` keys or labels) likewise, and are kept with a thumbs down only.
         """
         value = parse_rating(rating)
         with self._write() as db:
             self._require_exchange(db, exchange_id)
+            previous = db.execute(
+                "SELECT comment, problems FROM ratings WHERE exchange_id = ? AND kind = 'user'"
+                " ORDER BY id DESC LIMIT 1",
+                (exchange_id,),
+            ).fetchone()
             if comment is None:
-                previous = db.execute(
-                    "SELECT comment FROM ratings WHERE exchange_id = ? AND kind = 'user'"
-                    " ORDER BY id DESC LIMIT 1",
-                    (exchange_id,),
-                ).fetchone()
                 comment = previous["comment"] if previous else ""
-            event = self._insert_user_rating(db, exchange_id, value, comment)
+            found = (
+                (previous["problems"] if previous else "") if problems is None else _user_problems(problems)
+            )
+            event = self._insert_user_rating(db, exchange_id, value, comment, found if value == "bad" else "")
         self._notify()
         return event
 
-    def set_comment(self, exchange_id: str, comment: str) -> RatingEvent:
-        """Attach the optional comment box's text to the asker's current thumbs."""
+    def set_comment(
+        self, exchange_id: str, comment: str | None, problems: Sequence[str] | str | None = None
+    ) -> RatingEvent:
+        """Attach the optional comment box's text (None keeps the earlier one) and what was
+        wrong (`problems`, None keeps them) to the asker's current thumbs."""
         with self._write() as db:
             self._require_exchange(db, exchange_id)
             previous = db.execute(
-                "SELECT rating FROM ratings WHERE exchange_id = ? AND kind = 'user' ORDER BY id DESC LIMIT 1",
+                "SELECT rating, comment, problems FROM ratings WHERE exchange_id = ? AND kind = 'user'"
+                " ORDER BY id DESC LIMIT 1",
                 (exchange_id,),
             ).fetchone()
             if previous is None:
@@ -425,7 +440,12 @@ class FeedbackLog:
                     f"exchange {exchange_id} has no thumbs up/down yet: "
                     "rate it (good or bad) before commenting"
                 )
-            event = self._insert_user_rating(db, exchange_id, previous["rating"], comment or "")
+            found = previous["problems"] if problems is None else _user_problems(problems)
+            rating = previous["rating"]
+            comment = previous["comment"] if comment is None else comment
+            event = self._insert_user_rating(
+                db, exchange_id, rating, comment, found if rating == "bad" else ""
+            )
         self._notify()
         return event
 
@@ -444,13 +464,13 @@ class FeedbackLog:
 
     @staticmethod
     def _insert_user_rating(
-        db: sqlite3.Connection, exchange_id: str, rating: str, comment: str
+        db: sqlite3.Connection, exchange_id: str, rating: str, comment: str, problems: str = ""
     ) -> RatingEvent:
         stamp = now_iso()
         cur = db.execute(
-            "INSERT INTO ratings (exchange_id, time, kind, source, rating, comment)"
-            " VALUES (?, ?, 'user', 'chat', ?, ?)",
-            (exchange_id, stamp, rating, comment),
+            "INSERT INTO ratings (exchange_id, time, kind, source, rating, comment, problems)"
+            " VALUES (?, ?, 'user', 'chat', ?, ?, ?)",
+            (exchange_id, stamp, rating, comment, problems),
         )
         rating_id = cur.lastrowid
         assert rating_id is not None
@@ -722,7 +742,8 @@ class FeedbackLog:
         now = time.time() if now is None else now
         queued = self._queued(
             "SELECT o.wanted AS q_wanted, o.prediction_id AS q_prediction_id, o.verify AS q_verify,"
-            " o.attempts AS q_attempts, r.rating AS q_rating, COALESCE(r.comment, '') AS q_comment, c.*"
+            " o.attempts AS q_attempts, r.rating AS q_rating, COALESCE(r.comment, '') AS q_comment,"
+            " COALESCE(r.problems, '') AS q_problems, c.*"
             " FROM outbox o LEFT JOIN ratings r ON r.id = o.wanted"
             " JOIN exchange_current c ON c.id = o.exchange_id"
             " WHERE o.wanted > o.delivered AND o.next_attempt <= ? ORDER BY o.wanted LIMIT ?",
@@ -738,6 +759,7 @@ class FeedbackLog:
                 q["prediction_id"],
                 bool(q["verify"]),
                 q["attempts"],
+                stored_problems(q["problems"]),
             )
             for exchange, q in queued
         ]
@@ -995,6 +1017,17 @@ class FeedbackLog:
             webhook=state.get("webhook", ""),
             notes=notes,
         )
+
+
+def _user_problems(problems: Sequence[str] | str) -> str:
+    """A user's problems as stored: keys or labels (the reviewers' or the users' words), comma-joined."""
+    items = problems.split(",") if isinstance(problems, str) else list(problems)
+    by_user_label = {label.lower(): key for key, label in USER_PROBLEMS.items()}
+    keys = [by_user_label.get(str(i).strip().lower(), str(i)) for i in items if str(i).strip()]
+    found = parse_problems(keys)
+    if unknown := [k for k in found if k not in USER_PROBLEMS]:
+        raise ValueError(f"a user cannot say {unknown[0]!r}: use {', '.join(USER_PROBLEMS)}")
+    return ",".join(found)
 
 
 def _readable(reviewer: str) -> bool:

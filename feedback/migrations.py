@@ -381,3 +381,54 @@ def m012_lowered_by(db: sqlite3.Connection) -> None:
     recording the answers it changed lets the report say whether they are right more often.
     """
     db.execute("ALTER TABLE exchanges ADD COLUMN lowered_by TEXT")
+
+
+@migration
+def m013_user_problems(db: sqlite3.Connection) -> None:
+    """What a user ticked as wrong with a thumbs down (`feedback.records.USER_PROBLEMS`), in the view.
+
+    The ratings' `problems` column (m011) holds them for the user's rows too;
+    `exchange_current` is re-created to show the current thumb's as `user_problems`.
+    """
+    db.execute("DROP VIEW exchange_current")
+    db.execute(
+        """
+        CREATE VIEW exchange_current AS
+        WITH user_latest AS (
+            SELECT exchange_id, rating, comment, problems, time,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM ratings WHERE kind = 'user'
+        ),
+        stream_latest AS (
+            SELECT id, exchange_id, rating, comment, problems, time, source, reviewer, deleted,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY exchange_id, COALESCE(annotation_id, -1) ORDER BY id DESC
+                   ) AS rn
+            FROM ratings WHERE kind = 'reviewer'
+        ),
+        reviewer_latest AS (
+            SELECT exchange_id, rating, comment, problems, time, source, reviewer,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM stream_latest WHERE rn = 1 AND deleted = 0 AND rating IS NOT NULL
+        )
+        SELECT e.*, e.rowid AS seq,
+               u.rating AS user_rating, COALESCE(u.comment, '') AS user_comment,
+               COALESCE(u.problems, '') AS user_problems, u.time AS user_rated_at,
+               r.rating AS reviewer_rating, COALESCE(r.comment, '') AS reviewer_comment,
+               COALESCE(r.problems, '') AS reviewer_problems,
+               r.source AS reviewer_source, COALESCE(r.reviewer, '') AS reviewer, r.time AS reviewed_at,
+               COALESCE(r.rating, u.rating) AS verdict,
+               CASE WHEN r.rating IS NOT NULL THEN 'reviewer'
+                    WHEN u.rating IS NOT NULL THEN 'user' END AS verdict_source,
+               o.task_id AS task_id,
+               CASE WHEN o.exchange_id IS NULL AND v.exchange_id IS NULL THEN 'local'
+                    WHEN COALESCE(o.wanted > o.delivered, 0) OR COALESCE(v.wanted > v.delivered, 0)
+                        THEN 'pending'
+                    ELSE 'delivered' END AS sync
+        FROM exchanges e
+        LEFT JOIN user_latest u ON u.exchange_id = e.id AND u.rn = 1
+        LEFT JOIN reviewer_latest r ON r.exchange_id = e.id AND r.rn = 1
+        LEFT JOIN outbox o ON o.exchange_id = e.id
+        LEFT JOIN review_outbox v ON v.exchange_id = e.id
+        """
+    )

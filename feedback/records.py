@@ -24,6 +24,16 @@ PROBLEMS: dict[str, str] = {
     "false_abstain": "The docs do cover it",
 }
 
+# What a user can say was wrong after a thumbs down, in their words: the problems a user can see
+# from the answer alone (a reviewer confirms them in Label Studio, where they come pre-ticked).
+USER_PROBLEMS: dict[str, str] = {
+    "wrong_sources": "Not what I asked",
+    "unsupported": "Wrong or made up",
+    "incomplete": "Incomplete",
+    "unclear": "Hard to understand",
+    "false_abstain": "The docs do cover this",
+}
+
 # Where each problem points a maintainer (the report's last column).
 PROBLEM_FIX: dict[str, str] = {
     "wrong_sources": "retrieval, or a gap in the docs (Review tab: what the docs don't answer)",
@@ -62,6 +72,11 @@ def problem_words(keys: Sequence[str]) -> str:
     return "; ".join(PROBLEMS[k].split(":")[0].lower() for k in keys if k in PROBLEMS)
 
 
+def user_problem_words(keys: Sequence[str]) -> str:
+    """What a user ticked, in their words, for a sentence: "not what I asked; incomplete"."""
+    return "; ".join(USER_PROBLEMS[k][:1].lower() + USER_PROBLEMS[k][1:] for k in keys if k in USER_PROBLEMS)
+
+
 def stored_problems(text: str | None) -> tuple[str, ...]:
     """The log's comma-joined keys as a tuple; a key this version does not know is left out."""
     stored = set((text or "").split(","))
@@ -97,6 +112,7 @@ class Exchange:
     pre_rating_prompt: str | None = None  # the judge prompt's version (judge-v1)
     user_rating: Rating | None = None
     user_comment: str = ""
+    user_problems: tuple[str, ...] = ()  # what the user ticked after a thumbs down (`USER_PROBLEMS` keys)
     user_rated_at: str | None = None
     reviewer_rating: Rating | None = None
     reviewer_comment: str = ""
@@ -118,6 +134,7 @@ class Exchange:
         data["helped_by"] = json.loads(data.get("helped_by") or "[]")
         data["lowered_by"] = json.loads(data.get("lowered_by") or "[]")
         data["reviewer_problems"] = stored_problems(data.get("reviewer_problems"))
+        data["user_problems"] = stored_problems(data.get("user_problems"))
         return cls(**data)
 
     def as_dict(self) -> dict[str, Any]:
@@ -154,6 +171,7 @@ class Delivery:
     prediction_id: int | None
     verify: bool
     attempts: int
+    problems: tuple[str, ...] = ()  # what the user ticked with a thumbs down
 
 
 @dataclass(frozen=True)

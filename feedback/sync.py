@@ -477,7 +477,8 @@ class SyncWorker:
             return task.id
         self.log.mark_task_verify(exchange.id)
         rating = exchange.user_rating
-        rated = Delivery(exchange, 0, rating, exchange.user_comment if rating else "", None, None, True, 0)
+        said = (exchange.user_comment, exchange.user_problems) if rating else ("", ())
+        rated = Delivery(exchange, 0, rating, said[0], None, None, True, 0, said[1])
         (task_id,) = project.create_tasks([rated])
         # A pre-rating stored while the task was on its way is sent by the next sync.
         self.log.set_task(exchange.id, task_id, pre_rated_at=exchange.pre_rated_at)

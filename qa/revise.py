@@ -140,7 +140,7 @@ def format_answers(answers: Sequence[ReviewedAnswer]) -> str:
     for n, item in enumerate(answers, start=1):
         who = "Reviewer" if item.by == "reviewer" else "User"
         comment = _cut(item.comment, MAX_COMMENT_CHARS) or "(no comment)"
-        wrong = f"\nWhat the reviewer found wrong: {'; '.join(item.problems)}" if item.problems else ""
+        wrong = f"\nWhat the {who.lower()} found wrong: {'; '.join(item.problems)}" if item.problems else ""
         blocks.append(
             f"[{n}] Question: {_cut(item.question, MAX_ANSWER_CHARS)}\n"
             f"Answer: {_cut(item.answer, MAX_ANSWER_CHARS)}\n"

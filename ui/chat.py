@@ -23,6 +23,7 @@ from typing import Any
 
 import gradio as gr
 
+from feedback.records import USER_PROBLEMS
 from qa.chain import AnswerError, QuestionError, validate_question
 from ui.browser import browser_secret
 from ui.context import AppContext
@@ -250,6 +251,14 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             # In the Ask button's place while an answer is written (the local model takes a while).
             stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
         with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+            # After a thumbs down: what was wrong, in the user's words (pre-ticked for the reviewer).
+            reasons = gr.CheckboxGroup(
+                [(label, key) for key, label in USER_PROBLEMS.items()],
+                label="What was wrong? (optional)",
+                visible=False,
+                scale=4,
+                elem_id="thumb-problems",
+            )
             comment = gr.Textbox(
                 label="Thanks! Anything to add? (optional: what was wrong or missing)",
                 lines=2,
@@ -398,11 +407,11 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             elif data.liked in (True, False):  # still streaming: rated as soon as it is complete
                 pending[(request.session_hash if request else "", int(index))] = bool(data.liked)
                 gr.Info("Thanks! Your rating is saved as soon as the answer is complete.")
-            return gr.update(visible=False), "", gr.update()
+            return gr.update(visible=False), "", gr.update(), gr.update()
         if data.liked not in (True, False):
-            return gr.update(), exchange_id, gr.update()  # a thumb taken back: the last rating stands
+            return gr.update(), exchange_id, gr.update(), gr.update()  # a thumb taken back: the last stands
         feedback_log.rate(exchange_id, "good" if data.liked else "bad")
-        return gr.update(visible=True), exchange_id, RATED_LINE
+        return gr.update(visible=True), exchange_id, RATED_LINE, reasons_for(not data.liked)
 
     def offer_comment(request: gr.Request):
         """After an answer: the comment box and the saved line for a thumb given while it streamed.
@@ -412,18 +421,25 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """
         exchange_id = rated_late.pop(request.session_hash if request else "", None)
         if not exchange_id:
-            return gr.update(), gr.update(), gr.update()
-        return gr.update(visible=True), exchange_id, RATED_LINE
+            return gr.update(), gr.update(), gr.update(), gr.update()
+        exchange = feedback_log.get(exchange_id)
+        disliked = exchange is not None and exchange.user_rating == "bad"
+        return gr.update(visible=True), exchange_id, RATED_LINE, reasons_for(disliked)
 
-    def on_comment(text: str, exchange_id: str):
-        if exchange_id and text.strip():
-            feedback_log.set_comment(exchange_id, text.strip())
-            gr.Info("Comment saved. Thank you!")
-        return gr.update(visible=False), "", ""
+    def reasons_for(disliked: bool) -> dict:
+        """The "what was wrong" boxes: offered, unticked, after a thumbs down only."""
+        return gr.update(value=[], visible=disliked)
+
+    def on_comment(text: str, problems: list[str] | None, exchange_id: str):
+        if exchange_id and (text.strip() or problems):
+            # nothing ticked keeps what was ticked before; a comment alone is a comment
+            feedback_log.set_comment(exchange_id, text.strip() or None, problems or None)
+            gr.Info("Thank you! Saved with your rating.")
+        return gr.update(visible=False), "", "", gr.update(value=[])
 
     inputs = [question, chatbot, turns, ids]
     outputs = [question, chatbot, turns, ids]
-    late = [comment_row, rated, status]
+    late = [comment_row, rated, status, reasons]
 
     def keep(history: list, turns_: list, ids_: dict, kept: dict, tab_id: str):
         return keep_tab(kept, tab_id, kept_conversation(history or [], turns_ or [], ids_ or {}), time.time())
@@ -475,9 +491,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         answered.then(offer_comment, None, late, api_visibility="private")
         answered.then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
     stop.click(request_stop, None, stop, queue=False, api_visibility="private")
-    chatbot.like(on_like, [ids], [comment_row, rated, status], api_name="rate")
-    send_comment.click(on_comment, [comment, rated], [comment_row, comment, rated], api_name="comment")
-    comment.submit(on_comment, [comment, rated], [comment_row, comment, rated], api_visibility="private")
+    chatbot.like(on_like, [ids], late, api_name="rate")
+    said = [comment_row, comment, rated, reasons]
+    send_comment.click(on_comment, [comment, reasons, rated], said, api_name="comment")
+    comment.submit(on_comment, [comment, reasons, rated], said, api_visibility="private")
 
     def forget():  # follow-up history, thumbs' ids, an open comment box, the rating line
         return [], {}, gr.update(visible=False), ""

@@ -19,7 +19,7 @@ import gradio as gr
 import pandas as pd
 
 from feedback.log import FeedbackLog
-from feedback.records import PROBLEMS, Exchange
+from feedback.records import PROBLEMS, USER_PROBLEMS, Exchange
 from qa.chain import compact_prompt
 from qa.llm import describe_error
 from qa.prompts import PROMPT_DIR, PromptFileError, PromptSpec, answer_prompt_name, bundled_prompt
@@ -74,7 +74,11 @@ def reviewed_answers(feedback_log: FeedbackLog, version: str | None = None) -> l
         by = "reviewer" if e.verdict_source == "reviewer" else "user"
         comment = e.reviewer_comment if by == "reviewer" else e.user_comment
         question = e.standalone_question or e.question
-        problems = tuple(PROBLEMS[k] for k in e.reviewer_problems) if by == "reviewer" else ()
+        problems = (
+            tuple(PROBLEMS[k] for k in e.reviewer_problems)
+            if by == "reviewer"
+            else tuple(USER_PROBLEMS[k] for k in e.user_problems if k in USER_PROBLEMS)
+        )
         items.append(ReviewedAnswer(e.id, question, e.answer, e.verdict, comment, by, problems))
     items.sort(key=lambda r: (r.verdict != "bad", not (r.comment.strip() or r.problems)))  # newest first kept
     return items

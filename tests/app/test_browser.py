@@ -63,6 +63,7 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     page.get_by_role("button", name="Dislike").last.click()
     comment = page.get_by_label("Anything to add?", exact=False)
     comment.wait_for(state="visible", timeout=10_000)
+    page.locator("#thumb-problems").get_by_label("Incomplete").check()  # offered after a thumbs down
     comment.fill("It should mention the -p flag too.")
     page.get_by_role("button", name="Send comment").click()
     comment.wait_for(state="hidden", timeout=10_000)
@@ -71,6 +72,7 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     history = running_app.ctx.log.history(exchange.id)
     assert history[-1].rating == "bad"
     assert "-p flag" in (history[-1].comment or "")
+    assert running_app.ctx.log.get(exchange.id).user_problems == ("incomplete",)
 
 
 def user_rating_soon(ctx, question: str, timeout: float) -> str | None:  # noqa: ANN001
@@ -140,6 +142,7 @@ def test_a_rating_shows_users_a_neutral_line_not_label_studios_problems(app_data
         page.get_by_role("button", name="Like").last.click()
         status = page.locator("#feedback-status")
         status.get_by_text("your rating is saved", exact=False).wait_for(timeout=10_000)
+        assert not page.locator("#thumb-problems").is_visible()  # nothing was wrong: not asked
         page.wait_for_timeout(5_500)  # the old page refreshed a sync status line every 5 s
         chat_tab = page.locator("#chatbot").locator("xpath=ancestor::*[@role='tabpanel'][1]")
         shown = chat_tab.inner_text() if chat_tab.count() else page.inner_text("body")
@@ -227,6 +230,7 @@ def test_a_dislike_given_while_the_answer_streams_then_offers_the_comment_box(
         status = page.locator("#feedback-status")
         status.get_by_text("your rating is saved", exact=False).wait_for(timeout=10_000)
         comment.fill("Say which port it uses.")
+        page.locator("#thumb-problems").get_by_label("Not what I asked").check()
         page.get_by_role("button", name="Send comment").click()
         comment.wait_for(state="hidden", timeout=10_000)
 
@@ -234,6 +238,7 @@ def test_a_dislike_given_while_the_answer_streams_then_offers_the_comment_box(
         assert exchange.question == question
         history = ctx.log.history(exchange.id)
         assert history[-1].rating == "bad" and "which port" in (history[-1].comment or "")
+        assert exchange.user_problems == ("wrong_sources",)
 
 
 def test_markdown_a_user_types_is_shown_as_text_in_their_bubble_and_the_abstain_reply(

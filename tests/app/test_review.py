@@ -325,3 +325,12 @@ def test_a_reviewer_filters_the_flagged_answers_and_reads_why_in_a_browser(runni
     assert "Pre-rated Bad by judge-model" in detail.inner_text()
     assert "a model's hint, not a verdict" in detail.inner_text()
     assert "pre-rated Bad wait for a reviewer" in page.locator("#review-summary").inner_text()
+
+
+def test_the_answer_read_whole_says_what_its_user_ticked_as_wrong(running_app) -> None:
+    log = running_app.ctx.log
+    exchange_id = log.record_exchange(question="which port by default?", answer="9000 [1].")
+    log.rate(exchange_id, "bad")
+    log.set_comment(exchange_id, "It is 8080", ["Wrong or made up"])
+    shown = exchange_markdown(log.get(exchange_id)).replace("\\", "")
+    assert "**The user said:** Bad 👎: wrong or made up, comment: It is 8080" in shown

@@ -59,13 +59,19 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
             {"from_name": "rating", "to_name": "answer", "type": "choices", "value": {"choices": ["Bad"]}},
         ]
 
-        # A changed comment reaches the task's data.
-        log.set_comment(exchange_id, "It is -p 9000, not --port")
+        # A changed comment reaches the task's data; what the user ticked as wrong too, in their
+        # words, and pre-ticked for the reviewer to confirm.
+        log.set_comment(exchange_id, "It is -p 9000, not --port", ["Not what I asked"])
         report = SyncWorker(log, ls_settings).flush()
         assert report.ok and (report.created, report.updated) == (0, 1), report
         (task,) = label_studio.tasks(ls_settings.label_studio_project)
         assert task.data["user_comment"] == "It is -p 9000, not --port"
-        assert task.data["user_feedback"] == "Bad 👎, comment: It is -p 9000, not --port"
+        assert task.data["user_feedback"] == "Bad 👎: not what I asked, comment: It is -p 9000, not --port"
+        (prediction,) = user_predictions(task)
+        assert [r["value"]["choices"] for r in field(prediction, "result")] == [
+            ["Bad"],
+            ["Wrong passages: the sources don't answer it"],
+        ]
 
         # A changed mind updates the same task's prediction; no second task.
         log.rate(exchange_id, "good", comment="")

@@ -399,3 +399,21 @@ def test_a_reviewer_says_what_was_wrong_and_the_report_counts_it(feedback_log: F
     with pytest.raises(ValueError, match="unknown problem 'wrong': use wrong_sources, unsupported"):
         feedback_log.review(second, "bad", problems=["wrong"])
     assert feedback_log.get(second).reviewer_problems == ("wrong_sources",)  # type: ignore[union-attr]
+
+
+def test_a_user_says_what_was_wrong_with_a_thumbs_down_in_their_words(feedback_log: FeedbackLog) -> None:
+    exchange_id = answer(feedback_log)
+    feedback_log.rate(exchange_id, "bad")
+    feedback_log.set_comment(exchange_id, "It talks about Docker", ["Not what I asked", "incomplete"])
+    exchange = feedback_log.get(exchange_id)
+    assert exchange.user_problems == ("wrong_sources", "incomplete")  # type: ignore[union-attr]
+    feedback_log.set_comment(exchange_id, None, ["unclear"])  # ticks alone keep the comment
+    exchange = feedback_log.get(exchange_id)
+    assert (exchange.user_comment, exchange.user_problems) == ("It talks about Docker", ("unclear",))  # type: ignore[union-attr]
+    (due,) = feedback_log.due_deliveries()
+    assert (due.rating, due.comment, due.problems) == ("bad", "It talks about Docker", ("unclear",))
+    with pytest.raises(ValueError, match="a user cannot say 'should_abstain'"):
+        feedback_log.set_comment(exchange_id, None, ["should_abstain"])  # a reviewer's call
+    feedback_log.rate(exchange_id, "good")  # changed their mind: nothing was wrong
+    assert feedback_log.get(exchange_id).user_problems == ()  # type: ignore[union-attr]
+    assert feedback_log.problems().rejected == 0  # the report counts reviewers' findings
