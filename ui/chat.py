@@ -250,22 +250,22 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
             # In the Ask button's place while an answer is written (the local model takes a while).
             stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
-        with gr.Row(visible=False, elem_id="comment-row") as comment_row:
+        with gr.Column(visible=False, elem_id="comment-row") as comment_row:
             # After a thumbs down: what was wrong, in the user's words (pre-ticked for the reviewer).
             reasons = gr.CheckboxGroup(
                 [(label, key) for key, label in USER_PROBLEMS.items()],
                 label="What was wrong? (optional)",
                 visible=False,
-                scale=4,
                 elem_id="thumb-problems",
             )
-            comment = gr.Textbox(
-                label="Thanks! Anything to add? (optional: what was wrong or missing)",
-                lines=2,
-                scale=8,
-                elem_id="comment",
-            )
-            send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
+            with gr.Row():
+                comment = gr.Textbox(
+                    label="Thanks! Anything to add? (optional: what was wrong or missing)",
+                    lines=2,
+                    scale=8,
+                    elem_id="comment",
+                )
+                send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
         clear = gr.Button("New conversation", size="sm")
 
     def on_load(kept: dict | None, tab_id: str):
