@@ -176,10 +176,12 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         result = {by: feedback_log.accuracy(by, since=args.since) for by in groups}
         agreement = feedback_log.pre_rating_agreement(since=args.since)
         problems = feedback_log.problems(since=args.since)
+        said = feedback_log.problems(since=args.since, by="user")
         if args.json:
             out: dict[str, object] = {by: [r.as_dict() for r in rows] for by, rows in result.items()}
             out["pre_rating_agreement"] = agreement.as_dict()
             out["problems"] = problems.as_dict()
+            out["user_problems"] = said.as_dict()
             print(json.dumps(out, indent=2))
             return 0
         console.print(
@@ -190,6 +192,8 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
             print_whole(console, accuracy_table(GROUPS[by], rows))
         if problems.rejected:
             print_whole(console, problems_table(problems))
+        if said.rejected:
+            console.print(said.summary, markup=False)
         console.print(agreement.summary, markup=False)
         print_status(console, _sync_status(feedback_log, settings))
     return 0

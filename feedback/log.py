@@ -708,21 +708,31 @@ class FeedbackLog:
             result = [AccuracyRow("all", 0, 0, 0, 0, 0, 0)]
         return result
 
-    def problems(self, *, since: str | datetime | None = None) -> ProblemCounts:
+    def problems(
+        self, *, since: str | datetime | None = None, by: Literal["reviewer", "user"] = "reviewer"
+    ) -> ProblemCounts:
         """How often reviewers named each problem (`PROBLEMS`) among the answers they rejected.
 
         Current verdicts only, like `accuracy`: a rejection changed to an approval drops out.
+        `by="user"`: what users ticked (`USER_PROBLEMS`) with the thumbs down no reviewer has
+        judged yet, as accuracy counts a thumb where no reviewer looked.
         """
-        where, params = _where("reviewer_rating = 'bad'", since=since)
-        rows = self._query(f"SELECT reviewer_problems FROM exchange_current{where}", params)
-        counts = dict.fromkeys(PROBLEMS, 0)
+        condition = (
+            "reviewer_rating = 'bad'"
+            if by == "reviewer"
+            else "user_rating = 'bad' AND reviewer_rating IS NULL"
+        )
+        column = f"{by}_problems"
+        where, params = _where(condition, since=since)
+        rows = self._query(f"SELECT {column} FROM exchange_current{where}", params)
+        counts = dict.fromkeys(PROBLEMS if by == "reviewer" else USER_PROBLEMS, 0)
         unexplained = 0
         for row in rows:
-            found = stored_problems(row["reviewer_problems"])
+            found = [k for k in stored_problems(row[column]) if k in counts]
             unexplained += not found
             for key in found:
                 counts[key] += 1
-        return ProblemCounts(len(rows), counts, unexplained)
+        return ProblemCounts(len(rows), counts, unexplained, by)
 
     def counts(self) -> dict[str, int]:
         """Totals for a dashboard: exchanges, rated, reviewed."""

@@ -258,24 +258,37 @@ class PreRatingAgreement:
 
 @dataclass(frozen=True)
 class ProblemCounts:
-    """What reviewers found wrong with the answers they rejected (current verdicts)."""
+    """What reviewers found wrong with the answers they rejected (current verdicts), or
+    (`by="user"`) what users said with the thumbs down no reviewer has judged yet."""
 
     rejected: int = 0
-    counts: dict[str, int] = field(default_factory=dict)  # `PROBLEMS` key → rejected answers naming it
-    unexplained: int = 0  # rejected answers whose reviewer ticked no problem
+    counts: dict[str, int] = field(default_factory=dict)  # problem key → rejected answers naming it
+    unexplained: int = 0  # rejected answers with no problem ticked
+    by: Literal["reviewer", "user"] = "reviewer"
 
     @property
     def summary(self) -> str:
         """One sentence for the report and the Review tab, the most named first."""
-        if not self.rejected:
-            return "No answer rejected by a reviewer yet."
         named = sorted((k for k, n in self.counts.items() if n), key=lambda k: -self.counts[k])
-        answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
-        if not named:
-            return f"No reviewer said what was wrong with {answers}."
-        parts = "; ".join(f"{problem_words([k])} {self.counts[k]}" for k in named)
+        if self.by == "user":
+            if not self.rejected:
+                return "No thumbs down waits for a reviewer."
+            answers = "1 thumbs down" if self.rejected == 1 else f"{self.rejected} thumbs down"
+            words = user_problem_words
+            head = f"What users said was wrong, on {answers} no reviewer has judged yet"
+            if not named:
+                return f"{head}: nothing ticked."
+        else:
+            if not self.rejected:
+                return "No answer rejected by a reviewer yet."
+            answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
+            words = problem_words
+            head = f"What was wrong with {answers}"
+            if not named:
+                return f"No reviewer said what was wrong with {answers}."
+        parts = "; ".join(f"{words([k])} {self.counts[k]}" for k in named)
         untold = f"; {self.unexplained} without a reason" if self.unexplained else ""
-        return f"What was wrong with {answers}: {parts}{untold}."
+        return f"{head}: {parts}{untold}."
 
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)

@@ -201,8 +201,11 @@ def summary_markdown(ctx: AppContext) -> str:
     overall = ctx.log.accuracy(by="overall")
     row = overall[0] if overall else None
     sync = ctx.sync.status().message if ctx.sync else ""
-    problems = ctx.log.problems()
-    rejected = f"{problems.summary}<br>" if problems.rejected else ""
+    rejected = "".join(
+        f"{found.summary}<br>"
+        for found in (ctx.log.problems(), ctx.log.problems(by="user"))
+        if found.rejected
+    )
     return (
         f"**Accuracy:** {_pct(row.accuracy if row else None)} "
         f"(reviewers {_pct(row.reviewer_accuracy if row else None)}, users {_pct(row.user_accuracy if row else None)})"

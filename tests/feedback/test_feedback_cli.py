@@ -55,6 +55,10 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
     assert "kept locally only" in report.stdout
     assert "What was wrong with the answers reviewers rejected (1)" in report.stdout
     assert "Incomplete" in report.stdout and "retrieval missing the rest of the page" in report.stdout
+    assert (
+        "What users said was wrong, on 1 thumbs down no reviewer has judged yet: nothing ticked."
+        in report.stdout
+    )
 
     as_json = json.loads(run(["report", "--json", "--by", "overall"], tmp_path, **env).stdout)
     assert as_json["overall"][0] | {} == as_json["overall"][0]

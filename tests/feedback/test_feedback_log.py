@@ -414,6 +414,10 @@ def test_a_user_says_what_was_wrong_with_a_thumbs_down_in_their_words(feedback_l
     assert (due.rating, due.comment, due.problems) == ("bad", "It talks about Docker", ("unclear",))
     with pytest.raises(ValueError, match="a user cannot say 'should_abstain'"):
         feedback_log.set_comment(exchange_id, None, ["should_abstain"])  # a reviewer's call
+    assert feedback_log.problems(by="user").summary == (
+        "What users said was wrong, on 1 thumbs down no reviewer has judged yet: hard to understand 1."
+    )
     feedback_log.rate(exchange_id, "good")  # changed their mind: nothing was wrong
     assert feedback_log.get(exchange_id).user_problems == ()  # type: ignore[union-attr]
     assert feedback_log.problems().rejected == 0  # the report counts reviewers' findings
+    assert feedback_log.problems(by="user").rejected == 0
