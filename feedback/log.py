@@ -406,28 +406,26 @@ class FeedbackLog:
         `comment=None` keeps the comment given earlier, `""` clears it; `problems` (what was
         wrong, `USER_PROBLEMS` keys or labels) likewise, and are kept with a thumbs down only.
         """
-        value = parse_rating(rating)
-        with self._write() as db:
-            self._require_exchange(db, exchange_id)
-            previous = db.execute(
-                "SELECT comment, problems FROM ratings WHERE exchange_id = ? AND kind = 'user'"
-                " ORDER BY id DESC LIMIT 1",
-                (exchange_id,),
-            ).fetchone()
-            if comment is None:
-                comment = previous["comment"] if previous else ""
-            found = (
-                (previous["problems"] if previous else "") if problems is None else _user_problems(problems)
-            )
-            event = self._insert_user_rating(db, exchange_id, value, comment, found if value == "bad" else "")
-        self._notify()
-        return event
+        return self._rate_user(exchange_id, parse_rating(rating), comment, problems)
 
     def set_comment(
         self, exchange_id: str, comment: str | None, problems: Sequence[str] | str | None = None
     ) -> RatingEvent:
         """Attach the optional comment box's text (None keeps the earlier one) and what was
         wrong (`problems`, None keeps them) to the asker's current thumbs."""
+        return self._rate_user(exchange_id, None, comment, problems)
+
+    def _rate_user(
+        self,
+        exchange_id: str,
+        rating: Rating | None,
+        comment: str | None,
+        problems: Sequence[str] | str | None,
+    ) -> RatingEvent:
+        """A new user rating row from the last one: `rating`, `comment`, `problems` None keep its.
+
+        `rating=None` (a comment on the current thumb) needs a thumb given before.
+        """
         with self._write() as db:
             self._require_exchange(db, exchange_id)
             previous = db.execute(
@@ -435,14 +433,18 @@ class FeedbackLog:
                 " ORDER BY id DESC LIMIT 1",
                 (exchange_id,),
             ).fetchone()
-            if previous is None:
-                raise ValueError(
-                    f"exchange {exchange_id} has no thumbs up/down yet: "
-                    "rate it (good or bad) before commenting"
-                )
-            found = previous["problems"] if problems is None else _user_problems(problems)
-            rating = previous["rating"]
-            comment = previous["comment"] if comment is None else comment
+            if rating is None:
+                if previous is None:
+                    raise ValueError(
+                        f"exchange {exchange_id} has no thumbs up/down yet: "
+                        "rate it (good or bad) before commenting"
+                    )
+                rating = previous["rating"]
+            if comment is None:
+                comment = previous["comment"] if previous else ""
+            found = (
+                (previous["problems"] if previous else "") if problems is None else _user_problems(problems)
+            )
             event = self._insert_user_rating(
                 db, exchange_id, rating, comment, found if rating == "bad" else ""
             )
