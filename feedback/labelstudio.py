@@ -29,7 +29,7 @@ from label_studio_sdk.core.api_error import ApiError
 
 from feedback.config import WEBHOOK_PATH
 from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
-from feedback.records import PROBLEMS, parse_problems, user_problem_words
+from feedback.records import PROBLEMS, USER_PROBLEMS, parse_problems, problem_words
 
 log = logging.getLogger(__name__)
 
@@ -330,7 +330,7 @@ def user_feedback(rating: Rating | None, comment: str, problems: Sequence[str] =
     if rating is None:
         return "No thumb: the user did not rate this answer (a reviewer judged it in the app)"
     thumb = "Good 👍" if rating == "good" else "Bad 👎"  # words first: not every font has the emoji
-    said = user_problem_words(problems)
+    said = problem_words(problems, USER_PROBLEMS)
     thumb += f": {said}" if said and rating == "bad" else ""
     comment = comment.strip()
     return f"{thumb}, comment: {comment}" if comment else f"{thumb} (no comment)"

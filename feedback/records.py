@@ -67,14 +67,14 @@ def parse_problems(values: object) -> tuple[str, ...]:
     return tuple(k for k in PROBLEMS if k in found)
 
 
-def problem_words(keys: Sequence[str]) -> str:
-    """Problems in a few words each, for a table cell or a sentence: "wrong passages; incomplete"."""
-    return "; ".join(PROBLEMS[k].split(":")[0].lower() for k in keys if k in PROBLEMS)
+def problem_words(keys: Sequence[str], labels: Mapping[str, str] = PROBLEMS) -> str:
+    """Problems in a few words each, for a table cell or a sentence: "wrong passages; incomplete".
 
-
-def user_problem_words(keys: Sequence[str]) -> str:
-    """What a user ticked, in their words, for a sentence: "not what I asked; incomplete"."""
-    return "; ".join(USER_PROBLEMS[k][:1].lower() + USER_PROBLEMS[k][1:] for k in keys if k in USER_PROBLEMS)
+    Each label up to its colon, its first letter lowered; `labels=USER_PROBLEMS` for what a
+    user ticked, in their words ("not what I asked").
+    """
+    words = (labels[k].split(":")[0] for k in keys if k in labels)
+    return "; ".join(w[:1].lower() + w[1:] for w in words)
 
 
 def stored_problems(text: str | None) -> tuple[str, ...]:
@@ -269,24 +269,21 @@ class ProblemCounts:
     @property
     def summary(self) -> str:
         """One sentence for the report and the Review tab, the most named first."""
-        named = sorted((k for k, n in self.counts.items() if n), key=lambda k: -self.counts[k])
         if self.by == "user":
-            if not self.rejected:
-                return "No thumbs down waits for a reviewer."
-            answers = "1 thumbs down" if self.rejected == 1 else f"{self.rejected} thumbs down"
-            words = user_problem_words
-            head = f"What users said was wrong, on {answers} no reviewer has judged yet"
-            if not named:
-                return f"{head}: nothing ticked."
+            labels, none = USER_PROBLEMS, "No thumbs down waits for a reviewer."
+            head = f"What users said was wrong, on {self.rejected} thumbs down no reviewer has judged yet"
+            nothing = f"{head}: nothing ticked."
         else:
-            if not self.rejected:
-                return "No answer rejected by a reviewer yet."
+            labels, none = PROBLEMS, "No answer rejected by a reviewer yet."
             answers = "the rejected answer" if self.rejected == 1 else f"the {self.rejected} rejected answers"
-            words = problem_words
             head = f"What was wrong with {answers}"
-            if not named:
-                return f"No reviewer said what was wrong with {answers}."
-        parts = "; ".join(f"{words([k])} {self.counts[k]}" for k in named)
+            nothing = f"No reviewer said what was wrong with {answers}."
+        named = sorted((k for k, n in self.counts.items() if n), key=lambda k: -self.counts[k])
+        if not self.rejected:
+            return none
+        if not named:
+            return nothing
+        parts = "; ".join(f"{problem_words([k], labels)} {self.counts[k]}" for k in named)
         untold = f"; {self.unexplained} without a reason" if self.unexplained else ""
         return f"{head}: {parts}{untold}."
 

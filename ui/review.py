@@ -13,7 +13,7 @@ import hmac
 import gradio as gr
 import pandas as pd
 
-from feedback.records import PROBLEMS, Exchange, problem_words, user_problem_words
+from feedback.records import PROBLEMS, USER_PROBLEMS, Exchange, problem_words
 from qa.types import Source
 from ui.browser import browser_secret
 from ui.context import AppContext
@@ -130,7 +130,7 @@ def exchange_markdown(exchange: Exchange | None) -> str:
         return DETAIL_HINT
     said = {"good": "Good 👍", "bad": "Bad 👎"}.get(exchange.user_rating or "", "no thumb")
     if exchange.user_problems:  # in the user's words, as they ticked them
-        said += ": " + user_problem_words(exchange.user_problems)
+        said += ": " + problem_words(exchange.user_problems, USER_PROBLEMS)
     if exchange.user_comment:
         said += f", comment: {exchange.user_comment}"
     sources = [
