@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -139,6 +139,14 @@ class Exchange:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def rejected_only_for(self, problems: Collection[str]) -> bool:
+        """Whether its reviewer ticked what was wrong, every problem among `problems`: the
+        failure is put on those (the gaps panel and the prompt reviser leave such answers out).
+
+        Problems are kept with a reviewer's Bad verdict only, so any ticked means a rejection.
+        """
+        return bool(self.reviewer_problems) and set(self.reviewer_problems) <= set(problems)
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,9 @@ from ui.render import literal_markdown
 SCANNED = 2000  # latest answers read: embedding their questions takes ~3 s here
 SHOWN_GROUPS = 15
 OTHER_WORDINGS = 2  # of a group, besides its newest question
-NOT_DOCS_PROBLEMS = frozenset({"unsupported", "unclear", "false_abstain"})  # `feedback.records.PROBLEMS` keys
+# A failure whose reviewer ticked only these is the model's wording or a false "the docs are silent",
+# not a need the docs leave unmet (`feedback.records.PROBLEMS` keys).
+NOT_DOCS_PROBLEMS = frozenset({"unsupported", "unclear", "false_abstain"})
 GAPS_HINT = "Groups the questions the docs were silent on, or answered badly, by what was asked."
 
 
@@ -66,16 +68,14 @@ def abstained(exchange: Exchange) -> bool:
     return exchange.prompt_version.startswith(f"{ABSTAIN}-")
 
 
-def not_the_docs(exchange: Exchange) -> bool:
-    """Whether its reviewer put the failure elsewhere than the docs: every problem ticked is the
-    model's wording (`unsupported`, `unclear`) or a false "the docs are silent" (`false_abstain`)."""
-    return bool(exchange.reviewer_problems) and set(exchange.reviewer_problems) <= NOT_DOCS_PROBLEMS
-
-
 def docs_gaps(ctx: AppContext, since: str | None = None) -> tuple[list[Gap], int]:
     """The groups of unanswered needs among the latest `SCANNED` answers (since `since`), and how many were read."""
     latest = ctx.log.recent(SCANNED, since=since)
-    failed = [e for e in latest if (abstained(e) or e.verdict == "bad") and not not_the_docs(e)]
+    failed = [
+        e
+        for e in latest
+        if (abstained(e) or e.verdict == "bad") and not e.rejected_only_for(NOT_DOCS_PROBLEMS)
+    ]
     if not failed:
         return [], len(latest)
     retriever = getattr(ctx.chain, "retriever", None)

@@ -53,23 +53,31 @@ NO_DRAFT = "No draft yet: draft one from the reviewed answers."
 NOT_PROMPT_PROBLEMS = frozenset({"wrong_sources", "false_abstain"})
 
 
-def not_the_prompt(exchange: Exchange) -> bool:
-    """Whether a reviewer rejected the answer only for what the prompt does not decide."""
-    problems = exchange.reviewer_problems
-    return exchange.verdict_source == "reviewer" and bool(problems) and set(problems) <= NOT_PROMPT_PROBLEMS
+def rated_answers(feedback_log: FeedbackLog, version: str | None = None) -> list[Exchange]:
+    """The answers written with prompt `version` (None: any) that have a verdict."""
+    return [
+        e
+        for e in feedback_log.recent(0, rated_only=True)
+        if (version is None or e.prompt_version == version) and e.verdict is not None
+    ]
 
 
 def reviewed_answers(feedback_log: FeedbackLog, version: str | None = None) -> list[ReviewedAnswer]:
-    """The answers written with prompt `version` (None: any) that have a verdict, the reviser's way round.
+    """The answers written with prompt `version` (None: any) that have a verdict, the reviser's way round."""
+    return as_reviewed(rated_answers(feedback_log, version))
+
+
+def as_reviewed(rated: list[Exchange]) -> list[ReviewedAnswer]:
+    """Rated answers as the reviser reads them.
 
     A reviewer's verdict wins over the user's thumb (as in accuracy), and brings what the
     reviewer ticked as wrong, in words; a rejection for the passages alone is left out
-    (`not_the_prompt`). Rejected answers with a comment or a ticked problem come first,
+    (`NOT_PROMPT_PROBLEMS`). Rejected answers with a comment or a ticked problem come first,
     since they say what to change; newest first within each.
     """
     items = []
-    for e in feedback_log.recent(0, rated_only=True):
-        if (version is not None and e.prompt_version != version) or e.verdict is None or not_the_prompt(e):
+    for e in rated:
+        if e.rejected_only_for(NOT_PROMPT_PROBLEMS):
             continue
         by = "reviewer" if e.verdict_source == "reviewer" else "user"
         comment = e.reviewer_comment if by == "reviewer" else e.user_comment
@@ -160,13 +168,11 @@ class PromptLab:
             where = f"a revision of {current.get('based_on')}, adopted"
         else:
             where = f"from {current.path}"
-        reviewed = self.reviewed()
+        rated = rated_answers(self.ctx.log, current.version)  # one read of the log for both figures
+        reviewed = as_reviewed(rated)
         bad = [r for r in reviewed if r.verdict == "bad"]
         commented = sum(bool(r.comment.strip()) for r in bad)
-        elsewhere = sum(
-            e.prompt_version == current.version and not_the_prompt(e)
-            for e in self.ctx.log.recent(0, verdict="bad")
-        )
+        elsewhere = sum(e.rejected_only_for(NOT_PROMPT_PROBLEMS) for e in rated)
         left_out = (
             f"; {elsewhere} more left out, rejected for the passages found or for saying the docs are silent"
             if elsewhere
