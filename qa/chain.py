@@ -90,6 +90,11 @@ FALLBACK_SOURCES = 3  # sources shown when the model cites none
 MAX_HELPED_BY = 3  # approved answers to similar questions named under one answer (and rejections)
 
 
+def places_of(docs: Sequence[Document]) -> set[tuple[str, str]]:
+    """The (file, section) places of passages: what judged answers' citations are compared with."""
+    return {(str(d.metadata.get("source", "")), str(d.metadata.get("section", ""))) for d in docs}
+
+
 def refers_back(question: str) -> bool:
     """Whether a question may need the conversation to be understood (see `POINTS_BACK`)."""
     words = len(question.split())
@@ -439,7 +444,7 @@ class AnswerChain:
         # a reviewer approved a cited answer to a question this near: the docs do answer it
         vouched = any(p.vouches for p in related)
         abstain = (retrieval.abstain and not vouched) or not docs
-        read = {(str(d.metadata.get("source", "")), str(d.metadata.get("section", ""))) for d in docs}
+        read = places_of(docs)
         helped_by = [  # those whose places are among the passages read (the same question: `precedent`)
             p
             for p in related
@@ -477,10 +482,7 @@ class AnswerChain:
         places = reviewed_places(
             approvals, self.precedents.related_from, self.settings.reviewed_sources_weight
         )
-        unmoved = self.retriever.search(query, prefer=places)
-        would_read = {
-            (str(d.metadata.get("source", "")), str(d.metadata.get("section", ""))) for d in unmoved.documents
-        }
+        would_read = places_of(self.retriever.search(query, prefer=places).documents)
         return [p for p in rejections if would_read.intersection(p.judged.cited)][:MAX_HELPED_BY]
 
     def _abstain_reply(self, state: dict[str, Any]) -> str:
