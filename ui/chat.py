@@ -452,6 +452,14 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """↻ under the last answer: its question goes back in the box, to be asked again."""
         return last_question(history or [], turns_ or [], ids_ or {})
 
+    def undo(history: list, turns_: list, ids_: dict):
+        """↶ under the last answer: its question goes back in the box, to be edited and asked anew.
+
+        Gradio's edit-in-place would show the escapes `literal_markdown` put in the bubble;
+        this gives the question back as typed. The answer leaves the page, not the log.
+        """
+        return (*last_question(history or [], turns_ or [], ids_ or {}), gr.update(visible=False), "")
+
     def request_stop(request: gr.Request):
         """Stop: the model stops at its next token; the words written so far stay, marked (not logged).
 
@@ -479,6 +487,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     )
     retried = chatbot.retry(retry, [chatbot, turns, ids], outputs, api_visibility="private").then(
         respond, inputs, outputs, api_visibility="private", concurrency_limit=None
+    )
+    # Nothing is asked: the question waits in the box; its answer's comment box goes with it.
+    chatbot.undo(undo, [chatbot, turns, ids], [*outputs, comment_row, status], api_visibility="private").then(
+        keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private"
     )
     answers = [
         question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None),

@@ -407,7 +407,7 @@ LONG_ANSWER = (
 )
 
 
-def test_stop_keeps_the_words_so_far_and_retry_asks_the_same_question_again(
+def test_stop_keeps_the_words_so_far_retry_asks_again_and_undo_gives_the_question_back(
     app_data, page, monkeypatch
 ) -> None:
     with app_answering(app_data, monkeypatch, fake_llm(delay=0.3, answer=LONG_ANSWER)) as (url, ctx):
@@ -437,3 +437,16 @@ def test_stop_keeps_the_words_so_far_and_retry_asks_the_same_question_again(
         page.get_by_role("button", name="Dislike").last.click()
         assert user_rating_soon(ctx, question, 10) == "bad"
         assert ctx.log.get(logged.id).user_rating == "bad"
+        page.locator("#thumb-problems").wait_for(state="visible", timeout=10_000)
+
+        # Undo: the question goes back in the box as typed, to edit; its answer leaves the page, not the log
+        page.get_by_role("button", name="Undo").last.click()
+        page.locator("#chatbot .user").first.wait_for(state="detached", timeout=10_000)
+        assert page.locator("#question textarea").input_value() == question
+        assert not page.locator("#comment-row").is_visible()  # the undone answer's comment box went with it
+        assert ctx.log.get(logged.id).user_rating == "bad"
+        page.locator("#question textarea").fill(question.replace("start it", "start Label Studio"))
+        page.locator("#ask").click()
+        page.get_by_text("on its own", exact=False).first.wait_for(timeout=60_000)
+        assert page.locator("#chatbot .user").count() == 1
+        assert "start Label Studio" in page.locator("#chatbot .user").inner_text()
