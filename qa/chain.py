@@ -146,7 +146,9 @@ class Answer:
     text: str
     cited: list[Source]  # the chunks the answer cites, in order of first citation
     sources: list[Source]  # every chunk retrieved, numbered as in the prompt
-    citations_found: bool  # False: the model cited nothing, `cited` holds the top sources instead
+    # False: the model cited nothing, `cited` holds the top sources instead. True too when the
+    # model read only an extract of `cited` (compact): they are its sources, cited or not.
+    citations_found: bool
     abstained: bool  # True: the docs don't cover it, the model was not called
     confidence: float
     prompt_version: str  # e.g. "answer-v1" ("abstain-v1" when abstained)
@@ -596,7 +598,7 @@ class AnswerChain:
             text=text,
             cited=cited,
             sources=sources,
-            citations_found=bool(numbers),
+            citations_found=bool(numbers) or bool(self.compact and cited),
             abstained=abstained,
             confidence=float(state["retrieval"].confidence),
             prompt_version=self.abstain_prompt.version if abstained else self.answer_prompt.version,

@@ -158,6 +158,7 @@ def test_compact_style_condenses_without_the_model(retriever: KeywordRetriever, 
     assert "You can adjust the timeout by setting the environment variable `WEBHOOK_TIMEOUT`." in prompt
     assert "--no-browser" not in prompt  # the extract keeps only what shares words with the question
     assert [s.source for s in answer.cited] == ["docs/webhooks.md"]  # the chunk the extract came from
+    assert answer.citations_found  # what the model read: "Sources", not "Closest sources (not cited…)"
     assert answer.cited[0].quote.startswith("Webhook connections time out after 1 second. You can adjust the")
 
 
