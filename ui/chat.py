@@ -76,6 +76,8 @@ STOPPED_NOTE = (
     "<small><i>(Stopped. An answer stopped before its end is not saved or rated: ↻ asks again.)</i></small>"
 )
 WAITING = "…"  # the answer's place until its first words arrive
+# A question sent (Enter), ↻ or ↶ while this page's answer is still written: they wait for it.
+STILL_ANSWERING = "An answer is still being written: wait for it to finish, or press Stop, then ask again."
 
 
 def _message_text(value: object) -> str:
@@ -301,7 +303,15 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     # tab's summary and the server log say it, with the fix; no user of the chat can act on it.
     status = gr.Markdown("", elem_id="feedback-status")
 
+    def busy(request: gr.Request | None) -> bool:
+        """Whether this page is still being written an answer (its Stop is live)."""
+        return (request.session_hash if request else "") in stopping
+
     def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
+        if busy(request):  # Enter pressed while an answer streams: it would overwrite that answer
+            gr.Warning(STILL_ANSWERING)
+            yield message, gr.skip(), gr.skip(), gr.skip()  # the typed question waits in the box
+            return
         try:
             text = validate_question(message, settings)
         except QuestionError as exc:
@@ -320,7 +330,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         history.append({"role": "assistant", "content": WAITING})
         session = request.session_hash if request else ""
         stop = stopping[session] = threading.Event()  # set by the Stop button
-        yield "", history, turns_, ids_
+        yield "", history, turns_, ids_  # the box empties once; after that it is left alone (gr.skip):
+        # the next question, typed while this answer streams, must not be wiped by every piece
         shown = held = ""
         try:
             for event in chain.stream(text, _history_for_chain(turns_), stop=stop):
@@ -331,7 +342,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     if held:
                         shown += held
                         history[-1] = {"role": "assistant", "content": safe_markdown(shown)}
-                        yield "", history, turns_, ids_
+                        yield gr.skip(), history, turns_, ids_
                     held = event.text
                     continue
                 answer = event.answer
@@ -373,17 +384,17 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     feedback_log.rate(exchange_id, "good" if liked else "bad")
                     rated_late[session] = exchange_id
                 turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
-                yield "", history, turns_, ids_
+                yield gr.skip(), history, turns_, ids_
         except AnswerError as exc:
             history[-1] = {"role": "assistant", "content": f"{ERROR_MARK} {safe_markdown(str(exc))}"}
-            yield "", history, turns_, ids_
+            yield gr.skip(), history, turns_, ids_
         except Exception:  # never a traceback on the page
             log.exception("answering failed")
             history[-1] = {
                 "role": "assistant",
                 "content": f"{ERROR_MARK} Something went wrong while answering; the server log has the details.",
             }
-            yield "", history, turns_, ids_
+            yield gr.skip(), history, turns_, ids_
         finally:
             pending.pop((session, len(history) - 1), None)  # an error message is not rated
             if stopping.get(session) is stop:
@@ -392,7 +403,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             # Stopped: what was written, marked so.
             kept = safe_markdown(shown + held)
             history[-1] = {"role": "assistant", "content": f"{kept}\n\n{STOPPED_NOTE}".lstrip()}
-            yield "", history, turns_, ids_
+            yield gr.skip(), history, turns_, ids_
 
     def on_like(ids_: dict, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -448,16 +459,21 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         value = data.value if isinstance(data.value, dict) else {}
         return str(value.get("text", ""))
 
-    def retry(history: list, turns_: list, ids_: dict):
+    def retry(history: list, turns_: list, ids_: dict, request: gr.Request):
         """↻ under the last answer: its question goes back in the box, to be asked again."""
+        if busy(request):  # the answer is still being written: `respond` says so
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         return last_question(history or [], turns_ or [], ids_ or {})
 
-    def undo(history: list, turns_: list, ids_: dict):
+    def undo(history: list, turns_: list, ids_: dict, request: gr.Request):
         """↶ under the last answer: its question goes back in the box, to be edited and asked anew.
 
         Gradio's edit-in-place would show the escapes `literal_markdown` put in the bubble;
         this gives the question back as typed. The answer leaves the page, not the log.
         """
+        if busy(request):
+            gr.Warning(STILL_ANSWERING)
+            return (gr.skip(),) * 6
         return (*last_question(history or [], turns_ or [], ids_ or {}), gr.update(visible=False), "")
 
     def request_stop(request: gr.Request):
@@ -475,7 +491,9 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     def answering():  # the Stop button in the Ask button's place until the answer is done
         return gr.update(visible=False), gr.update(value="Stop", interactive=True, visible=True)
 
-    def answered_buttons():
+    def answered_buttons(request: gr.Request):  # not after a question refused as `busy`
+        if busy(request):
+            return gr.skip(), gr.skip()
         return gr.update(visible=True), gr.update(visible=False)
 
     # Registered before the answer's own listeners: Gradio's page runs a trigger's listeners in

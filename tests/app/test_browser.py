@@ -407,9 +407,7 @@ LONG_ANSWER = (
 )
 
 
-def test_stop_keeps_the_words_so_far_retry_asks_again_and_undo_gives_the_question_back(
-    app_data, page, monkeypatch
-) -> None:
+def test_typing_stop_retry_and_undo_while_and_after_an_answer_streams(app_data, page, monkeypatch) -> None:
     with app_answering(app_data, monkeypatch, fake_llm(delay=0.3, answer=LONG_ANSWER)) as (url, ctx):
         question = "How do I start it & keep *no* browser tab from opening?"  # Markdown and `&`, as typed
         ask(page, url, question)
@@ -417,6 +415,15 @@ def test_stop_keeps_the_words_so_far_retry_asks_again_and_undo_gives_the_questio
         stop.wait_for(timeout=10_000)  # in the Ask button's place while the answer is written
         assert not page.get_by_role("button", name="Ask", exact=True).is_visible()
         page.get_by_text("Start it with", exact=False).first.wait_for(timeout=30_000)
+        # the next question, typed while the answer streams, stays in the box; Enter waits for the answer
+        box = page.locator("#question textarea")
+        box.press_sequentially("and on another port?", delay=20)
+        page.wait_for_timeout(1_000)  # several pieces of the answer arrive meanwhile
+        assert box.input_value() == "and on another port?"
+        box.press("Enter")
+        page.get_by_text("An answer is still being written", exact=False).first.wait_for(timeout=10_000)
+        assert page.locator("#chatbot .user").count() == 1 and box.input_value() == "and on another port?"
+        assert stop.is_visible()
         stop.click()
         page.get_by_text("Stopped.", exact=False).first.wait_for(timeout=10_000)
         page.get_by_role("button", name="Ask", exact=True).wait_for(timeout=10_000)
