@@ -511,7 +511,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private"
     )
     answers = [
-        question.submit(respond, inputs, outputs, api_name="ask", concurrency_limit=None),
+        question.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
         ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
         example_asked,
         retried,
@@ -521,6 +521,18 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         answered.then(offer_comment, None, late, api_visibility="private")
         answered.then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
     stop.click(request_stop, None, stop, queue=False, api_visibility="private")
+
+    def ask_api(message: str, history: list, turns_: list, ids_: dict, request: gr.Request):
+        """The public /ask endpoint: `respond`, with the box's value always text ("" once asked).
+
+        Its own hidden trigger: for the page, `respond` leaves the box alone while it streams
+        (`gr.skip`), which an API client would receive as a raw update.
+        """
+        for box, *rest in respond(message, history, turns_, ids_, request):
+            yield (box if isinstance(box, str) else "", *rest)
+
+    api_ask = gr.Button(visible=False)
+    api_ask.click(ask_api, inputs, outputs, api_name="ask", concurrency_limit=None)
     chatbot.like(on_like, [ids], late, api_name="rate")
     said = [comment_row, comment, rated, reasons]
     send_comment.click(on_comment, [comment, reasons, rated], said, api_name="comment")

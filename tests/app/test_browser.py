@@ -176,14 +176,14 @@ S3_SHAPED = "".join(f"{n}. Step {n}:\n   ```bash\nlabel-studio step-{n}\n```\n\n
 
 
 def test_sources_after_fences_opened_inside_list_items_are_not_code(app_data, page, monkeypatch) -> None:
-    answers = [AIMessage(STEPS_WITH_COLUMN0_CLOSERS), AIMessage(S3_SHAPED)]  # no [n]: closest sources
+    answers = [AIMessage(STEPS_WITH_COLUMN0_CLOSERS), AIMessage(S3_SHAPED)]
     with app_answering(app_data, monkeypatch, FakeChat(messages=iter(answers))) as (url, _):
         for last_words in ("label-studio start --no-browser", "without a browser t"):
             if page.url.startswith(url):  # a new conversation each time, not the one the browser kept
                 page.evaluate("() => localStorage.clear()")
             ask(page, url, "How do I start without opening a browser tab?")
             bot = page.locator("#chatbot [data-testid='bot']").last
-            heading = bot.locator("strong").filter(has_text="Closest sources")
+            heading = bot.locator("strong").filter(has_text="Sources")
             heading.wait_for(timeout=30_000)
             assert last_words in bot.inner_text()
             assert heading.evaluate("e => !e.closest('pre, code')")  # bold, not ** in a code block
