@@ -291,6 +291,35 @@ def run_ingest(
         return _ingest(settings, repo=repo, ref=ref, globs=globs, reset=reset, progress=progress)
 
 
+def what_to_ingest(
+    settings: Settings, before: IndexState, repo: str | None, ref: str | None, globs: list[str] | None
+) -> tuple[str, str, list[str]]:
+    """(repo, ref, globs): the arguments, else DOCS_REPO / DOCS_REF / DOCS_GLOB when set, else the
+    docs ingested before, else the defaults.
+
+    So `python ingest.py` after `--repo ../handbook --ref v2` updates the handbook at v2, as the
+    app's scheduled update does, instead of replacing it with the default repo (or failing to
+    reach it offline). A DOCS_REPO set in the environment or .env still switches repos.
+    """
+    chosen = settings.model_fields_set
+    if repo is None and "docs_repo" not in chosen and before.repo:
+        log.info(
+            "updating the docs ingested before: %s (--repo or DOCS_REPO names another repo)", before.repo
+        )
+        repo = before.repo
+        ref = before.ref if ref is None and "docs_ref" not in chosen else ref
+        globs = globs or (before.globs if "docs_glob" not in chosen else None)
+    return repo or settings.docs_repo, settings.docs_ref if ref is None else ref, globs or settings.docs_glob
+
+
+def _ingested_before(store: DocStore) -> IndexState:
+    """The state of the index, or none if it can't be read (`--reset` is then the way out)."""
+    try:
+        return store.read_state()
+    except StoreError:
+        return IndexState()
+
+
 def _ingest(
     settings: Settings,
     *,
@@ -301,10 +330,8 @@ def _ingest(
     progress: bool,
 ) -> IngestSummary:
     started = time.perf_counter()
-    repo = repo or settings.docs_repo
-    ref = settings.docs_ref if ref is None else ref
-    globs = globs or settings.docs_glob
     store = DocStore(settings.index_dir)
+    repo, ref, globs = what_to_ingest(settings, _ingested_before(store), repo, ref, globs)
     if reset:
         store.reset()
     embeddings = make_embeddings(settings)

@@ -192,6 +192,25 @@ def test_a_bad_repo_keeps_the_previous_clone_and_index(docs_repo: Path, run_inge
     assert (again["files_unchanged"], again["commit"]) == (4, before["commit"])
 
 
+def test_ingest_without_arguments_updates_the_docs_ingested_before(docs_repo: Path, run_ingest_cli) -> None:
+    first = summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1", "--glob", "*.md"))
+
+    again = run_ingest_cli()  # not the default GitHub repo: the one ingested, at its ref, with its glob
+    assert summary(again) == {**summary(again), "files_unchanged": 3, "commit": first["commit"]}
+    assert "updating the docs ingested before" in again.stderr
+    newer = summary(run_ingest_cli("--ref", "v2"))  # the same repo, another ref
+    assert (newer["files_added"], newer["files_deleted"]) == (2, 2) and stored_sources() == [
+        "a.md",
+        "b2.md",
+        "e.md",
+    ]
+    assert summary(run_ingest_cli("--reset"))["chunks_added"] == 3  # rebuilt from the same repo at v2
+    switched = run_ingest_cli(
+        env={"DOCS_REPO": str(docs_repo.parent / "handbook")}
+    )  # a repo named in .env wins
+    assert switched.returncode == 2 and "handbook" in switched.stderr
+
+
 def test_unknown_ref_is_a_clear_error(docs_repo: Path) -> None:
     with pytest.raises(RepoError, match="'no-such-tag' was not found"):
         ingest(docs_repo, "no-such-tag")
