@@ -9,20 +9,19 @@ cd "$(dirname "$0")/.."
 
 # The settings this script needs, read by the app's own settings.py (environment > .env > defaults,
 # python-dotenv's parsing: comments, quotes, `export`), so it checks and starts what the app will use.
-# Prints shell assignments; `scripts/run.sh --settings` shows them without installing or starting anything.
+# Prints shell assignments (`scripts/run.sh --shell-settings`); `--settings` says the same for a person,
+# without the API key. Neither installs or starts anything.
 app_settings() {
   .venv/bin/python - <<'PY'
 import shlex
 import sys
 
-from pydantic import ValidationError
-
-from settings import get_settings
+from settings import SettingsError, get_settings
 
 try:
     s = get_settings()
-except ValidationError as exc:
-    sys.exit(f"run.sh: a setting in the environment or .env is invalid:\n{exc}")
+except SettingsError as exc:
+    sys.exit(f"error: {exc}")
 values = {
     "data_dir": s.data_dir,
     "ls_port": s.label_studio_port,
@@ -34,12 +33,54 @@ for name, value in values.items():
 PY
 }
 
-if [ "${1:-}" = "--settings" ]; then
+# `--settings`: what `make run` will use, for a person to read (the API key is not printed).
+show_settings() {
+  .venv/bin/python - <<'PY'
+import sys
+
+from qa.llm import model_label
+from qa.store import DocStore, StoreError
+from settings import SettingsError, get_settings
+
+try:
+    s = get_settings()
+except SettingsError as exc:
+    sys.exit(f"error: {exc}")
+try:
+    before = DocStore(s.index_dir).read_state()
+except StoreError:
+    before = None
+if before and before.repo:
+    docs = f"{before.repo} at {before.ref or 'its default branch'} (ingested; make run serves it as it is)"
+else:
+    docs = f"{s.docs_repo} at {s.docs_ref or 'its default branch'}, {' '.join(s.docs_glob)} (ingested on first run)"
+local = f"http://127.0.0.1:{s.label_studio_port}"
+if not s.label_studio_url or s.label_studio_url.startswith((local, f"http://localhost:{s.label_studio_port}")):
+    ls = f"{local}, started by make run (its token is read from its own data unless LABEL_STUDIO_API_KEY is set)"
+else:
+    key = "set" if s.label_studio_api_key else "NOT SET: rated answers stay in the local log (set LABEL_STUDIO_API_KEY)"
+    ls = f"{s.label_studio_url} (not started here; API key {key})"
+rows = {
+    "data": s.data_dir.resolve(),
+    "docs": docs,
+    "answers": model_label(s),
+    "Label Studio": ls,
+    "app": f"http://{s.host}:{s.port}",
+}
+print("make run will use (environment > .env > defaults):")
+for name, value in rows.items():
+    print(f"  {name + ':':<14}{value}")
+PY
+}
+
+if [ "${1:-}" = "--settings" ] || [ "${1:-}" = "--shell-settings" ]; then
   [ -x .venv/bin/python ] || { echo "run.sh: no .venv yet (make install)" >&2; exit 1; }
-  app_settings
+  if [ "$1" = "--settings" ]; then show_settings; else app_settings; fi  # the latter: what this script evals
   exit
 fi
 
+# A setting that can't be used stops here, before anything is installed (once .venv exists to read it).
+if [ -x .venv/bin/python ]; then app_settings >/dev/null; fi
 scripts/bootstrap.sh app
 settings=$(app_settings)
 eval "$settings"

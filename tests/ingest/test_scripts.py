@@ -1,6 +1,7 @@
 """The shell scripts behind `make run`: they must read settings as the app does, and not reinstall needlessly.
 
 Nothing is installed or started here: `scripts/run.sh --settings` prints what `make run` would use,
+(`--shell-settings` as the assignments it acts on),
 `scripts/labelstudio.sh url` what Label Studio would listen on, and bootstrap runs in a fresh venv.
 """
 
@@ -34,9 +35,9 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 
 def run_sh_settings(project: Path, env: dict[str, str]) -> dict[str, str]:
-    """`scripts/run.sh --settings` of a project dir holding run.sh, settings.py, the venv and a .env."""
+    """`scripts/run.sh --shell-settings` of a project dir holding run.sh, settings.py, the venv and a .env."""
     proc = subprocess.run(
-        ["bash", "scripts/run.sh", "--settings"],
+        ["bash", "scripts/run.sh", "--shell-settings"],
         cwd=project,
         env=env,
         capture_output=True,
@@ -55,6 +56,7 @@ def project_with_dotenv(tmp_path: Path) -> tuple[Path, Path]:
     (project / "scripts").mkdir(parents=True)
     shutil.copy(ROOT / "scripts" / "run.sh", project / "scripts" / "run.sh")
     (project / "settings.py").symlink_to(ROOT / "settings.py")
+    (project / "qa").symlink_to(ROOT / "qa")
     (project / ".venv").symlink_to(ROOT / ".venv")
     data = tmp_path / "my data"
     (project / ".env").write_text(DOTENV.format(data=data))
@@ -82,6 +84,31 @@ def test_run_sh_reads_env_and_dotenv_as_the_app_does(tmp_path: Path, monkeypatch
         values["ls_url"],
     )
     assert run_sh_settings(project, clean_env(LABEL_STUDIO_PORT="9000"))["ls_port"] == "9000"  # env wins
+
+
+def test_run_sh_says_what_make_run_will_use_and_names_a_bad_setting(tmp_path: Path) -> None:
+    project, data = project_with_dotenv(tmp_path)
+
+    def run_sh(*args: str, **extra: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            ["bash", "scripts/run.sh", *args],
+            cwd=project,
+            env=clean_env(**extra),
+            capture_output=True,
+            text=True,
+        )
+
+    shown = run_sh("--settings", OPENAI_API_KEY="sk-test")
+    assert shown.returncode == 0, shown.stderr
+    assert f"data:         {data}" in shown.stdout and "answers:      OpenAI gpt-4.1-mini" in shown.stdout
+    assert "Label Studio: http://127.0.0.1:8095, started by make run" in shown.stdout
+    assert "abc#def" not in shown.stdout and "sk-test" not in shown.stdout  # no secret on the screen
+    elsewhere = run_sh("--settings", LABEL_STUDIO_URL="https://ls.example.com", LABEL_STUDIO_API_KEY="")
+    assert "https://ls.example.com (not started here; API key NOT SET" in elsewhere.stdout
+    for mode in ("--settings", "--shell-settings"):
+        bad = run_sh(mode, CHUNK_SIZE="800 chars")
+        assert bad.returncode != 0 and "Traceback" not in bad.stderr
+        assert bad.stderr.startswith("error: CHUNK_SIZE='800 chars': Input should be a valid integer")
 
 
 def test_labelstudio_sh_reads_dotenv_as_the_app_does(tmp_path: Path) -> None:
