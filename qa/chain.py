@@ -59,6 +59,7 @@ from qa.prompts import (
     select_context,
 )
 from qa.quotes import source_quote
+from qa.retrieval import tokenize
 from qa.store import file_stamp
 from qa.types import Preferred, RetrievalResult, Source
 from settings import Settings, get_settings
@@ -106,6 +107,47 @@ def refers_back(question: str) -> bool:
 def glue(earlier: str, question: str) -> str:
     """A follow-up searched with an earlier question before it (its first 300 characters)."""
     return f"{earlier[:300]} {question}".strip()
+
+
+def _terms(text: str) -> set[str]:
+    return set(tokenize([text])[0])
+
+
+def substituted(earlier: str, question: str, alone: RetrievalResult) -> str | None:
+    """A continuation glued to the earlier question with the words it replaces left out, or None.
+
+    "and for GCS?" after "How do I connect an S3 bucket as a source storage?" asks the same
+    of GCS: glued whole, the S3 words outweigh the one new word, and S3 passages come first.
+    The passages the follow-up finds alone that hold its new words (the GCS sections) show
+    which earlier words still apply ("connect", "bucket", "storage") and which it replaces
+    ("s3": in none of them). None when nothing is replaced, or nothing of the earlier one stays.
+    """
+    new, earlier_terms = _new_terms(question, earlier), _terms(earlier)
+    shown = [_terms(d.page_content) for d in alone.documents]
+    # of those holding the new words, the two most on the earlier topic ("what about Azure?" alone
+    # also finds Azure's Kubernetes ingress, which holds none of "connect an S3 bucket as a source")
+    holding = sorted((w for w in shown if new and new <= w), key=lambda w: -len(w & earlier_terms))[:2]
+    if not holding:
+        return None
+    seen = set().union(*holding)
+    replaced = {w for w in earlier_terms if w not in seen}
+    if not replaced or replaced == earlier_terms:
+        return None
+    kept = re.sub(
+        r"[\w.\-/:]+", lambda m: "" if m.group().lower().strip(".-/:") in replaced else m.group(), earlier
+    )
+    return glue(re.sub(r"\s+", " ", kept).strip(), question)
+
+
+def _holds_new_terms(question: str, earlier: str, found: RetrievalResult) -> bool:
+    """Whether the first passage found holds the words the follow-up adds to the earlier question."""
+    new = _new_terms(question, earlier)
+    return bool(found.documents) and new <= _terms(found.documents[0].page_content)
+
+
+def _new_terms(question: str, earlier: str) -> set[str]:
+    """The words a continuation adds: "and for GCS?" → {"gcs"} ("what about" is no topic)."""
+    return _terms(CONTINUES.sub("", question)) - _terms(earlier)
 
 
 def recent_questions(history: Sequence[tuple[str, str]], count: int = FOLLOW_UP_CANDIDATES) -> list[str]:
@@ -404,6 +446,14 @@ class AnswerChain:
         for earlier in previous:
             glued = glue(earlier, question)
             found = self._search(glued)
+            if (
+                CONTINUES.match(question)
+                and not _holds_new_terms(question, earlier, found)
+                and (variant := substituted(earlier, question, alone))
+            ):
+                instead = self._search(variant)  # "and for GCS?": the earlier question's S3 left out
+                if not instead.abstain and _holds_new_terms(question, earlier, instead):
+                    glued, found = variant, instead
             if not found.abstain and (best is None or found.confidence > best[1].confidence):
                 best = (glued, found)
         if best is None or (not alone.abstain and alone.confidence >= best[1].confidence):

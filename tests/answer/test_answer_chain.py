@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-from answer_testkit import KeywordRetriever, fake_chat
+from answer_testkit import KeywordRetriever, chunk, fake_chat
 
 from qa.chain import AnswerChain, AnswerError, QuestionError
 from qa.prompts import load_prompt
@@ -188,6 +188,33 @@ def test_compact_style_glues_only_when_the_conversation_finds_the_docs_better(
     answer = chain.answer(question, turns)
 
     assert answer.standalone_question == searched
+
+
+def test_compact_style_follow_up_naming_another_thing_leaves_out_what_it_replaces(settings: Settings) -> None:
+    storage = KeywordRetriever(
+        [
+            chunk(
+                "docs/storage.md",
+                "Storage > Amazon S3",
+                "Connect an S3 bucket as source storage in the project.",
+            ),
+            chunk(
+                "docs/storage.md", "Storage > Google Cloud Storage", "Connect a GCS bucket as source storage."
+            ),
+            chunk("docs/export.md", "Export > Formats", "Export annotations as JSON, CSV or COCO."),
+        ]
+    )
+    chain = AnswerChain(storage, fake_chat("Grant access to the bucket."), settings, compact=True)
+    history = [
+        ("user", "How do I connect an S3 bucket as source storage?"),
+        ("assistant", "Add it in settings."),
+    ]
+
+    answer = chain.answer("and for GCS?", history)
+
+    # glued whole, the S3 words tie the S3 section with the GCS one and it comes first
+    assert answer.standalone_question == "How do I connect an bucket as source storage? and for GCS?"
+    assert answer.sources[0].section == "Storage > Google Cloud Storage"
 
 
 @pytest.mark.parametrize(
