@@ -1,7 +1,8 @@
 """Command line for the feedback log.
 
     python -m feedback sync                      # deliver pending ratings, pull reviewers' verdicts
-    python -m feedback status                    # sync state: pending, last error, project URL
+    python -m feedback status                    # does Label Studio accept the key; pending, last error,
+                                                 # project URL (exit 1 when it is unreachable or refuses)
     python -m feedback report [--since DATE]     # accuracy overall, per day, prompt version, model...,
                                                  # how often pre-ratings agree with reviewers, and
                                                  # what reviewers found wrong with rejected answers
@@ -22,11 +23,12 @@ from pathlib import Path
 
 from rich.cells import cell_len
 from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.measure import Measurement
 from rich.segment import Segment
 from rich.table import Table
 
-from feedback.config import missing_settings, with_local_label_studio
+from feedback.config import missing_settings, pre_rating_summary, with_local_label_studio
 from feedback.export import FORMATS, export
 from feedback.log import AccuracyRow, FeedbackLog, ProblemCounts, SyncStatus
 from feedback.records import PROBLEM_FIX, PROBLEMS
@@ -87,6 +89,22 @@ def problems_table(problems: ProblemCounts) -> Table:
     return table
 
 
+def say(console: Console, text: str) -> None:
+    """Print one line of prose, cut into lines only on a terminal.
+
+    Rich wraps text to the console's width, which is 80 columns (or COLUMNS) when stdout is
+    a pipe or a file: "(last sync 2026-11-23 01:20:10" on one line and "UTC)." on the next,
+    breaking what a reader greps or a log keeps. A terminal still gets word wrapping.
+    `text` is plain (an error may hold "[...]"), never Rich markup.
+    """
+    console.print(text, markup=False, soft_wrap=not console.is_terminal)
+
+
+def say_error(console: Console, text: str) -> None:
+    """Print "error: <text>", the prefix in red on a terminal, on one line like `say`."""
+    console.print(f"[red]error:[/red] {escape(text)}", soft_wrap=not console.is_terminal)
+
+
 def print_whole(console: Console, renderable: RenderableType) -> None:
     """Print `renderable` whole, past the console's width if it must.
 
@@ -107,18 +125,19 @@ def print_whole(console: Console, renderable: RenderableType) -> None:
         console.width = width
 
 
-def print_status(console: Console, status: SyncStatus) -> None:
-    console.print(status.message)
+def print_status(console: Console, status: SyncStatus, headline: str | None = None) -> None:
+    """The log's delivery state; `headline` replaces its first line (and the last error's time)."""
+    say(console, status.message if headline is None else headline)
     if status.project_url:
-        console.print(f"  project:   {status.project_url}")
+        say(console, f"  project:   {status.project_url}")
     if status.webhook:
-        console.print(f"  webhook:   {status.webhook}")
+        say(console, f"  webhook:   {status.webhook}")
     for note in status.notes:
-        console.print(f"  note:      {note}")
+        say(console, f"  note:      {note}")
     if status.last_success_at:
-        console.print(f"  last sync: {status.last_success_at}")
-    if status.last_error:
-        console.print(f"  error at:  {status.last_error_at}")
+        say(console, f"  last sync: {status.last_success_at}")
+    if status.last_error and headline is None:
+        say(console, f"  error at:  {status.last_error_at}")
 
 
 def _sync_status(feedback_log: FeedbackLog, settings: Settings) -> SyncStatus:
@@ -132,41 +151,83 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
     with FeedbackLog(settings.feedback_db) as feedback_log:
         worker = SyncWorker(feedback_log, settings)
         if not worker.configured:
-            console.print(
+            say(
+                console,
                 f"Label Studio is not configured (set {' and '.join(missing_settings(settings))}): "
                 "nothing to sync. "
                 f"Feedback is kept locally in {feedback_log.path} "
-                f"({feedback_log.pending_count()} rating(s) and Review-tab verdict(s) would be sent)."
+                f"({feedback_log.pending_count()} rating(s) and Review-tab verdict(s) would be sent).",
             )
             return 0
         report = worker.flush(timeout=args.timeout, pull=not args.no_pull)
-        console.print(
-            f"Label Studio {worker.url}: {report.created} task(s) created, {report.updated} updated, "
+        done = (
+            f"{report.created} task(s) created, {report.updated} updated, "
             f"{report.found} already there, {report.reviews} Review-tab verdict(s) sent, "
-            f"{report.pulled} reviewer verdict change(s) pulled; "
-            f"{report.pending} pending."
+            f"{report.pulled} reviewer verdict change(s) pulled"
         )
         if report.error:
-            console.print(f"[red]error:[/red] {report.error}")
+            # The error alone, not a summary that reads like success ("0 task(s) created ...").
+            say_error(console, report.error)
+            if report.created or report.updated or report.found or report.reviews or report.pulled:
+                say(console, f"Before that: {done}.")
+            if report.pending:
+                say(
+                    console,
+                    f"{report.pending} pending, kept in {feedback_log.path}: the app's worker or the next "
+                    "`python -m feedback sync` sends them once Label Studio accepts the settings.",
+                )
             return 1
+        say(console, f"Label Studio {worker.url}: {done}; {report.pending} pending.")
         return 0
 
 
 def cmd_status(args: argparse.Namespace, console: Console) -> int:
+    """The log's counts and delivery state, and whether Label Studio accepts these settings now.
+
+    Exit 1 when Label Studio is configured but unreachable or refuses the key: the log's
+    "all delivered" is about the past, and a script checking the setup must not pass.
+    """
     settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
         status = _sync_status(feedback_log, settings)
+        check = None
+        if status.configured:
+            from feedback.sync import check_connection  # loads the Label Studio SDK: only here
+
+            check = check_connection(settings)
+        code = 1 if check and not check.ok else 0
         if args.json:
-            print(json.dumps(status.as_dict(), indent=2))
-        else:
-            counts = feedback_log.counts()
-            console.print(
-                f"{counts['exchanges']} answer(s) logged, {counts['rated']} rated, "
-                f"{counts['reviewed']} reviewed "
-                f"({feedback_log.path})"
-            )
+            out = status.as_dict()
+            out["connection"] = check.as_dict() if check else None
+            print(json.dumps(out, indent=2))
+            return code
+        counts = feedback_log.counts()
+        say(
+            console,
+            f"{counts['exchanges']} answer(s) logged, {counts['rated']} rated, "
+            f"{counts['reviewed']} reviewed ({feedback_log.path})",
+        )
+        if check is None:
             print_status(console, status)
-    return 0
+        elif check.ok:
+            say(console, f"Label Studio at {check.url} answers and accepts the API key ({check.user}).")
+            failed = None
+            if status.last_error:  # by this or other settings, or while it was down: past, said so
+                when = (status.last_error_at or "")[:19].replace("T", " ")
+                failed = (
+                    f"Label Studio: {status.pending} change(s) waiting; the last sync failed at {when} UTC: "
+                    f"{status.last_error} (`python -m feedback sync` tries again now)."
+                )
+            print_status(console, status, failed)
+        else:
+            say_error(console, check.error)
+            print_status(
+                console,
+                status,
+                f"Until that is fixed nothing reaches Label Studio: {status.pending} change(s) waiting; "
+                f"{status.delivered} rated answer(s) delivered before.",
+            )
+    return code
 
 
 def cmd_report(args: argparse.Namespace, console: Console) -> int:
@@ -179,22 +240,25 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
         said = feedback_log.problems(since=args.since, by="user")
         if args.json:
             out: dict[str, object] = {by: [r.as_dict() for r in rows] for by, rows in result.items()}
-            out["pre_rating_agreement"] = agreement.as_dict()
+            out["pre_rating_agreement"] = agreement.as_dict() | {
+                "summary": pre_rating_summary(agreement, settings)
+            }
             out["problems"] = problems.as_dict()
             out["user_problems"] = said.as_dict()
             print(json.dumps(out, indent=2))
             return 0
-        console.print(
+        say(
+            console,
             "Accuracy = good / rated; a reviewer's verdict counts where there is one, "
-            "the user's thumbs elsewhere."
+            "the user's thumbs elsewhere.",
         )
         for by, rows in result.items():
             print_whole(console, accuracy_table(GROUPS[by], rows))
         if problems.rejected:
             print_whole(console, problems_table(problems))
         if said.rejected:
-            console.print(said.summary, markup=False)
-        console.print(agreement.summary, markup=False)
+            say(console, said.summary)
+        say(console, pre_rating_summary(agreement, settings))
         print_status(console, _sync_status(feedback_log, settings))
     return 0
 
@@ -241,7 +305,10 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sync.set_defaults(func=cmd_sync)
 
-    status = sub.add_parser("status", help="sync state: pending ratings, last error, project URL")
+    status = sub.add_parser(
+        "status",
+        help="whether Label Studio accepts the API key (exit 1 if not); pending ratings, last error, project URL",
+    )
     status.add_argument("--json", action="store_true")
     status.set_defaults(func=cmd_status)
 

@@ -1,4 +1,5 @@
-"""Feedback's reading of the app settings: is Label Studio configured, the webhook URL and secret."""
+"""Feedback's reading of the app settings: is Label Studio configured, the webhook URL and secret,
+and whether answers are being pre-rated."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import secrets
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from feedback.records import PreRatingAgreement
 from settings import Settings
 
 WEBHOOK_PATH = "/webhooks/label-studio"
@@ -110,3 +112,35 @@ def webhook_secret(settings: Settings) -> str:
     finally:
         tmp.unlink()
     return value
+
+
+def pre_rating_off(settings: Settings) -> str:
+    """Why answers get no pre-rating under `settings`, with what to set; "" when they get one.
+
+    The same rule as `qa.judge.pre_rating_enabled` (PRE_RATE=on, or auto unless the local
+    model answers: no OPENAI_API_KEY and no OPENAI_BASE_URL, as `qa.llm.backend` decides),
+    restated here because feedback must not import qa (the report runs without the
+    answering stack); tests/feedback/test_feedback_cli.py checks that the two agree.
+    Without it, a report of an app that never pre-rates by design said "No answer is
+    pre-rated yet", as if pre-ratings were on their way.
+    """
+    if settings.pre_rate == "off":
+        return "PRE_RATE=off; set PRE_RATE=auto or on to have a model pre-rate answers"
+    if settings.pre_rate == "auto" and not (settings.openai_api_key or settings.openai_base_url):
+        model = "the local model (LOCAL_LLM_MODEL)" if settings.local_llm_model else "the bundled local model"
+        return f"PRE_RATE=auto does not pre-rate with {model}; set PRE_RATE=on to use it"
+    return ""
+
+
+def pre_rating_summary(agreement: PreRatingAgreement, settings: Settings) -> str:
+    """`agreement.summary`, saying so when pre-rating is off rather than that none came yet.
+
+    For the report and the Review tab: earlier pre-ratings (made while it was on) are
+    still compared with reviewers, and the reader learns why no new ones come.
+    """
+    off = pre_rating_off(settings)
+    if not off:
+        return agreement.summary
+    if not agreement.pre_rated:
+        return f"Pre-rating is off ({off})."
+    return f"{agreement.summary} Pre-rating is off now ({off})."

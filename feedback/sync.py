@@ -28,7 +28,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import httpx
@@ -41,6 +41,7 @@ from feedback.labelstudio import (
     describe_error,
     is_connection_problem,
     is_refusal,
+    make_client,
     parse_annotation,
 )
 from feedback.log import Delivery, FeedbackLog, ReviewDelivery, SyncStatus, now_iso
@@ -54,6 +55,9 @@ UPDATE_CONCURRENCY = 4
 # A webhook names its reviewer by Label Studio's user id only; a pull this long after it (Label
 # Studio is still inside the request that sent it) brings the reviewer's name.
 PULL_AFTER_WEBHOOK = 2.0
+# `python -m feedback status` asks Label Studio once, and a person waits for it: at most this long
+# (or LABEL_STUDIO_TIMEOUT, when shorter).
+CHECK_TIMEOUT = 5.0
 
 
 @dataclass
@@ -72,6 +76,47 @@ class SyncReport:
     @property
     def ok(self) -> bool:
         return self.configured and not self.error
+
+
+@dataclass(frozen=True)
+class ConnectionCheck:
+    """Whether Label Studio answers the configured URL and key right now."""
+
+    url: str
+    ok: bool
+    user: str = ""  # whom the key belongs to (email, else username or id), when it is accepted
+    error: str = ""  # what is wrong and what to do, when it is not
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def check_connection(settings: Settings, timeout: float = CHECK_TIMEOUT) -> ConnectionCheck:
+    """Ask Label Studio whom the configured key belongs to: one GET, no project touched. Never raises.
+
+    The log's delivery state says what the last sync did, maybe with other settings or a
+    key revoked since: "all 3 delivered" beside a key Label Studio refuses. Only a call
+    with these settings tells whether they work now.
+    """
+    url = settings.label_studio_url.strip().rstrip("/")
+    timeout = min(settings.label_studio_timeout, timeout)
+    try:
+        me = make_client(url, settings.label_studio_api_key.strip(), timeout).users.whoami()
+    except Exception as exc:
+        return ConnectionCheck(url, False, error=_check_error(exc, url, timeout))
+    return ConnectionCheck(url, True, user=me.email or me.username or str(me.id))
+
+
+def _check_error(exc: Exception, url: str, timeout: float) -> str:
+    """`describe_error`, minus what fits a sync but not a one-off check (retrying, the project)."""
+    if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
+        return (
+            f"Label Studio at {url} did not answer within {timeout:g} s — is it starting or overloaded? "
+            "Try again in a moment"
+        )
+    if isinstance(exc, ApiError) and exc.status_code == 404:
+        return f"{url} answered, but has no Label Studio API (404) — is LABEL_STUDIO_URL right?"
+    return describe_error(exc, url, timeout)
 
 
 class SyncWorker:
@@ -183,12 +228,15 @@ class SyncWorker:
         return self.log.sync_status(missing=missing_settings(self.settings))
 
     def flush(self, timeout: float = 60.0, *, pull: bool = True) -> SyncReport:
-        """Sync now in the caller's thread until nothing is due (or an error, or `timeout`)."""
+        """Sync now in the caller's thread until nothing is due (or an error, or `timeout`).
+
+        The caller reports `error` of the result: it is not logged as a warning too.
+        """
         deadline = time.monotonic() + timeout
         total = SyncReport(configured=self.configured)
         first = True
         while True:
-            report = self.sync_once(pull=pull and first, force=first)
+            report = self.sync_once(pull=pull and first, force=first, log_error=False)
             first = False
             for name in ("created", "updated", "found", "reviews", "pulled"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
@@ -202,8 +250,12 @@ class SyncWorker:
                 time.sleep(min(wait, max(0.0, deadline - time.monotonic())))
 
     # --- one cycle ---------------------------------------------------------------------------
-    def sync_once(self, *, pull: bool = True, force: bool = False) -> SyncReport:
-        """Push what is due, then (if `pull`) pull changed annotations. Never raises."""
+    def sync_once(self, *, pull: bool = True, force: bool = False, log_error: bool = True) -> SyncReport:
+        """Push what is due, then (if `pull`) pull changed annotations. Never raises.
+
+        `log_error=False`: the caller shows `report.error` itself (`flush`, for `python -m
+        feedback sync`), so the log gets it at debug level rather than a second copy on stderr.
+        """
         report = SyncReport(configured=self.configured)
         if not self.configured:
             report.pending = self.log.pending_count()
@@ -235,7 +287,7 @@ class SyncWorker:
                     or (isinstance(exc, ApiError) and exc.status_code == 404)
                 ):
                     self._project = None  # set up again (project, webhook) once it answers
-                log.warning("feedback sync: %s", report.error)
+                log.log(logging.WARNING if log_error else logging.DEBUG, "feedback sync: %s", report.error)
                 try:
                     if self.owns_status():
                         self.log.set_state(last_error=report.error, last_error_at=now_iso())

@@ -5,19 +5,25 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
-from feedback_testkit import LEAKY, ROOT, LabelStudioServer, answer, wait_for
+import pytest
+from feedback_testkit import LEAKY, ROOT, LabelStudioServer, answer, free_port, wait_for
 
 from feedback import FeedbackLog, SyncWorker
-from settings import Settings
+from feedback.config import pre_rating_off
+from settings import Settings, get_settings
+
+# Settings that decide whether answers are pre-rated: a developer's shell must not decide the report's words.
+NO_JUDGE = {"PRE_RATE": "auto", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "LOCAL_LLM_MODEL": ""}
 
 
 def run(args: list[str], cwd: Path, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if k not in LEAKY}
-    clean.update(PYTHONPATH=str(ROOT), COLUMNS="200")
+    clean.update(PYTHONPATH=str(ROOT), COLUMNS="200", **NO_JUDGE)
     clean.update(env)
     return subprocess.run(
         [sys.executable, "-m", "feedback", *args],
@@ -112,7 +118,14 @@ def test_sync_and_status_against_label_studio(
     }
     wrong = run(["sync"], tmp_path, **{**env, "LABEL_STUDIO_API_KEY": "wrong-token-xyz"})
     assert wrong.returncode == 1
-    assert "refused the API key (401)" in wrong.stdout and "4 pending" in wrong.stdout  # 3 thumbs, 1 verdict
+    # The error with what to do, first and once; no summary that reads like success ("0 task(s) created").
+    assert wrong.stdout.startswith(
+        "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY\n"
+    ), wrong.stdout
+    assert "task(s) created" not in wrong.stdout and "refused" not in wrong.stderr, (
+        wrong.stdout + wrong.stderr
+    )
+    assert "4 pending" in wrong.stdout  # 3 thumbs, 1 verdict: kept for later
 
     sync = run(["sync"], tmp_path, **env)
     assert sync.returncode == 0, sync.stdout + sync.stderr
@@ -218,3 +231,151 @@ def test_a_one_off_run_with_another_key_leaves_the_apps_status_alone(
 
         same = run(["sync"], tmp_path, **env, LABEL_STUDIO_API_KEY=label_studio.token)
         assert same.returncode == 0, same.stdout + same.stderr  # same settings: it may update the status
+
+
+def test_status_checks_the_key_and_says_when_label_studio_refuses_it_or_is_down(
+    ls_settings: Settings, label_studio: LabelStudioServer, tmp_path: Path
+) -> None:
+    """`status` asks Label Studio with its settings: the log's "all delivered" may be from another key."""
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        seed(log)
+    env = {
+        "DATA_DIR": str(ls_settings.data_dir),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.token,
+        "LABEL_STUDIO_PROJECT": ls_settings.label_studio_project,
+        "PUBLIC_URL": ls_settings.app_url,
+    }
+    assert run(["sync"], tmp_path, **env).returncode == 0
+
+    # A narrow console, not a terminal: prose still comes one line per sentence.
+    ok = run(["status"], tmp_path, **env, COLUMNS="40")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    assert (
+        f"Label Studio at {label_studio.url} answers and accepts the API key (admin@example.com).\n"
+        in ok.stdout
+    )
+    assert re.search(
+        r"^Label Studio: all 3 rated answer\(s\) delivered \(last sync [\d-]+ [\d:]+ UTC\)\.$",
+        ok.stdout,
+        re.MULTILINE,
+    ), ok.stdout
+
+    refused = run(["status"], tmp_path, **{**env, "LABEL_STUDIO_API_KEY": "wrongkey123"})
+    assert refused.returncode == 1, refused.stdout + refused.stderr
+    assert "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY\n" in refused.stdout
+    assert "all 3 rated answer(s) delivered" not in refused.stdout, refused.stdout
+    assert "0 change(s) waiting; 3 rated answer(s) delivered before" in refused.stdout
+
+    as_json = run(["status", "--json"], tmp_path, **{**env, "LABEL_STUDIO_API_KEY": "wrongkey123"})
+    assert as_json.returncode == 1
+    connection = json.loads(as_json.stdout)["connection"]
+    assert connection["ok"] is False and "refused the API key (401)" in connection["error"]
+
+    nowhere = f"http://127.0.0.1:{free_port()}"
+    down = run(["status"], tmp_path, **{**env, "LABEL_STUDIO_URL": nowhere})
+    assert down.returncode == 1, down.stdout + down.stderr
+    assert (
+        f"error: Label Studio at {nowhere} is not reachable — is it running? scripts/labelstudio.sh start"
+        in down.stdout
+    )
+
+    local = run(["status"], tmp_path, DATA_DIR=str(ls_settings.data_dir))
+    assert local.returncode == 0, local.stdout + local.stderr
+    assert "Feedback is kept locally only (Label Studio is not configured" in local.stdout
+
+
+def test_prose_is_not_wrapped_when_stdout_is_not_a_terminal(local_settings: Settings, tmp_path: Path) -> None:
+    """A pipe or a file gets whole sentences: Rich's 80 (or COLUMNS) columns are for terminals."""
+    with FeedbackLog(local_settings.feedback_db) as log:
+        seed(log)
+    for command in (["report"], ["status"]):
+        out = run(command, tmp_path, DATA_DIR=str(local_settings.data_dir), COLUMNS="40").stdout
+        lines = out.splitlines()
+        assert (
+            "Feedback is kept locally only (Label Studio is not configured: "
+            "set LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY)."
+        ) in lines, out
+        if command == ["report"]:
+            assert (
+                "Accuracy = good / rated; a reviewer's verdict counts where there is one, "
+                "the user's thumbs elsewhere."
+            ) in lines, out
+            assert "│ 2026-11-01 │" in out  # tables keep their columns
+
+
+@pytest.mark.parametrize(
+    ("env", "expected"),
+    [
+        (
+            {},
+            "Pre-rating is off (PRE_RATE=auto does not pre-rate with the bundled local model; "
+            "set PRE_RATE=on to use it).",
+        ),
+        (
+            {"LOCAL_LLM_MODEL": "/models/other.gguf"},
+            "Pre-rating is off (PRE_RATE=auto does not pre-rate with the local model (LOCAL_LLM_MODEL); "
+            "set PRE_RATE=on to use it).",
+        ),
+        (
+            {"PRE_RATE": "off", "OPENAI_API_KEY": "sk-test"},
+            "Pre-rating is off (PRE_RATE=off; set PRE_RATE=auto or on to have a model pre-rate answers).",
+        ),
+        ({"PRE_RATE": "on"}, "No answer is pre-rated yet (PRE_RATE)."),
+        ({"OPENAI_API_KEY": "sk-test"}, "No answer is pre-rated yet (PRE_RATE)."),
+        ({"OPENAI_BASE_URL": "http://127.0.0.1:9/v1"}, "No answer is pre-rated yet (PRE_RATE)."),
+    ],
+)
+def test_the_report_says_when_pre_rating_is_off_by_its_settings(
+    local_settings: Settings, tmp_path: Path, env: dict[str, str], expected: str
+) -> None:
+    """Not "No answer is pre-rated yet" when no answer will be: the local model does not pre-rate."""
+    with FeedbackLog(local_settings.feedback_db) as log:
+        seed(log)
+    env = {"DATA_DIR": str(local_settings.data_dir), **env}
+
+    report = run(["report", "--by", "overall"], tmp_path, **env)
+
+    assert report.returncode == 0, report.stderr
+    assert expected in report.stdout.splitlines(), report.stdout
+    as_json = json.loads(run(["report", "--json", "--by", "overall"], tmp_path, **env).stdout)
+    assert as_json["pre_rating_agreement"]["summary"] == expected
+
+
+def test_the_report_keeps_earlier_pre_ratings_when_pre_rating_is_off_now(
+    local_settings: Settings, tmp_path: Path
+) -> None:
+    with FeedbackLog(local_settings.feedback_db) as log:
+        ids = seed(log)
+        log.set_pre_rating(
+            ids[1], "bad", "cites the wrong page", model="gpt-4.1-mini", prompt_version="judge-v1"
+        )
+
+    report = run(["report", "--by", "overall"], tmp_path, DATA_DIR=str(local_settings.data_dir))
+
+    assert (
+        "1 answers pre-rated, none reviewed yet; 1 pre-rated Bad wait for a reviewer. Pre-rating is off now "
+        "(PRE_RATE=auto does not pre-rate with the bundled local model; set PRE_RATE=on to use it)."
+    ) in report.stdout.splitlines(), report.stdout
+
+
+@pytest.mark.parametrize("pre_rate", ["auto", "on", "off"])
+@pytest.mark.parametrize(
+    "backend",
+    [
+        {},
+        {"openai_api_key": "sk-test"},
+        {"openai_base_url": "http://127.0.0.1:9/v1"},
+        {"local_llm_model": "x.gguf"},
+    ],
+)
+def test_feedback_and_the_judge_agree_on_when_answers_are_pre_rated(
+    local_settings: Settings, pre_rate: str, backend: dict[str, str]
+) -> None:
+    """feedback restates qa.judge's rule (it must not import qa): the two must not drift apart."""
+    from qa.judge import pre_rating_enabled
+
+    settings = get_settings(
+        **{"openai_api_key": "", "openai_base_url": "", "local_llm_model": ""} | backend, pre_rate=pre_rate
+    )
+    assert (pre_rating_off(settings) == "") == pre_rating_enabled(settings)
