@@ -153,6 +153,19 @@ class Settings(BaseSettings):
     def app_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"
 
+    @property
+    def local_model_answers(self) -> bool:
+        """No OPENAI_API_KEY and no OPENAI_BASE_URL: the embedded local model answers (`qa.llm`)."""
+        return not (self.openai_api_key or self.openai_base_url)
+
+    @property
+    def pre_rates(self) -> bool:
+        """PRE_RATE: on, off, or auto (on unless the local model answers: it gives no verdicts).
+
+        Here, not in qa/: the report (feedback/) says why no pre-ratings come by the same rule.
+        """
+        return self.pre_rate == "on" or (self.pre_rate == "auto" and not self.local_model_answers)
+
 
 class SettingsError(ValueError):
     """A setting's value can't be used; the message names it, says why, and where to fix it."""

@@ -117,19 +117,16 @@ def webhook_secret(settings: Settings) -> str:
 def pre_rating_off(settings: Settings) -> str:
     """Why answers get no pre-rating under `settings`, with what to set; "" when they get one.
 
-    The same rule as `qa.judge.pre_rating_enabled` (PRE_RATE=on, or auto unless the local
-    model answers: no OPENAI_API_KEY and no OPENAI_BASE_URL, as `qa.llm.backend` decides),
-    restated here because feedback must not import qa (the report runs without the
-    answering stack); tests/feedback/test_feedback_cli.py checks that the two agree.
-    Without it, a report of an app that never pre-rates by design said "No answer is
-    pre-rated yet", as if pre-ratings were on their way.
+    The rule is `Settings.pre_rates`, as the app applies it. Without this, a report of an
+    app that never pre-rates by design said "No answer is pre-rated yet", as if pre-ratings
+    were on their way.
     """
+    if settings.pre_rates:
+        return ""
     if settings.pre_rate == "off":
         return "PRE_RATE=off; set PRE_RATE=auto or on to have a model pre-rate answers"
-    if settings.pre_rate == "auto" and not (settings.openai_api_key or settings.openai_base_url):
-        model = "the local model (LOCAL_LLM_MODEL)" if settings.local_llm_model else "the bundled local model"
-        return f"PRE_RATE=auto does not pre-rate with {model}; set PRE_RATE=on to use it"
-    return ""
+    model = "the local model (LOCAL_LLM_MODEL)" if settings.local_llm_model else "the bundled local model"
+    return f"PRE_RATE=auto does not pre-rate with {model}; set PRE_RATE=on to use it"
 
 
 def pre_rating_summary(agreement: PreRatingAgreement, settings: Settings) -> str:

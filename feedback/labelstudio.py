@@ -259,7 +259,7 @@ def task_data(
     """Task data: what reviewers see plus what maps it back (exchange_id) and slices reports."""
     return {
         "exchange_id": exchange.id,
-        "question": exchange.question,
+        "question": shown_question(exchange),
         "answer": exchange.answer,
         "sources": format_sources(exchange.cited or exchange.retrieved),
         "standalone_question": exchange.standalone_question,
@@ -282,6 +282,16 @@ def task_data(
         "reused_from": exchange.reused_from or "",
         "reused_verdict": exchange.reused_verdict or "",
     }
+
+
+def shown_question(exchange: Exchange) -> str:
+    """The question as the view shows it: what the user typed, and what was searched if not that."""
+    searched = exchange.searched_as()
+    return (
+        f"{exchange.question}\n\n(A follow-up in a conversation; searched as: “{searched}”)"
+        if searched
+        else exchange.question
+    )
 
 
 NO_HINTS = "None: no model pre-rated this answer, and it reused no reviewer's verdict."

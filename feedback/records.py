@@ -140,6 +140,15 @@ class Exchange:
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
+    def searched_as(self) -> str:
+        """What was searched, when it is not what the user typed: a follow-up made to stand alone.
+
+        A reviewer can't judge the answer to "and for GCS?" without knowing it was about
+        connecting a bucket as source storage; "" for a question searched as asked.
+        """
+        searched = self.standalone_question.strip()
+        return searched if searched and searched != self.question.strip() else ""
+
     def rejected_only_for(self, problems: Collection[str]) -> bool:
         """Whether its reviewer ticked what was wrong, every problem among `problems`: the
         failure is put on those (the gaps panel and the prompt reviser leave such answers out).

@@ -20,7 +20,7 @@ from typing import Literal
 from langchain_core.language_models import BaseChatModel
 from langchain_core.output_parsers import StrOutputParser
 
-from qa.llm import ServedModel, make_side_model, model_id, uses_local_model
+from qa.llm import ServedModel, make_side_model, model_id
 from qa.prompts import JUDGE, load_prompt
 from settings import Settings
 
@@ -103,7 +103,7 @@ class AnswerJudge:
 
 def pre_rating_enabled(settings: Settings) -> bool:
     """PRE_RATE: on, off, or auto (on unless the bundled local model answers: it gives no verdicts)."""
-    return settings.pre_rate == "on" or (settings.pre_rate == "auto" and not uses_local_model(settings))
+    return settings.pre_rates
 
 
 def make_judge(settings: Settings, llm: BaseChatModel | None = None) -> AnswerJudge:

@@ -42,11 +42,9 @@ LOCAL_PRESENCE_PENALTY = 0.5
 
 
 def backend(settings: Settings) -> Backend:
-    if settings.openai_base_url:
-        return "compatible"
-    if settings.openai_api_key:
-        return "openai"
-    return "local"
+    if settings.local_model_answers:
+        return "local"
+    return "compatible" if settings.openai_base_url else "openai"
 
 
 def uses_local_model(settings: Settings) -> bool:

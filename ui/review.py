@@ -13,6 +13,7 @@ import hmac
 import gradio as gr
 import pandas as pd
 
+from feedback.config import pre_rating_summary
 from feedback.records import PROBLEMS, USER_PROBLEMS, Exchange, problem_words
 from qa.types import Source
 from ui.browser import browser_secret
@@ -146,9 +147,11 @@ def exchange_markdown(exchange: Exchange | None) -> str:
     about = ", ".join(
         filter(None, [exchange.model, exchange.prompt_version, exchange.time[:16].replace("T", " ")])
     )
+    searched = exchange.searched_as()  # a follow-up: what it was about
     return (
         f"**Question:** {literal_markdown(exchange.question)}\n\n"
-        f"**Answer** <small>({literal_markdown(about)})</small>\n\n"
+        + (f"**Searched as** (a follow-up): {literal_markdown(searched)}\n\n" if searched else "")
+        + f"**Answer** <small>({literal_markdown(about)})</small>\n\n"
         f"{safe_markdown(exchange.answer)}\n\n"
         f"**The user said:** {literal_markdown(said)}"
         + _pre_rating_line(exchange)
@@ -210,7 +213,7 @@ def summary_markdown(ctx: AppContext) -> str:
         f"**Accuracy:** {_pct(row.accuracy if row else None)} "
         f"(reviewers {_pct(row.reviewer_accuracy if row else None)}, users {_pct(row.user_accuracy if row else None)})"
         f" · {counts['exchanges']} answers, {counts['rated']} rated, {counts['reviewed']} reviewed\n\n"
-        f"<small>{rejected}{ctx.log.pre_rating_agreement().summary}"
+        f"<small>{rejected}{pre_rating_summary(ctx.log.pre_rating_agreement(), ctx.settings)}"
         f"<br>{safe_markdown(sync)}</small>"
     )
 

@@ -12,7 +12,14 @@ from langchain_core.messages import AIMessage
 from playwright.sync_api import expect
 from test_browser import page  # noqa: F401 - the browser fixture
 
-from ui.review import EXCHANGE_COLUMNS, FLAGGED, accuracy_frame, chart_frame, exchange_markdown
+from ui.review import (
+    EXCHANGE_COLUMNS,
+    FLAGGED,
+    accuracy_frame,
+    chart_frame,
+    exchange_markdown,
+    summary_markdown,
+)
 
 
 def table_rows(frame) -> list:  # noqa: ANN001 - a Dataframe's value as gradio_client returns it
@@ -334,3 +341,22 @@ def test_the_answer_read_whole_says_what_its_user_ticked_as_wrong(running_app) -
     log.set_comment(exchange_id, "It is 8080", ["Wrong or made up"])
     shown = exchange_markdown(log.get(exchange_id)).replace("\\", "")
     assert "**The user said:** Bad 👎: wrong or made up, comment: It is 8080" in shown
+
+
+def test_a_follow_up_read_whole_says_what_was_searched(running_app) -> None:
+    log = running_app.ctx.log
+    follow_up = log.record_exchange(
+        question="and for GCS?",
+        standalone_question="How do I connect a bucket as a storage? and for GCS?",
+        answer="…",
+    )
+    alone = log.record_exchange(question="which port?", standalone_question="which port?", answer="8080")
+    shown = exchange_markdown(log.get(follow_up)).replace("\\", "")
+    assert "**Searched as** (a follow-up): How do I connect a bucket as a storage? and for GCS?" in shown
+    assert "Searched as" not in exchange_markdown(log.get(alone))
+
+
+def test_the_summary_says_why_no_answer_is_pre_rated_with_the_local_model(running_app) -> None:
+    summary = summary_markdown(running_app.ctx)  # PRE_RATE=auto, and the bundled local model answers
+    assert "Pre-rating is off (PRE_RATE=auto does not pre-rate with the bundled local model" in summary
+    assert "No answer is pre-rated yet" not in summary

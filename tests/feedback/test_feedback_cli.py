@@ -14,8 +14,7 @@ import pytest
 from feedback_testkit import LEAKY, ROOT, LabelStudioServer, answer, free_port, wait_for
 
 from feedback import FeedbackLog, SyncWorker
-from feedback.config import pre_rating_off
-from settings import Settings, get_settings
+from settings import Settings
 
 # Settings that decide whether answers are pre-rated: a developer's shell must not decide the report's words.
 NO_JUDGE = {"PRE_RATE": "auto", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "LOCAL_LLM_MODEL": ""}
@@ -357,25 +356,3 @@ def test_the_report_keeps_earlier_pre_ratings_when_pre_rating_is_off_now(
         "1 answers pre-rated, none reviewed yet; 1 pre-rated Bad wait for a reviewer. Pre-rating is off now "
         "(PRE_RATE=auto does not pre-rate with the bundled local model; set PRE_RATE=on to use it)."
     ) in report.stdout.splitlines(), report.stdout
-
-
-@pytest.mark.parametrize("pre_rate", ["auto", "on", "off"])
-@pytest.mark.parametrize(
-    "backend",
-    [
-        {},
-        {"openai_api_key": "sk-test"},
-        {"openai_base_url": "http://127.0.0.1:9/v1"},
-        {"local_llm_model": "x.gguf"},
-    ],
-)
-def test_feedback_and_the_judge_agree_on_when_answers_are_pre_rated(
-    local_settings: Settings, pre_rate: str, backend: dict[str, str]
-) -> None:
-    """feedback restates qa.judge's rule (it must not import qa): the two must not drift apart."""
-    from qa.judge import pre_rating_enabled
-
-    settings = get_settings(
-        **{"openai_api_key": "", "openai_base_url": "", "local_llm_model": ""} | backend, pre_rate=pre_rate
-    )
-    assert (pre_rating_off(settings) == "") == pre_rating_enabled(settings)

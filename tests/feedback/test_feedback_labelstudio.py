@@ -41,7 +41,10 @@ def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
         (task,) = label_studio.tasks(ls_settings.label_studio_project)
         data = task.data
         assert data["exchange_id"] == exchange_id
-        assert data["question"] == "How do I start Label Studio on another port? (0)"
+        assert data["question"] == (  # what was searched, as the chat made the question stand alone
+            "How do I start Label Studio on another port? (0)\n\n"
+            "(A follow-up in a conversation; searched as: “How to start Label Studio on a different port (0)”)"
+        )
         assert data["answer"] == "Run `label-studio start -p 9000` [1]."
         assert "docs/start.md — Start > Ports" in data["sources"]
         assert (
