@@ -129,13 +129,20 @@ LABEL_STUDIO_EXAMPLES = (
 
 
 LABEL_STUDIO_REPO = re.compile(r"github\.com[:/]HumanSignal/label-studio(?:\.git)?/?$", re.IGNORECASE)
+# ... or ingested from a clone, a fork or a bundle of it: the pages the examples are answered from
+LABEL_STUDIO_PAGES = frozenset(
+    f"docs/source/guide/{page}.md" for page in ("start", "storage", "export", "ml", "labeling")
+)
 
 
 def chat_examples(ctx: AppContext) -> list[dict[str, str]]:
     """The example questions for the chat's empty state (CHAT_EXAMPLES), as gr.Chatbot takes them."""
     setting = ctx.settings.chat_examples.strip()
     if setting.lower() == "auto":
-        questions = list(LABEL_STUDIO_EXAMPLES) if LABEL_STUDIO_REPO.search(ctx.docs.repo or "") else []
+        label_studio = (
+            LABEL_STUDIO_REPO.search(ctx.docs.repo or "") or ctx.docs.files.keys() >= LABEL_STUDIO_PAGES
+        )
+        questions = list(LABEL_STUDIO_EXAMPLES) if label_studio else []
     else:
         questions = [q.strip() for q in setting.split("|") if q.strip()]
     return [{"text": q} for q in questions]

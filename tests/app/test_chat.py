@@ -170,14 +170,22 @@ def test_example_questions_follow_the_docs_ingested_and_chat_examples() -> None:
     from settings import get_settings
     from ui.chat import LABEL_STUDIO_EXAMPLES, chat_examples
 
-    def shown(setting: str, repo: str) -> list[str]:
-        ctx = SimpleNamespace(settings=get_settings(chat_examples=setting), docs=IndexState(repo=repo))
+    def shown(setting: str, repo: str, files: tuple[str, ...] = ()) -> list[str]:
+        docs = IndexState(repo=repo, files=dict.fromkeys(files, "blob"))
+        ctx = SimpleNamespace(settings=get_settings(chat_examples=setting), docs=docs)
         return [e["text"] for e in chat_examples(ctx)]  # type: ignore[arg-type]
 
     assert shown("auto", "https://github.com/HumanSignal/label-studio") == list(LABEL_STUDIO_EXAMPLES)
     assert shown("auto", "git@github.com:HumanSignal/label-studio.git") == list(LABEL_STUDIO_EXAMPLES)
     assert shown("auto", "https://github.com/acme/handbook") == []  # questions about another repo's docs
     assert shown("auto", "") == []  # nothing ingested yet
+    pages = tuple(
+        f"docs/source/guide/{p}.md" for p in ("start", "storage", "export", "ml", "labeling", "faq")
+    )
+    assert shown("auto", "/srv/label-studio-docs.bundle", pages) == list(
+        LABEL_STUDIO_EXAMPLES
+    )  # a clone of it
+    assert shown("auto", "/srv/handbook", pages[:2]) == []
     assert shown("Where are the invoices? | |How do I log in?", "/srv/docs") == [
         "Where are the invoices?",
         "How do I log in?",
