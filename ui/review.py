@@ -228,7 +228,9 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
     visibility = "private" if locked else "public"
 
     def initial(fn):  # noqa: ANN001, ANN202 - a value computed on each page load, only when open
-        return None if locked else fn
+        # In the app the tab's own select fills it: nothing is read for chat users, and the page's
+        # API lists no /lambda endpoints (Gradio gives each callable value a public load event).
+        return None if locked or tab is not None else fn
 
     unlocked = gr.State(not locked)  # per browser session
     with gr.Column(visible=locked) as gate:
