@@ -363,7 +363,10 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
             ctx.log.review(
                 ex_id, rating_, comment_ or "", reviewer=who, source="inline", problems=problems_ or ()
             )
-            if ctx.sync is not None and ctx.sync.configured:
+            if ctx.sync is not None and ctx.sync.configured and (failing := ctx.sync.status().last_error):
+                # the last delivery failed: saved, but not on its way until that is fixed
+                gr.Warning(f"Verdict saved in the app's log; it waits to be sent: {failing}")
+            elif ctx.sync is not None and ctx.sync.configured:
                 gr.Info("Verdict saved. Label Studio gets it as an annotation on this answer's task.")
             else:
                 gr.Info("Verdict saved (in the app's log: Label Studio is not configured).")
