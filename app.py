@@ -132,7 +132,7 @@ def create_app(ctx: AppContext) -> FastAPI:
             "ok": True,
             "ingested": ctx.chain is not None,
             "commit": ctx.docs.commit,
-            "docs_update": None if last is None else {"ok": last.ok, "outcome": last.outcome()},
+            "docs_update": None if last is None else {"ok": last.ok, "outcome": ctx.refresher.outcome()},
         }
 
     app.include_router(

@@ -180,6 +180,24 @@ class DocsRefresher:
         return IngestRun(started, seconds, False, {}, _last_words(err, code))
 
     # --- for people ---------------------------------------------------------------------------
+    def outcome(self) -> str:
+        """The last run's outcome, or the docs' state if an ingest by hand changed them since ("": none).
+
+        A maintainer's `python ingest.py` after this app's last run would otherwise leave
+        "Last update …: no change, at commit A" beside a header at commit B.
+        """
+        if self.last is None:
+            return ""
+        try:
+            state = DocStore(self.settings.index_dir).read_state()
+        except StoreError:
+            return self.last.outcome()
+        ended = self.last.started.timestamp() + self.last.seconds
+        if state.updated_at and datetime.fromisoformat(state.updated_at).timestamp() > ended:
+            when = datetime.fromisoformat(state.updated_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+            return f"Last update ({when}) by `python ingest.py`: now at commit {state.commit[:12]}."
+        return self.last.outcome()
+
     def status(self) -> str:
         """What the Review tab says: the schedule, the last outcome, the next run."""
         if self.interval > 0:
@@ -192,8 +210,8 @@ class DocsRefresher:
             ]
         if self.running:
             parts.append("Updating them now…")
-        if self.last is not None:
-            parts.append(self.last.outcome())
+        if outcome := self.outcome():
+            parts.append(outcome)
         if self.next_at is not None and not self.running:
             parts.append(f"Next check: {datetime.fromtimestamp(self.next_at, UTC).strftime('%H:%M UTC')}.")
         return " ".join(parts)

@@ -14,6 +14,7 @@ def test_a_reviewer_updates_the_docs_and_the_chat_answers_from_them(tmp_path, mo
     monkeypatch.setenv("DATA_DIR", str(tmp_path / "data"))
     monkeypatch.setenv("DOCS_WEB_BASE", WEB)
     from app import build_context
+    from ingest import run_ingest
     from settings import get_settings
 
     repo = make_docs_repo(tmp_path / "docs")
@@ -41,6 +42,17 @@ def test_a_reviewer_updates_the_docs_and_the_chat_answers_from_them(tmp_path, mo
         assert healthz(url)["docs_update"]["ok"] is False
         _, history = client.predict("how do I open the command palette?", [], api_name="/ask")
         assert "guide/palette.md" in text_of(history[-1]) and ctx.docs.commit == commit
+
+        # a maintainer ingests by hand afterwards: the failed update is no longer the news
+        add_page(tmp_path / "moved", "guide/more.md", "---\ntitle: More\n---\n\nMore words.\n")
+        time.sleep(1.1)  # the state's time has whole seconds
+        run_ingest(get_settings(), repo=str(tmp_path / "moved"), progress=False)
+        ctx.refresh()
+        outcome = healthz(url)["docs_update"]["outcome"]
+        assert (
+            outcome.endswith(f"by `python ingest.py`: now at commit {ctx.docs.commit[:12]}.")
+            and ctx.docs.commit != commit
+        )
 
 
 def test_with_ingest_interval_set_the_app_follows_the_repo_by_itself(tmp_path, monkeypatch) -> None:
