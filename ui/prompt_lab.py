@@ -336,8 +336,15 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
         gr.Info(f"Answers now use {spec.version}. Accuracy per prompt version will tell if it does better.")
 
     def restore_action(_version: str | None, _progress: gr.Progress) -> None:
+        try:
+            before = lab.current().version
+        except PromptFileError:  # a broken file replaces it: going back is the fix
+            before = ""
         spec = lab.restore_bundled()
-        gr.Info(f"Answers use the bundled {spec.version} again; the drafts are kept.")
+        if before == spec.version:
+            gr.Info(f"Answers already use the bundled {spec.version}: nothing to go back from.")
+        else:
+            gr.Info(f"Answers use the bundled {spec.version} again; the drafts are kept.")
 
     def load(version: str | None, open_: bool):  # noqa: ANN202
         return show(version) if open_ else tuple(gr.update() for _ in outputs)
