@@ -315,7 +315,19 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         return (request.session_hash if request else "") in stopping
 
     def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
-        if busy(request):  # Enter pressed while an answer streams: it would overwrite that answer
+        """The page's answer: refused while this page's previous answer is still written."""
+        yield from answer_stream(message, history, turns_, ids_, request, one_at_a_time=True)
+
+    def answer_stream(
+        message: str,
+        history: list[dict[str, Any]],
+        turns_: list,
+        ids_: dict,
+        request: gr.Request,
+        *,
+        one_at_a_time: bool,
+    ):
+        if one_at_a_time and busy(request):  # Enter pressed while an answer streams: it would overwrite it
             gr.Warning(STILL_ANSWERING)
             yield message, gr.skip(), gr.skip(), gr.skip()  # the typed question waits in the box
             return
@@ -533,9 +545,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """The public /ask endpoint: `respond`, with the box's value always text ("" once asked).
 
         Its own hidden trigger: for the page, `respond` leaves the box alone while it streams
-        (`gr.skip`), which an API client would receive as a raw update.
+        (`gr.skip`), which an API client would receive as a raw update. A client may ask
+        several questions at once: there is no page whose answer they would overwrite.
         """
-        for box, *rest in respond(message, history, turns_, ids_, request):
+        for box, *rest in answer_stream(message, history, turns_, ids_, request, one_at_a_time=False):
             yield (box if isinstance(box, str) else "", *rest)
 
     api_ask = gr.Button(visible=False)
