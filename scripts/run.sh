@@ -9,10 +9,11 @@ cd "$(dirname "$0")/.."
 
 # The settings this script needs, read by the app's own settings.py (environment > .env > defaults,
 # python-dotenv's parsing: comments, quotes, `export`), so it checks and starts what the app will use.
-# Prints shell assignments (`scripts/run.sh --shell-settings`); `--settings` says the same for a person,
-# without the API key. Neither installs or starts anything.
+# `app_settings` prints shell assignments (`scripts/run.sh --shell-settings`); `app_settings people`
+# (`--settings`) says what `make run` will use for a person, without the API key. Neither installs
+# or starts anything; a setting that can't be used is one line naming it.
 app_settings() {
-  .venv/bin/python - <<'PY'
+  .venv/bin/python - "${1:-shell}" <<'PY'
 import shlex
 import sys
 
@@ -22,30 +23,20 @@ try:
     s = get_settings()
 except SettingsError as exc:
     sys.exit(f"error: {exc}")
-values = {
-    "data_dir": s.data_dir,
-    "ls_port": s.label_studio_port,
-    "ls_url": s.label_studio_url,
-    "ls_api_key": s.label_studio_api_key,
-}
-for name, value in values.items():
-    print(f"{name}={shlex.quote(str(value))}")
-PY
-}
-
-# `--settings`: what `make run` will use, for a person to read (the API key is not printed).
-show_settings() {
-  .venv/bin/python - <<'PY'
-import sys
+if sys.argv[1] == "shell":
+    values = {
+        "data_dir": s.data_dir,
+        "ls_port": s.label_studio_port,
+        "ls_url": s.label_studio_url,
+        "ls_api_key": s.label_studio_api_key,
+    }
+    for name, value in values.items():
+        print(f"{name}={shlex.quote(str(value))}")
+    sys.exit()
 
 from qa.llm import model_label
 from qa.store import DocStore, StoreError
-from settings import SettingsError, get_settings
 
-try:
-    s = get_settings()
-except SettingsError as exc:
-    sys.exit(f"error: {exc}")
 try:
     before = DocStore(s.index_dir).read_state()
 except StoreError:
@@ -75,7 +66,7 @@ PY
 
 if [ "${1:-}" = "--settings" ] || [ "${1:-}" = "--shell-settings" ]; then
   [ -x .venv/bin/python ] || { echo "run.sh: no .venv yet (make install)" >&2; exit 1; }
-  if [ "$1" = "--settings" ]; then show_settings; else app_settings; fi  # the latter: what this script evals
+  if [ "$1" = "--settings" ]; then app_settings people; else app_settings; fi
   exit
 fi
 
