@@ -103,18 +103,23 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
 
 
+def ls_env(settings: Settings, label_studio: LabelStudioServer) -> dict[str, str]:
+    """The environment of a shell pointed at the test's Label Studio and data dir."""
+    return {
+        "DATA_DIR": str(settings.data_dir),
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.token,
+        "LABEL_STUDIO_PROJECT": settings.label_studio_project,
+        "PUBLIC_URL": settings.app_url,
+    }
+
+
 def test_sync_and_status_against_label_studio(
     ls_settings: Settings, label_studio: LabelStudioServer, tmp_path: Path
 ) -> None:
     with FeedbackLog(ls_settings.feedback_db) as log:
         seed(log)
-    env = {
-        "DATA_DIR": str(ls_settings.data_dir),
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.token,
-        "LABEL_STUDIO_PROJECT": ls_settings.label_studio_project,
-        "PUBLIC_URL": ls_settings.app_url,
-    }
+    env = ls_env(ls_settings, label_studio)
     wrong = run(["sync"], tmp_path, **{**env, "LABEL_STUDIO_API_KEY": "wrong-token-xyz"})
     assert wrong.returncode == 1
     # The error with what to do, first and once; no summary that reads like success ("0 task(s) created").
@@ -238,13 +243,7 @@ def test_status_checks_the_key_and_says_when_label_studio_refuses_it_or_is_down(
     """`status` asks Label Studio with its settings: the log's "all delivered" may be from another key."""
     with FeedbackLog(ls_settings.feedback_db) as log:
         seed(log)
-    env = {
-        "DATA_DIR": str(ls_settings.data_dir),
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.token,
-        "LABEL_STUDIO_PROJECT": ls_settings.label_studio_project,
-        "PUBLIC_URL": ls_settings.app_url,
-    }
+    env = ls_env(ls_settings, label_studio)
     assert run(["sync"], tmp_path, **env).returncode == 0
 
     # A narrow console, not a terminal: prose still comes one line per sentence.
