@@ -113,16 +113,17 @@ def _terms(text: str) -> set[str]:
     return set(tokenize([text])[0])
 
 
-def substituted(earlier: str, question: str, alone: RetrievalResult) -> str | None:
+def substituted(earlier: str, question: str, new: set[str], alone: RetrievalResult) -> str | None:
     """A continuation glued to the earlier question with the words it replaces left out, or None.
 
     "and for GCS?" after "How do I connect an S3 bucket as a source storage?" asks the same
     of GCS: glued whole, the S3 words outweigh the one new word, and S3 passages come first.
     The passages the follow-up finds alone that hold its new words (the GCS sections) show
     which earlier words still apply ("connect", "bucket", "storage") and which it replaces
-    ("s3": in none of them). None when nothing is replaced, or nothing of the earlier one stays.
+    ("s3": in none of them). `new`: the follow-up's words (`new_terms`). None when nothing is
+    replaced, or nothing of the earlier one stays.
     """
-    new, earlier_terms = _new_terms(question, earlier), _terms(earlier)
+    earlier_terms = _terms(earlier)
     shown = [_terms(d.page_content) for d in alone.documents]
     # of those holding the new words, the two most on the earlier topic ("what about Azure?" alone
     # also finds Azure's Kubernetes ingress, which holds none of "connect an S3 bucket as a source")
@@ -139,13 +140,12 @@ def substituted(earlier: str, question: str, alone: RetrievalResult) -> str | No
     return glue(re.sub(r"\s+", " ", kept).strip(), question)
 
 
-def _holds_new_terms(question: str, earlier: str, found: RetrievalResult) -> bool:
-    """Whether the first passage found holds the words the follow-up adds to the earlier question."""
-    new = _new_terms(question, earlier)
+def _first_holds(new: set[str], found: RetrievalResult) -> bool:
+    """Whether the first passage found holds the words the follow-up adds (`new_terms`)."""
     return bool(found.documents) and new <= _terms(found.documents[0].page_content)
 
 
-def _new_terms(question: str, earlier: str) -> set[str]:
+def new_terms(question: str, earlier: str) -> set[str]:
     """The words a continuation adds: "and for GCS?" → {"gcs"} ("what about" is no topic)."""
     return _terms(CONTINUES.sub("", question)) - _terms(earlier)
 
@@ -446,13 +446,14 @@ class AnswerChain:
         for earlier in previous:
             glued = glue(earlier, question)
             found = self._search(glued)
+            new = new_terms(question, earlier) if CONTINUES.match(question) else set()
             if (
-                CONTINUES.match(question)
-                and not _holds_new_terms(question, earlier, found)
-                and (variant := substituted(earlier, question, alone))
+                new
+                and not _first_holds(new, found)
+                and (variant := substituted(earlier, question, new, alone))
             ):
                 instead = self._search(variant)  # "and for GCS?": the earlier question's S3 left out
-                if not instead.abstain and _holds_new_terms(question, earlier, instead):
+                if not instead.abstain and _first_holds(new, instead):
                     glued, found = variant, instead
             if not found.abstain and (best is None or found.confidence > best[1].confidence):
                 best = (glued, found)

@@ -192,9 +192,9 @@ class DocsRefresher:
             state = DocStore(self.settings.index_dir).read_state()
         except StoreError:
             return self.last.outcome()
-        ended = self.last.started.timestamp() + self.last.seconds
-        if state.updated_at and datetime.fromisoformat(state.updated_at).timestamp() > ended:
-            when = datetime.fromisoformat(state.updated_at).astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+        updated = datetime.fromisoformat(state.updated_at) if state.updated_at else None
+        if updated is not None and updated.timestamp() > self.last.started.timestamp() + self.last.seconds:
+            when = updated.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
             return f"Last update ({when}) by `python ingest.py`: now at commit {state.commit[:12]}."
         return self.last.outcome()
 
