@@ -44,7 +44,7 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=No
     instead of the settings' (the tests' stand-ins); PRE_RATE still decides whether answers
     are pre-rated.
     """
-    from qa.judge import make_judge, pre_rating_enabled
+    from qa.judge import make_judge
     from qa.llm import model_label, uses_local_model
     from qa.revise import make_reviser
 
@@ -87,7 +87,7 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=No
         problem=problem,
         read_docs=store.read_state,
         open_chain=open_chain,
-        judge=make_judge(settings, judge_llm) if pre_rating_enabled(settings) else None,
+        judge=make_judge(settings, judge_llm) if settings.pre_rates else None,
         reviser=make_reviser(settings, revise_llm),
         refresher=DocsRefresher(settings),
     )

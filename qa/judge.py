@@ -101,11 +101,6 @@ class AnswerJudge:
         return PreRating(verdict, reason, served.name or self.model, self.prompt.version)
 
 
-def pre_rating_enabled(settings: Settings) -> bool:
-    """PRE_RATE: on, off, or auto (on unless the bundled local model answers: it gives no verdicts)."""
-    return settings.pre_rates
-
-
 def make_judge(settings: Settings, llm: BaseChatModel | None = None) -> AnswerJudge:
     """The judge for the configured backend: PRE_RATE_MODEL (or OPENAI_MODEL), whole replies, short.
 

@@ -9,7 +9,7 @@ from answer_testkit import FakeOpenAIServer, KeywordRetriever, fake_chat
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from qa.chain import AnswerChain
-from qa.judge import AnswerJudge, make_judge, parse_verdict, pre_rating_enabled
+from qa.judge import AnswerJudge, make_judge, parse_verdict
 from settings import Settings
 
 
@@ -80,11 +80,11 @@ def test_the_judge_reads_the_excerpts_the_question_and_the_answer_over_http(
 def test_pre_rating_is_on_unless_the_bundled_local_model_answers(
     settings_for: Callable[..., Settings],
 ) -> None:
-    assert not pre_rating_enabled(settings_for())  # auto, local model: it gives no verdicts
-    assert pre_rating_enabled(settings_for(openai_api_key="k"))
-    assert pre_rating_enabled(settings_for(openai_base_url="http://127.0.0.1:1/v1"))
-    assert pre_rating_enabled(settings_for(pre_rate="on"))
-    assert not pre_rating_enabled(settings_for(openai_api_key="k", pre_rate="off"))
+    assert not settings_for().pre_rates  # auto, local model: it gives no verdicts
+    assert settings_for(openai_api_key="k").pre_rates
+    assert settings_for(openai_base_url="http://127.0.0.1:1/v1").pre_rates
+    assert settings_for(pre_rate="on").pre_rates
+    assert not settings_for(openai_api_key="k", pre_rate="off").pre_rates
 
 
 def test_the_judge_is_given_the_excerpts_the_answering_model_read(
