@@ -19,6 +19,7 @@ import logging
 import re
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
@@ -77,6 +78,8 @@ STOPPED_NOTE = (
 )
 WAITING = "…"  # the answer's place until its first words arrive
 # A question sent (Enter), ↻ or ↶ while this page's answer is still written: they wait for it.
+# Between the two `feedback_value` updates that put out a thumb an answer can't take (`put_out`).
+THUMB_OUT_DELAY = 0.3
 STILL_ANSWERING = "An answer is still being written: wait for it to finish, or press Stop, then ask again."
 
 
@@ -109,6 +112,37 @@ def last_question(history: list[dict[str, Any]], turns: list, ids: dict) -> tupl
     kept = set(ids.values())
     turns = [t for t in turns if t.get("exchange_id") in kept]
     return typed_text(_message_text(history[asked]["content"])), history[:asked], turns, ids
+
+
+# The thumb Gradio's Chatbot shows lit under an answer, by the log's rating.
+THUMB_SHOWN = {"good": "Like", "bad": "Dislike"}
+
+
+def _answer_slots(history: list[dict[str, Any]]) -> list[int]:
+    """The index of each answer bubble's last message, in order: Chatbot's `feedback_value` has one
+    entry per bubble, and consecutive assistant messages share one."""
+    slots: list[int] = []
+    for i, message in enumerate(history):
+        if message.get("role") != "assistant":
+            continue
+        if slots and slots[-1] == i - 1:
+            slots[-1] = i
+        else:
+            slots.append(i)
+    return slots
+
+
+def thumbs_lit(history: list[dict[str, Any]], ids: dict, rating_of: Callable[[str], str | None]) -> list:
+    """Chatbot's `feedback_value` for `history`: each answer's thumb as the log has it, else None.
+
+    Given with a conversation put back on the page (a reload, ↻, ↶), so the thumbs a user gave
+    are shown lit again, and a thumb lit under an answer no longer there goes out.
+    """
+    lit = []
+    for slot in _answer_slots(history):
+        exchange_id = ids.get(str(slot))
+        lit.append(THUMB_SHOWN.get(rating_of(exchange_id) or "") if exchange_id else None)
+    return lit
 
 
 def _history_for_chain(turns: list[dict[str, str]]) -> list[tuple[str, str]]:
@@ -236,6 +270,14 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     rated_late: dict[str, str] = {}
     stopping: dict[str, threading.Event] = {}  # session -> the Stop of the answer it is being written
 
+    def rating_of(exchange_id: str) -> str | None:
+        exchange = feedback_log.get(exchange_id)
+        return exchange.user_rating if exchange else None
+
+    def with_thumbs(history: list[dict[str, Any]], ids_: dict, **more: Any) -> dict:
+        """The chat put back on the page, with the thumbs the log has for it lit."""
+        return gr.update(value=history, feedback_value=thumbs_lit(history, ids_, rating_of), **more)
+
     with gr.Column(visible=ctx.chain is not None) as chat_area:
         chatbot = gr.Chatbot(
             label="Conversation",
@@ -291,7 +333,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             header_markdown(ctx),
             gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
             gr.update(visible=ready),
-            gr.update(value=history, examples=chat_examples(ctx) or None),
+            with_thumbs(history, ids_, examples=chat_examples(ctx) or None),
             turns_,
             ids_,
             tab_id or "",
@@ -482,7 +524,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """↻ under the last answer: its question goes back in the box, to be asked again."""
         if busy(request):  # the answer is still being written: `respond` says so
             return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        return last_question(history or [], turns_ or [], ids_ or {})
+        text, history, turns_, ids_ = last_question(history or [], turns_ or [], ids_ or {})
+        return text, with_thumbs(history, ids_), turns_, ids_
 
     def undo(history: list, turns_: list, ids_: dict, request: gr.Request):
         """↶ under the last answer: its question goes back in the box, to be edited and asked anew.
@@ -493,7 +536,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         if busy(request):
             gr.Warning(STILL_ANSWERING)
             return (gr.skip(),) * 6
-        return (*last_question(history or [], turns_ or [], ids_ or {}), gr.update(visible=False), "")
+        text, history, turns_, ids_ = last_question(history or [], turns_ or [], ids_ or {})
+        return text, with_thumbs(history, ids_), turns_, ids_, gr.update(visible=False), ""
 
     def request_stop(request: gr.Request):
         """Stop: the model stops at its next token; the words written so far stay, marked (not logged).
@@ -554,6 +598,31 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     api_ask = gr.Button(visible=False)
     api_ask.click(ask_api, inputs, outputs, api_name="ask", concurrency_limit=None)
     chatbot.like(on_like, [ids], late, api_name="rate")
+
+    def put_out(history: list, ids_: dict, data: gr.LikeData):
+        """A thumb clicked under an error or a stopped answer goes out again (`on_like` says why).
+
+        Chatbot lights a thumb itself and puts it out only when its `feedback_value` entry
+        changes: so the entry is first set to the thumb just lit (nothing changes on screen),
+        then, a moment later, back to none.
+        """
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        history = history or []
+        slots = _answer_slots(history)
+        if data.liked not in (True, False) or index not in slots or str(index) in (ids_ or {}):
+            yield gr.skip()
+            return
+        if not (_is_error(data.value) or _is_stopped(data.value)):
+            yield gr.skip()  # still streaming: the thumb counts once the answer is complete (`on_like`)
+            return
+        lit = thumbs_lit(history, ids_ or {}, rating_of)
+        lit[slots.index(index)] = "Like" if data.liked else "Dislike"
+        yield gr.update(feedback_value=lit)
+        time.sleep(THUMB_OUT_DELAY)  # two updates in one frame would be one change, to nothing
+        lit[slots.index(index)] = None
+        yield gr.update(feedback_value=lit)
+
+    chatbot.like(put_out, [chatbot, ids], chatbot, api_visibility="private")
     said = [comment_row, comment, rated, reasons]
     send_comment.click(on_comment, [comment, reasons, rated], said, api_name="comment")
     comment.submit(on_comment, [comment, reasons, rated], said, api_visibility="private")
@@ -565,10 +634,14 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         return keep_tab(kept, tab_id, EMPTY_CONVERSATION, time.time())
 
     reset = [turns, ids, comment_row, status]
-    clear.click(lambda: ([], *forget()), None, [chatbot, *reset], api_visibility="private").then(
+
+    def no_thumbs():  # none lit under the next conversation's answers
+        return gr.update(value=[], feedback_value=[])
+
+    clear.click(lambda: (no_thumbs(), *forget()), None, [chatbot, *reset], api_visibility="private").then(
         forget_kept, [saved, tab], saved, api_visibility="private"
     )
     # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
     chatbot.clear(forget, None, reset, api_name="clear").then(
         forget_kept, [saved, tab], saved, api_visibility="private"
-    )
+    ).then(no_thumbs, None, chatbot, api_visibility="private")

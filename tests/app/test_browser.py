@@ -327,6 +327,22 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
             time.sleep(0.1)
         assert ctx.log.recent(1)[0].standalone_question not in ("", follow_up)
 
+        # The thumbs given are lit again after a reload: the one under the first answer only
+        page.get_by_text(follow_up).first.wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
+        page.reload()
+        disliked = page.get_by_role("button", name="Disliked", exact=True)
+        disliked.wait_for(timeout=30_000)
+        assert disliked.count() == 1 and page.get_by_role("button", name="Like", exact=True).count() == 2
+        page.get_by_role("button", name="Retry").last.click()  # the answer asked again is not rated yet
+        page.wait_for_timeout(2_000)
+        assert disliked.count() == 1
+
+        page.get_by_role("button", name="New conversation").click()
+        page.get_by_label("Your question").fill(question)  # asked anew in this page: no thumb lit under it
+        page.get_by_role("button", name="Ask", exact=True).click()
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        assert disliked.count() == 0
         page.get_by_role("button", name="New conversation").click()
         page.wait_for_timeout(1_000)
         page.reload()
@@ -435,6 +451,9 @@ def test_typing_stop_retry_and_undo_while_and_after_an_answer_streams(app_data, 
 
         page.get_by_role("button", name="Like").last.click()
         page.get_by_text("it cannot be rated", exact=False).first.wait_for(timeout=10_000)
+        lit = page.get_by_role("button", name="Liked", exact=True)
+        lit.wait_for(state="detached", timeout=10_000)  # the thumb goes out again: nothing was rated
+        page.get_by_role("button", name="Like", exact=True).last.wait_for(timeout=5_000)
 
         page.get_by_role("button", name="Retry").last.click()
         page.get_by_text("on its own", exact=False).first.wait_for(timeout=60_000)
