@@ -270,8 +270,9 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
             label="Its instructions against those it revises", interactive=False, elem_id="prompt-diff"
         )
         with gr.Row():
-            try_button = gr.Button("Try it on the reviewed questions")
-            adopt_button = gr.Button("Adopt it: answer with it from now on")
+            # Live once there is a draft to try or adopt (the Drafts list has one chosen).
+            try_button = gr.Button("Try it on the reviewed questions", interactive=False)
+            adopt_button = gr.Button("Adopt it: answer with it from now on", interactive=False)
             restore_button = gr.Button("Go back to the bundled prompt")
         trial = gr.Dataframe(
             trial_frame(None),
@@ -349,7 +350,11 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
     def load(version: str | None, open_: bool):  # noqa: ANN202
         return show(version) if open_ else tuple(gr.update() for _ in outputs)
 
+    def draft_chosen(version: str | None):  # noqa: ANN202 - the two buttons' updates
+        return (gr.update(interactive=bool(version)),) * 2
+
     panel.expand(load, [drafts, unlocked], outputs, api_visibility="private")
+    drafts.change(draft_chosen, drafts, [try_button, adopt_button], api_visibility="private")
     drafts.input(load, [drafts, unlocked], outputs, api_visibility="private")
     for button, action, name in (
         (draft_button, draft_action, "draft_prompt"),

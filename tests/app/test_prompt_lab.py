@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import re
+import shutil
+from pathlib import Path
 
 from appkit import FakeChat, fake_llm, free_port, serve
 from gradio_client import Client
@@ -103,6 +105,9 @@ def test_a_reply_without_new_instructions_saves_no_draft_and_the_page_says_why(
     ctx = start_app(app_data, monkeypatch, repeating("You should cite more."))
     rejected = ctx.log.record_exchange(question="q", answer="a", prompt_version="answer-v2")
     ctx.log.review(rejected, "bad", "wrong", reviewer="ana", source="inline")
+    shutil.rmtree(
+        app_data / "prompts" / "revisions", ignore_errors=True
+    )  # no draft yet (the data dir is shared)
     before = sorted((app_data / "prompts" / "revisions").glob("*.md"))
     with serve(ctx) as url:
         page.goto(url)
@@ -110,9 +115,23 @@ def test_a_reply_without_new_instructions_saves_no_draft_and_the_page_says_why(
         page.get_by_text("Improve the answer prompt from reviewers' feedback").click()
         status = page.locator("#prompt-status")
         expect(status).to_contain_text("Answers use answer-v2", timeout=30_000)
+        try_it = page.get_by_role("button", name="Try it on the reviewed questions")
+        adopt = page.get_by_role("button", name="Adopt it", exact=False)
+        expect(try_it).to_be_disabled()  # nothing to try or adopt yet
+        expect(adopt).to_be_disabled()
         page.get_by_role("button", name="Draft a revision").click()
         expect(page.get_by_text("held no new instructions", exact=False).first).to_be_visible(timeout=30_000)
-    assert sorted((app_data / "prompts" / "revisions").glob("*.md")) == before
+        assert sorted((app_data / "prompts" / "revisions").glob("*.md")) == before
+        expect(try_it).to_be_disabled()
+
+        # A draft written meanwhile (from the command line, say) is listed at the next action
+        bundled = (Path(__file__).parents[2] / "qa" / "prompts" / "answer.md").read_text()
+        draft = app_data / "prompts" / "revisions" / "answer-v2-r9.md"
+        draft.parent.mkdir(parents=True, exist_ok=True)
+        draft.write_text(bundled.replace("version: answer-v2", "version: answer-v2-r9", 1))
+        page.get_by_role("button", name="Draft a revision").click()
+        expect(try_it).to_be_enabled(timeout=30_000)
+        expect(adopt).to_be_enabled()
     ctx.close()
 
 
