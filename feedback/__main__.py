@@ -29,7 +29,7 @@ from rich.segment import Segment
 from rich.table import Table
 
 from feedback.config import missing_settings, pre_rating_summary, with_local_label_studio
-from feedback.export import FORMATS, export
+from feedback.export import FORMATS, export, finetune_exchanges
 from feedback.log import AccuracyRow, FeedbackLog, ProblemCounts, SyncStatus
 from feedback.records import PROBLEM_FIX, PROBLEMS
 from settings import Settings, get_settings
@@ -266,6 +266,14 @@ def cmd_report(args: argparse.Namespace, console: Console) -> int:
 def cmd_export(args: argparse.Namespace, console: Console) -> int:
     settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
+        left_out = ""
+        if args.format == "openai-finetune":
+            _, abstained = finetune_exchanges(feedback_log, since=args.since)
+            if abstained:
+                left_out = (
+                    f" ({len(abstained)} rated good left out: they said the docs don't cover the question, "
+                    "a reply no model wrote)"
+                )
         if args.output:
             path = Path(args.output)
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -275,7 +283,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
                     feedback_log, args.format, out, since=args.since, verdict=args.verdict, system=args.system
                 )
             tmp.replace(path)  # a failed export never leaves half a file behind
-            Console(stderr=True).print(f"exported {count} exchange(s) as {args.format} to {path}")
+            say(Console(stderr=True), f"exported {count} exchange(s) as {args.format} to {path}{left_out}")
         else:
             count = export(
                 feedback_log,
@@ -285,7 +293,7 @@ def cmd_export(args: argparse.Namespace, console: Console) -> int:
                 verdict=args.verdict,
                 system=args.system,
             )
-            Console(stderr=True).print(f"exported {count} exchange(s) as {args.format}")
+            say(Console(stderr=True), f"exported {count} exchange(s) as {args.format}{left_out}")
     return 0
 
 

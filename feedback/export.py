@@ -1,4 +1,9 @@
-"""Export the feedback log: CSV and JSONL for analysis, OpenAI chat JSONL for fine-tuning."""
+"""Export the feedback log: CSV and JSONL for analysis, OpenAI chat JSONL for fine-tuning.
+
+The fine-tuning examples are the good answers a model wrote: a "the docs don't cover this"
+reply (`Exchange.abstained`, a template no model wrote) is left out even when it was rated
+good, since training on it teaches a model to refuse. CSV and JSONL keep every answer.
+"""
 
 from __future__ import annotations
 
@@ -97,6 +102,14 @@ def write(exchanges: Iterable[Exchange], fmt: Format, out: TextIO, *, system: st
     return count
 
 
+def finetune_exchanges(
+    feedback_log: FeedbackLog, *, since: str | datetime | None = None
+) -> tuple[list[Exchange], list[Exchange]]:
+    """The good answers (reviewer verdict first, else thumbs) to train on, and the abstentions left out."""
+    good = feedback_log.iter_exchanges(verdict="good", since=since)
+    return [e for e in good if not e.abstained], [e for e in good if e.abstained]
+
+
 def export(
     feedback_log: FeedbackLog,
     fmt: Format,
@@ -109,12 +122,14 @@ def export(
     """Write matching exchanges (oldest first) to `out`; returns how many.
 
     csv/jsonl export every exchange (rated or not) unless `verdict` narrows it;
-    openai-finetune exports good ones only (reviewer verdict first, else thumbs).
+    openai-finetune exports good ones only (reviewer verdict first, else thumbs), minus the
+    "the docs don't cover this" replies (`finetune_exchanges`).
     """
     if fmt == "openai-finetune":
         if verdict not in (None, "good"):
             raise ValueError(
                 "openai-finetune exports good answers only: drop --verdict or use --verdict good"
             )
-        verdict = "good"
+        kept, _ = finetune_exchanges(feedback_log, since=since)
+        return write(kept, fmt, out, system=system)
     return write(feedback_log.iter_exchanges(verdict=verdict, since=since), fmt, out, system=system)

@@ -77,6 +77,12 @@ def problem_words(keys: Sequence[str], labels: Mapping[str, str] = PROBLEMS) -> 
     return "; ".join(w[:1].lower() + w[1:] for w in words)
 
 
+# The prompt version an exchange is logged with when the docs were found silent: the canned reply
+# ("the docs don't seem to cover this"), filled from qa/prompts/abstain.md (`abstain-v2`, ...)
+# without asking a model. `qa.prompts.ABSTAIN` names that prompt; feedback knows nothing of qa.
+ABSTAIN_VERSION_PREFIX = "abstain-"
+
+
 def stored_problems(text: str | None) -> tuple[str, ...]:
     """The log's comma-joined keys as a tuple; a key this version does not know is left out."""
     stored = set((text or "").split(","))
@@ -139,6 +145,15 @@ class Exchange:
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def abstained(self) -> bool:
+        """Whether the reply was the canned "the docs don't cover this" (no model wrote it).
+
+        The chat logs such a reply with the abstain prompt's version (`abstain-v2`) and no
+        cited sources; that version is the record of it.
+        """
+        return self.prompt_version.startswith(ABSTAIN_VERSION_PREFIX)
 
     def searched_as(self) -> str:
         """What was searched, when it is not what the user typed: a follow-up made to stand alone.

@@ -92,6 +92,7 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
     finetune = run(["export", "--format", "openai-finetune"], tmp_path, **env)
     examples = [json.loads(line) for line in finetune.stdout.splitlines()]
     assert len(examples) == 1 and [m["role"] for m in examples[0]["messages"]] == ["user", "assistant"]
+    assert "exported 1 exchange(s) as openai-finetune\n" in finetune.stderr, finetune.stderr
 
     sync = run(["sync"], tmp_path, **env)
     assert sync.returncode == 0
@@ -101,6 +102,19 @@ def test_report_and_exports_without_label_studio(local_settings: Settings, tmp_p
     assert bad.returncode == 2 and "--since must be a date" in bad.stderr
     bad = run(["export", "--format", "xml"], tmp_path, **env)
     assert bad.returncode == 2 and "invalid choice" in bad.stderr
+
+    # A "the docs don't cover this" reply a user liked is no example to train on: left out, and said so.
+    with FeedbackLog(local_settings.feedback_db) as log:
+        silent = answer(log, 5, answer="The docs don't seem to cover this.", prompt_version="abstain-v2")
+        log.rate(silent, "good")
+    finetune = run(["export", "--format", "openai-finetune"], tmp_path, **env)
+    assert len(finetune.stdout.splitlines()) == 1, finetune.stdout
+    assert (
+        "exported 1 exchange(s) as openai-finetune (1 rated good left out: they said the docs don't cover "
+        "the question, a reply no model wrote)" in finetune.stderr
+    ), finetune.stderr
+    jsonl = run(["export", "--format", "jsonl", "--verdict", "good"], tmp_path, **env)
+    assert silent in jsonl.stdout  # the analysis formats keep it
 
 
 def ls_env(settings: Settings, label_studio: LabelStudioServer) -> dict[str, str]:

@@ -276,6 +276,27 @@ def test_export_formats(feedback_log: FeedbackLog) -> None:
         export(feedback_log, "openai-finetune", io.StringIO(), verdict="bad")
 
 
+def test_the_finetune_export_leaves_out_the_docs_dont_cover_this_replies_rated_good(
+    feedback_log: FeedbackLog,
+) -> None:
+    """A false abstention a user liked must not teach a model to refuse; the other formats keep it."""
+    silent = "I couldn't find this in the docs: they don't seem to cover it. The closest files I looked at: …"
+    written = answer(feedback_log, 1)
+    refused = answer(feedback_log, 2, answer=silent, cited=[], prompt_version="abstain-v2", model="")
+    approved = answer(feedback_log, 3, answer=silent, cited=[], prompt_version="abstain-v1", model="")
+    feedback_log.rate(written, "good")
+    feedback_log.rate(refused, "good")
+    feedback_log.review(approved, "good", reviewer="ana")  # even a reviewer's approval: not a model's answer
+    assert [feedback_log.get(i).abstained for i in (written, refused, approved)] == [False, True, True]  # type: ignore[union-attr]
+
+    out = io.StringIO()
+    assert export(feedback_log, "openai-finetune", out) == 1
+    (example,) = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert example["messages"][1]["content"] == "Run `label-studio start -p 9000` [1]."
+    assert export(feedback_log, "jsonl", io.StringIO(), verdict="good") == 3
+    assert export(feedback_log, "csv", io.StringIO()) == 3
+
+
 def test_without_label_studio_everything_works_locally_and_says_so(local_settings) -> None:
     with FeedbackLog(local_settings.feedback_db) as log:
         worker = SyncWorker(log, local_settings)
