@@ -21,7 +21,7 @@ import logging
 import os
 import sys
 import time
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
@@ -35,7 +35,7 @@ from tqdm import tqdm
 from qa.adapter import ADAPTER_FILE, fit_adapter
 from qa.chunking import chunk_markdown, included_files, is_row, page_title, row_documents
 from qa.embeddings import EmbeddingModelError, embedding_name, make_embeddings
-from qa.repo import Checkout, RefNotFound, RepoError, checkout, normalize_source
+from qa.repo import Checkout, RefNotFound, RepoError, checkout, normalize_source, uncommitted
 from qa.store import VOLATILE_KEYS, DocStore, IndexState, StoreError, chunk_key, store_failures
 from settings import Settings, SettingsError, get_settings
 
@@ -304,12 +304,39 @@ def what_to_ingest(
     chosen = settings.model_fields_set
     if repo is None and "docs_repo" not in chosen and before.repo:
         log.info(
-            "updating the docs ingested before: %s (--repo or DOCS_REPO names another repo)", before.repo
+            "updating the docs ingested before: %s (to ingest another repo, pass --repo or set DOCS_REPO)",
+            before.repo,
         )
         repo = before.repo
         ref = before.ref if ref is None and "docs_ref" not in chosen else ref
         globs = globs or (before.globs if "docs_glob" not in chosen else None)
     return repo or settings.docs_repo, settings.docs_ref if ref is None else ref, globs or settings.docs_glob
+
+
+def _say_what_is_left_out(repo: str, co: Checkout, globs: list[str]) -> None:
+    """Warn of the selected files ingest does not read: symlinks and submodules, and, in a local
+    work tree, edits not committed yet (a maintainer previewing them would otherwise wonder)."""
+    if co.links:
+        log.warning(
+            "not read: %d symlink(s) or submodule(s) the globs select (%s); link targets are not "
+            "followed, commit the file itself to ingest it",
+            len(co.links),
+            _some(co.links),
+        )
+    changed = uncommitted(repo, globs)
+    if changed:
+        log.warning(
+            "only committed files are ingested: %d file(s) have changes not committed in %s (%s); "
+            "commit them, then run this again",
+            len(changed),
+            repo,
+            _some(changed),
+        )
+
+
+def _some(paths: Sequence[str], shown: int = 5) -> str:
+    more = f" and {len(paths) - shown} more" if len(paths) > shown else ""
+    return ", ".join(paths[:shown]) + more
 
 
 def _ingested_before(store: DocStore) -> IndexState:
@@ -332,16 +359,17 @@ def _ingest(
     started = time.perf_counter()
     store = DocStore(settings.index_dir)
     repo, ref, globs = what_to_ingest(settings, _ingested_before(store), repo, ref, globs)
-    if reset:
-        store.reset()
     embeddings = make_embeddings(settings)
-    store.check_model(embeddings)
     co = checkout(repo, ref, settings.repo_dir, globs)
     if not co.files:
         raise IngestError(
             f"No files match {', '.join(globs)} in {repo} at {co.commit[:12]}. "
             "Check --glob / DOCS_GLOB (e.g. '**/*.md')."
         )
+    if reset:  # only once the repo, ref and globs are known good: a typo must not cost the index
+        store.reset()
+    store.check_model(embeddings)
+    _say_what_is_left_out(repo, co, globs)
 
     old = store.read_state()
     same_repo = old.repo == normalize_source(repo)
@@ -409,6 +437,8 @@ def _ingest(
     if settings.query_adapter and (
         result["num_added"] or result["num_deleted"] or not (store.dir / ADAPTER_FILE).exists()
     ):
+        if progress:
+            print("fitting the query adapter to the docs' headings…", file=sys.stderr, flush=True)
         fit_adapter(store.dir, *store.documents_and_vectors(), embeddings)
     elif not settings.query_adapter:
         (store.dir / ADAPTER_FILE).unlink(missing_ok=True)  # switched off: no stale map for later
@@ -441,7 +471,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repo", help="git URL, local path or bundle (default: DOCS_REPO)")
     parser.add_argument("--ref", help="branch, tag or commit (default: DOCS_REF, else the default branch)")
     parser.add_argument(
-        "--glob", action="append", help="files to ingest, repeatable (default: DOCS_GLOB, **/*.md)"
+        "--glob",
+        action="append",
+        help="files to ingest, repeatable or comma-separated (default: DOCS_GLOB, **/*.md)",
     )
     parser.add_argument("--reset", action="store_true", help="delete the index and rebuild it")
     parser.add_argument("--json", action="store_true", help="print only the summary, as one JSON object")
@@ -450,10 +482,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         settings = get_settings()
         with store_failures(settings.index_dir):
-            summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=args.glob, reset=args.reset)
+            globs = [g.strip() for value in args.glob or [] for g in value.split(",") if g.strip()] or None
+            summary = run_ingest(settings, repo=args.repo, ref=args.ref, globs=globs, reset=args.reset)
     except (RepoError, IngestError, StoreError, EmbeddingModelError, SettingsError) as exc:
         print(f"error: {exc}", file=sys.stderr)
-        if isinstance(exc, RefNotFound) and args.ref is None and args.repo:
+        if isinstance(exc, RefNotFound) and args.ref is None and args.repo and settings.docs_ref:
             # --repo names another repo, and the ref came from DOCS_REF (the environment or .env)
             print(
                 f"DOCS_REF={settings.docs_ref} comes from the environment or .env: "

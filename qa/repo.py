@@ -36,6 +36,7 @@ class Checkout:
     commit: str
     files: list[RepoFile]
     web_base: str  # e.g. https://github.com/OWNER/REPO, or "" when not a GitHub remote
+    links: tuple[str, ...] = ()  # files the globs select that are symlinks or submodules: not read
 
 
 def _git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess[str]:
@@ -73,7 +74,58 @@ def normalize_source(url: str) -> str:
     path = Path(url).expanduser()
     if not path.exists():
         raise RepoError(f"Docs repo {url!r} is neither a URL nor an existing path. Check --repo / DOCS_REPO.")
+    if path.is_dir():
+        _check_repo_top(path)
     return str(path.resolve())
+
+
+def _check_repo_top(path: Path) -> None:
+    """A local folder must be the top of a git repository (or a bare one): say so, not "does not exist"."""
+    top = _git("rev-parse", "--show-toplevel", cwd=path, check=False)
+    if top.returncode != 0:
+        if _git("rev-parse", "--is-bare-repository", cwd=path, check=False).stdout.strip() == "true":
+            return
+        raise RepoError(
+            f"{str(path)!r} is a folder but not a git repository: ingest reads committed files of a git "
+            f"repo. Run `git init && git add . && git commit -m docs` in it, or pass the repo it belongs to."
+        )
+    root = Path(top.stdout.strip()).resolve()
+    if root != path.resolve():
+        inside = path.resolve().relative_to(root).as_posix()
+        raise RepoError(
+            f"{str(path)!r} is a folder inside the git repo {str(root)!r}. Pass the repo's top and select "
+            f"the folder with a glob: --repo {root} --glob '{inside}/**/*.md'"
+        )
+
+
+def origin_web_base(path: str) -> str:
+    """The GitHub page of a local clone's `origin` remote ("" for none, or one not on GitHub)."""
+    if is_remote(path) or not Path(path).is_dir():
+        return ""
+    proc = _git("config", "--get", "remote.origin.url", cwd=Path(path), check=False)
+    return github_web_base(proc.stdout.strip()) if proc.returncode == 0 else ""
+
+
+def uncommitted(path: str, globs: list[str]) -> list[str]:
+    """Files the globs select that have changes not committed in a local work tree (ingest reads commits)."""
+    if is_remote(path) or not Path(path).is_dir():
+        return []
+    pathspecs = [f":(glob){g}" for g in globs]
+    proc = _git(
+        "status", "--porcelain", "-z", "--untracked-files=all", "--", *pathspecs, cwd=Path(path), check=False
+    )
+    if proc.returncode != 0:
+        return []
+    entries = proc.stdout.split("\0")
+    changed, skip = [], False
+    for entry in entries:
+        if skip:  # a rename's second path (its origin)
+            skip = False
+            continue
+        if len(entry) > 3:
+            changed.append(entry[3:])
+            skip = entry[0] in "RC"
+    return changed
 
 
 def github_web_base(url: str) -> str:
@@ -139,6 +191,11 @@ def checkout(url: str, ref: str, dest: Path, globs: list[str]) -> Checkout:
         rev = ref  # a commit sha already present (local clones and bundles carry all history)
     else:
         detail = _last_line(proc.stderr)
+        heads = _git("ls-remote", url, cwd=dest, check=False) if not ref else None
+        if heads is not None and heads.returncode == 0 and not heads.stdout.strip():
+            raise RepoError(
+                f"The docs repo {url!r} has no commits yet: commit the docs to it, then run again."
+            )
         if "not our ref" in detail or "couldn't find remote ref" in detail or "bad object" in detail or ref:
             raise RefNotFound(
                 f"The ref {target!r} was not found in {url!r} ({detail}). "
@@ -152,15 +209,20 @@ def checkout(url: str, ref: str, dest: Path, globs: list[str]) -> Checkout:
     commit = _git("rev-parse", "HEAD", cwd=dest).stdout.strip()
     pathspecs = [f":(glob){g}" for g in globs]
     listing = _git("ls-files", "-s", "-z", "--", *pathspecs, cwd=dest).stdout
-    files = []
+    files, links = [], []
     for entry in listing.split("\0"):
         if not entry:
             continue
         meta, path = entry.split("\t", 1)
         mode, blob, _stage = meta.split()
-        if mode.startswith("120") or mode.startswith("160"):  # symlinks and submodules are not docs
+        if mode.startswith("120") or mode.startswith("160"):  # symlinks and submodules are not docs:
+            links.append(path)  # a link may point out of the repo (/etc/passwd), a submodule is another repo
             continue
         files.append(RepoFile(path=path, blob=blob))
     return Checkout(
-        root=dest, commit=commit, files=sorted(files, key=lambda f: f.path), web_base=github_web_base(url)
+        root=dest,
+        commit=commit,
+        files=sorted(files, key=lambda f: f.path),
+        web_base=github_web_base(url) or origin_web_base(url),
+        links=tuple(sorted(links)),
     )

@@ -175,8 +175,62 @@ def test_bad_repo_url_is_a_clear_error(tmp_path: Path, run_ingest_cli) -> None:
     assert "neither a URL nor an existing path" in proc.stderr
     proc = run_ingest_cli("--repo", str(tmp_path))  # exists, but is no git repo
     assert proc.returncode == 2
-    assert "Could not clone" in proc.stderr and "Traceback" not in proc.stderr
+    assert "is a folder but not a git repository" in proc.stderr and "Traceback" not in proc.stderr
     assert proc.stdout == ""
+
+
+def test_a_folder_inside_a_repo_and_an_empty_repo_are_named(
+    docs_repo: Path, tmp_path: Path, run_ingest_cli
+) -> None:
+    inside = run_ingest_cli("--repo", str(docs_repo / "guide"))
+    assert inside.returncode == 2
+    assert f"--repo {docs_repo.resolve()} --glob 'guide/**/*.md'" in inside.stderr  # what to run instead
+    empty = tmp_path / "new-docs"
+    empty.mkdir()
+    git(empty, "init", "-q")
+    proc = run_ingest_cli("--repo", str(empty))
+    assert proc.returncode == 2 and "has no commits yet" in proc.stderr
+    assert "DOCS_REF" not in proc.stderr  # no setting to blame
+
+
+def test_a_reset_with_a_typo_keeps_the_index(docs_repo: Path, run_ingest_cli) -> None:
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
+    before = stored_sources()
+    for typo in (["--ref", "no-such-tag"], ["--glob", "nope/*.md"], ["--repo", str(docs_repo.parent)]):
+        bad = run_ingest_cli("--reset", *typo)
+        assert bad.returncode == 2, typo
+        assert stored_sources() == before, typo  # checked before anything is deleted
+    again = summary(run_ingest_cli())  # and the repo ingested is still known
+    assert (again["files_unchanged"], again["chunks_added"]) == (4, 0)
+
+
+def test_files_ingest_does_not_read_are_named(docs_repo: Path, run_ingest_cli) -> None:
+    (docs_repo / "link.md").symlink_to("a.md")
+    (docs_repo / "outside.md").symlink_to("/etc/hostname")
+    commit(docs_repo, "links")
+    write(docs_repo, {"a.md": page("Alpha", "An edit not committed yet."), "draft.md": page("Draft", "New.")})
+
+    proc = run_ingest_cli("--repo", str(docs_repo), "--ref", "main")
+
+    assert "not read: 2 symlink(s) or submodule(s) the globs select (link.md, outside.md)" in proc.stderr
+    assert "only committed files are ingested: 2 file(s) have changes not committed" in proc.stderr
+    assert "(a.md, draft.md)" in proc.stderr
+    assert "link.md" not in stored_sources() and "draft.md" not in stored_sources()
+
+
+def test_globs_may_be_given_comma_separated_as_in_docs_glob(docs_repo: Path, run_ingest_cli) -> None:
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1", "--glob", "guide/*.md, a.md"))
+    assert stored_sources() == ["a.md", "guide/d.md"]
+
+
+def test_a_local_clone_of_a_github_repo_links_to_github(docs_repo: Path, run_ingest_cli) -> None:
+    git(docs_repo, "remote", "add", "origin", "git@github.com:acme/handbook.git")
+    head = git(docs_repo, "rev-parse", "v1").strip()
+    summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1", env={"DOCS_WEB_BASE": ""}))
+    urls = {
+        d.metadata["source"]: d.metadata["url"] for d in DocStore(get_settings().index_dir).all_documents()
+    }
+    assert urls["guide/d.md"] == f"https://github.com/acme/handbook/blob/{head}/guide/d.md"
 
 
 def test_a_bad_repo_keeps_the_previous_clone_and_index(docs_repo: Path, run_ingest_cli) -> None:
@@ -186,7 +240,7 @@ def test_a_bad_repo_keeps_the_previous_clone_and_index(docs_repo: Path, run_inge
 
     bad = run_ingest_cli("--repo", str(docs_repo.parent))  # exists, but is no git repo
 
-    assert bad.returncode == 2 and "Could not clone" in bad.stderr
+    assert bad.returncode == 2 and "not a git repository" in bad.stderr
     assert (clone / ".git").is_dir()  # a clone of a big remote is not thrown away for a typo
     again = summary(run_ingest_cli("--repo", str(docs_repo), "--ref", "v1"))
     assert (again["files_unchanged"], again["commit"]) == (4, before["commit"])
