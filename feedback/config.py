@@ -1,12 +1,16 @@
-"""Feedback's reading of the app settings: is Label Studio configured, the webhook URL and secret,
-and whether answers are being pre-rated."""
+"""Feedback's reading of the app settings: is Label Studio configured, where its API key came
+from, the webhook URL and secret, and whether answers are being pre-rated."""
 
 from __future__ import annotations
 
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlsplit
+
+from dotenv import dotenv_values
 
 from feedback.records import PreRatingAgreement
 from settings import Settings
@@ -45,12 +49,10 @@ def with_local_label_studio(settings: Settings) -> Settings:
         settings.label_studio_api_key.strip() or not is_local_label_studio(url, settings.label_studio_port)
     ):
         return settings
-    try:
-        lines = (Path(settings.data_dir) / LOCAL_CREDENTIALS).read_text().splitlines()
-    except OSError:
+    saved = _saved_token(settings)
+    if saved is None:
         return settings
-    saved = dict(line.split("=", 1) for line in lines if "=" in line)
-    token = settings.label_studio_api_key.strip() or saved.get("LABEL_STUDIO_USER_TOKEN", "").strip()
+    token = settings.label_studio_api_key.strip() or saved
     if not token:
         return settings
     return settings.model_copy(
@@ -59,6 +61,76 @@ def with_local_label_studio(settings: Settings) -> Settings:
             "label_studio_api_key": token,
         }
     )
+
+
+def _saved_token(settings: Settings) -> str | None:
+    """The admin token scripts/labelstudio.sh saved under DATA_DIR (None: no such file)."""
+    try:
+        lines = (Path(settings.data_dir) / LOCAL_CREDENTIALS).read_text().splitlines()
+    except OSError:
+        return None
+    saved = dict(line.split("=", 1) for line in lines if "=" in line)
+    return saved.get("LABEL_STUDIO_USER_TOKEN", "").strip()
+
+
+@dataclass(frozen=True)
+class KeyOrigin:
+    """Where the Label Studio API key in use came from, so that an error about it says what to change.
+
+    A rotated token is the usual cause of a 401, and "check LABEL_STUDIO_API_KEY" sent
+    people to a .env that had none: `make run` hands the app the token scripts/labelstudio.sh
+    saved in DATA_DIR/labelstudio/credentials.
+    """
+
+    kind: Literal["environment", ".env", "credentials", "unknown"] = "unknown"
+    path: str = ""  # the credentials file, for kind "credentials"
+
+    @property
+    def setting(self) -> str:
+        """Where to put a new key: LABEL_STUDIO_API_KEY, and where it is read from."""
+        if self.kind == "environment":
+            return "LABEL_STUDIO_API_KEY in the environment (it wins over .env)"
+        if self.kind in (".env", "credentials"):
+            return "LABEL_STUDIO_API_KEY in .env"
+        return "LABEL_STUDIO_API_KEY"
+
+    @property
+    def fix(self) -> str:
+        """What to do when Label Studio refuses the key."""
+        if self.kind == "credentials":
+            return (
+                f"the key in use is the admin token scripts/labelstudio.sh saved in {self.path} for the "
+                "Label Studio `make run` starts, and Label Studio no longer accepts it (was it reset there?): "
+                "put a current token (Label Studio: Account & Settings) in .env as LABEL_STUDIO_API_KEY"
+            )
+        if self.kind == "environment":
+            return "check LABEL_STUDIO_API_KEY, set in the environment (it wins over .env)"
+        if self.kind == ".env":
+            return "check LABEL_STUDIO_API_KEY in .env"
+        return "check LABEL_STUDIO_API_KEY"
+
+
+def key_origin(settings: Settings) -> KeyOrigin:
+    """Where `settings`' Label Studio API key came from (`with_local_label_studio` applied or not).
+
+    The credentials file when it is the token saved there, whether `with_local_label_studio`
+    read it or `make run` exported it (scripts/run.sh); else the environment, else the
+    working directory's .env, as `Settings` reads them; "unknown" for a key set in code.
+    """
+    key = settings.label_studio_api_key.strip()
+    if not key:
+        return KeyOrigin()
+    if key == _saved_token(settings):
+        return KeyOrigin("credentials", str(Path(settings.data_dir) / LOCAL_CREDENTIALS))
+    if os.environ.get("LABEL_STUDIO_API_KEY", "").strip() == key:
+        return KeyOrigin("environment")
+    try:
+        from_file = {k.upper(): v for k, v in dotenv_values(".env").items()}.get("LABEL_STUDIO_API_KEY")
+    except (OSError, UnicodeDecodeError):
+        from_file = None
+    if (from_file or "").strip() == key:
+        return KeyOrigin(".env")
+    return KeyOrigin()
 
 
 def label_studio_configured(settings: Settings) -> bool:

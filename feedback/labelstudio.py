@@ -27,7 +27,7 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
-from feedback.config import WEBHOOK_PATH
+from feedback.config import WEBHOOK_PATH, KeyOrigin
 from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
 from feedback.records import PROBLEMS, USER_PROBLEMS, parse_problems, problem_words
 
@@ -151,8 +151,15 @@ class LabelStudioError(Exception):
     """A Label Studio call failed; `str()` is a sentence for a person, never a payload."""
 
 
-def describe_error(exc: BaseException, url: str, timeout: float | None = None) -> str:
-    """Say what went wrong with Label Studio at `url` and what to do about it."""
+def describe_error(
+    exc: BaseException, url: str, timeout: float | None = None, *, key: KeyOrigin | None = None
+) -> str:
+    """Say what went wrong with Label Studio at `url` and what to do about it.
+
+    `key`: where the API key came from (`feedback.config.key_origin`), so a refused key
+    names the place to change it.
+    """
+    key = key or KeyOrigin()
     if isinstance(exc, LabelStudioError):
         return str(exc)
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
@@ -170,12 +177,12 @@ def describe_error(exc: BaseException, url: str, timeout: float | None = None) -
             if "expired" in detail.lower():
                 return (
                     "Label Studio says the API key (personal access token) has expired — create a new one "
-                    "under Account & Settings and set LABEL_STUDIO_API_KEY"
+                    f"under Account & Settings and set {key.setting}"
                 )
-            return "Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY"
+            return f"Label Studio refused the API key (401) — {key.fix}"
         if status == 403:
             return (
-                f"Label Studio denied access (403: {detail or 'forbidden'}) — check LABEL_STUDIO_API_KEY; "
+                f"Label Studio denied access (403: {detail or 'forbidden'}) — {key.fix}; "
                 "a legacy token needs legacy tokens enabled in the organization "
                 "(scripts/labelstudio.sh does), or use a personal access token"
             )
@@ -215,11 +222,12 @@ def is_refusal(exc: ApiError) -> bool:
     return not is_connection_problem(exc) and exc.status_code is not None and 400 <= exc.status_code < 500
 
 
-def make_client(url: str, api_key: str, timeout: float) -> LabelStudio:
+def make_client(url: str, api_key: str, timeout: float, key: KeyOrigin | None = None) -> LabelStudio:
     """An SDK client with our URL, a short timeout and no SDK retries.
 
     Legacy tokens and personal access tokens (JWT refresh tokens, which the SDK
-    exchanges for access tokens itself) both work; an expired JWT fails here.
+    exchanges for access tokens itself) both work; an expired JWT fails here (`key`:
+    where it came from, for the error).
     """
     if not url:
         raise LabelStudioError("LABEL_STUDIO_URL is not set")
@@ -228,7 +236,7 @@ def make_client(url: str, api_key: str, timeout: float) -> LabelStudio:
     try:
         return LabelStudio(base_url=url.rstrip("/"), api_key=api_key, timeout=timeout, max_retries=0)
     except ApiError as exc:
-        raise LabelStudioError(describe_error(exc, url)) from None
+        raise LabelStudioError(describe_error(exc, url, key=key)) from None
 
 
 # --- task content -------------------------------------------------------------------------
@@ -659,8 +667,10 @@ class LabelStudioProject:
         return f"{self.url}#project={self.id}"
 
     @classmethod
-    def connect(cls, url: str, api_key: str, title: str, *, timeout: float = 10.0) -> LabelStudioProject:
-        client = make_client(url, api_key, timeout)
+    def connect(
+        cls, url: str, api_key: str, title: str, *, timeout: float = 10.0, key: KeyOrigin | None = None
+    ) -> LabelStudioProject:
+        client = make_client(url, api_key, timeout, key)
         return cls(client, url, cls._get_or_create(client, title), title)
 
     @staticmethod

@@ -34,7 +34,14 @@ from pathlib import Path
 import httpx
 from label_studio_sdk.core.api_error import ApiError
 
-from feedback.config import label_studio_configured, missing_settings, webhook_secret, webhook_url
+from feedback.config import (
+    KeyOrigin,
+    key_origin,
+    label_studio_configured,
+    missing_settings,
+    webhook_secret,
+    webhook_url,
+)
 from feedback.labelstudio import (
     LabelStudioError,
     LabelStudioProject,
@@ -100,14 +107,15 @@ def check_connection(settings: Settings, timeout: float = CHECK_TIMEOUT) -> Conn
     """
     url = settings.label_studio_url.strip().rstrip("/")
     timeout = min(settings.label_studio_timeout, timeout)
+    key = key_origin(settings)
     try:
-        me = make_client(url, settings.label_studio_api_key.strip(), timeout).users.whoami()
+        me = make_client(url, settings.label_studio_api_key.strip(), timeout, key).users.whoami()
     except Exception as exc:
-        return ConnectionCheck(url, False, error=_check_error(exc, url, timeout))
+        return ConnectionCheck(url, False, error=_check_error(exc, url, timeout, key))
     return ConnectionCheck(url, True, user=me.email or me.username or str(me.id))
 
 
-def _check_error(exc: Exception, url: str, timeout: float) -> str:
+def _check_error(exc: Exception, url: str, timeout: float, key: KeyOrigin) -> str:
     """`describe_error`, minus what fits a sync but not a one-off check (retrying, the project)."""
     if isinstance(exc, httpx.TimeoutException) and not isinstance(exc, httpx.ConnectTimeout):
         return (
@@ -116,7 +124,7 @@ def _check_error(exc: Exception, url: str, timeout: float) -> str:
         )
     if isinstance(exc, ApiError) and exc.status_code == 404:
         return f"{url} answered, but has no Label Studio API (404) — is LABEL_STUDIO_URL right?"
-    return describe_error(exc, url, timeout)
+    return describe_error(exc, url, timeout, key=key)
 
 
 class SyncWorker:
@@ -150,6 +158,7 @@ class SyncWorker:
         self.register_webhook = register_webhook
         self.configured = label_studio_configured(self.settings)
         self.url = self.settings.label_studio_url.rstrip("/")
+        self.key = key_origin(self.settings)  # where the API key came from, for errors about it
         self._project: LabelStudioProject | None = None
         self._cycle = threading.Lock()
         self._wake = threading.Event()
@@ -279,7 +288,7 @@ class SyncWorker:
                     self.log.set_state(last_success_at=now_iso(), last_error=None, last_error_at=None)
                 self._failures = 0
             except Exception as exc:
-                report.error = describe_error(exc, self.url, self.settings.label_studio_timeout)
+                report.error = self._describe(exc, self.settings.label_studio_timeout)
                 self._failures += 1
                 if (
                     is_connection_problem(exc)
@@ -295,6 +304,10 @@ class SyncWorker:
                     log.exception("could not record the sync error")
             report.pending = self.log.pending_count()
         return report
+
+    def _describe(self, exc: BaseException, timeout: float | None = None) -> str:
+        """`describe_error` for this worker's Label Studio, naming where its API key came from."""
+        return describe_error(exc, self.url, timeout, key=self.key)
 
     @contextmanager
     def _file_lock(self) -> Iterator[None]:
@@ -314,6 +327,7 @@ class SyncWorker:
             self.settings.label_studio_api_key,
             self.settings.label_studio_project,
             timeout=self.settings.label_studio_timeout,
+            key=self.key,
         )
         state = self.log.get_state()
         previous = state.get("target")
@@ -338,7 +352,7 @@ class SyncWorker:
             project.ensure_webhook(url, webhook_secret(self.settings))
         except (ApiError, LabelStudioError) as exc:
             note = (
-                f"webhook to {url} not registered ({describe_error(exc, self.url)}); "
+                f"webhook to {url} not registered ({self._describe(exc)}); "
                 "verdicts come back by periodic pull only"
             )
             self.log.set_state(webhook="", webhook_note=note)
@@ -367,7 +381,7 @@ class SyncWorker:
                 else:
                     base, cap = self.backoff_base, self.backoff_cap
                 failed = [d.exchange.id for d in batch if d.exchange.id not in done]
-                self.log.mark_failed(failed, describe_error(exc, self.url, timeout), base=base, cap=cap)
+                self.log.mark_failed(failed, self._describe(exc, timeout), base=base, cap=cap)
                 raise
 
     def _update(
@@ -448,7 +462,7 @@ class SyncWorker:
                 except ApiError as one:
                     if one.status_code != 400:
                         raise
-                    self.log.mark_failed([delivery.exchange.id], describe_error(one, self.url), cap=3600)
+                    self.log.mark_failed([delivery.exchange.id], self._describe(one), cap=3600)
                     done.add(delivery.exchange.id)
                     continue
                 self.log.mark_delivered(
@@ -481,9 +495,7 @@ class SyncWorker:
                         self._review_failed(batch[n:], exc)
                         raise
                     # Label Studio refused this one verdict: the others still go, it retries hourly.
-                    self.log.mark_failed(
-                        [delivery.exchange.id], describe_error(exc, self.url), cap=3600, reviews=True
-                    )
+                    self.log.mark_failed([delivery.exchange.id], self._describe(exc), cap=3600, reviews=True)
                     continue
                 except Exception as exc:
                     self._review_failed(batch[n:], exc)
@@ -491,7 +503,7 @@ class SyncWorker:
                 report.reviews += 1
 
     def _review_failed(self, rest: Sequence[ReviewDelivery], exc: Exception) -> None:
-        error = describe_error(exc, self.url, self.settings.label_studio_timeout)
+        error = self._describe(exc, self.settings.label_studio_timeout)
         self.log.mark_failed(
             [d.exchange.id for d in rest], error, base=self.backoff_base, cap=self.backoff_cap, reviews=True
         )

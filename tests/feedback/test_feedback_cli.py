@@ -138,7 +138,8 @@ def test_sync_and_status_against_label_studio(
     assert wrong.returncode == 1
     # The error with what to do, first and once; no summary that reads like success ("0 task(s) created").
     assert wrong.stdout.startswith(
-        "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY\n"
+        "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY, set in the environment "
+        "(it wins over .env)\n"
     ), wrong.stdout
     assert "task(s) created" not in wrong.stdout and "refused" not in wrong.stderr, (
         wrong.stdout + wrong.stderr
@@ -187,6 +188,56 @@ def test_the_cli_finds_the_local_label_studio_that_make_run_started(
     assert "not configured (set LABEL_STUDIO_API_KEY)" in other.stdout, other.stdout
     status = run(["status"], tmp_path, **{**env, "LABEL_STUDIO_URL": "http://127.0.0.1:9"})
     assert "set LABEL_STUDIO_API_KEY)" in status.stdout and "LABEL_STUDIO_URL and" not in status.stdout
+
+
+def test_a_refused_key_names_where_it_came_from_and_what_to_do(
+    label_studio: LabelStudioServer, tmp_path: Path
+) -> None:
+    """A token rotated in Label Studio: the error says which copy of the key is stale, and what to change."""
+    data = tmp_path / "data"
+    credentials = data / "labelstudio" / "credentials"
+    credentials.parent.mkdir(parents=True)
+    # What scripts/labelstudio.sh saved on its first start; the admin has reset the token since.
+    credentials.write_text(
+        "LABEL_STUDIO_USERNAME=admin@example.com\nLABEL_STUDIO_USER_TOKEN=stale0token0saved0at0start\n"
+    )
+    with FeedbackLog(data / "feedback.sqlite") as log:
+        log.rate(answer(log), "good")
+    env = {
+        "DATA_DIR": str(data),
+        "LABEL_STUDIO_PORT": str(label_studio.port),
+        "LABEL_STUDIO_PROJECT": f"Docs QA rotated {os.getpid()}",
+        "PUBLIC_URL": "http://127.0.0.1:9",
+    }
+    saved = (
+        f"Label Studio refused the API key (401) — the key in use is the admin token scripts/labelstudio.sh "
+        f"saved in {credentials} for the Label Studio `make run` starts, and Label Studio no longer accepts it "
+        "(was it reset there?): put a current token (Label Studio: Account & Settings) in .env as "
+        "LABEL_STUDIO_API_KEY"
+    )
+    # The CLI finds the saved token itself; `make run` exports it as LABEL_STUDIO_API_KEY (scripts/run.sh).
+    for extra in (
+        {},
+        {"LABEL_STUDIO_URL": label_studio.url, "LABEL_STUDIO_API_KEY": "stale0token0saved0at0start"},
+    ):
+        for command in ("sync", "status"):
+            result = run([command], tmp_path, **env, **extra)
+            assert result.returncode == 1, result.stdout + result.stderr
+            assert f"error: {saved}\n" in result.stdout, (extra, result.stdout)
+
+    # A key of one's own: in .env, or in the environment (which wins over .env).
+    (tmp_path / ".env").write_text("LABEL_STUDIO_API_KEY=rotated-key-in-dotenv\n")
+    result = run(["sync"], tmp_path, **env)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert (
+        "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY in .env\n"
+        in result.stdout
+    )
+    result = run(["status"], tmp_path, **env, LABEL_STUDIO_API_KEY="rotated-key-in-env")
+    assert (
+        "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY, set in the environment "
+        "(it wins over .env)\n" in result.stdout
+    ), result.stdout
 
 
 def test_exports_into_a_closed_pipe_end_quietly(local_settings: Settings, tmp_path: Path) -> None:
@@ -275,7 +326,10 @@ def test_status_checks_the_key_and_says_when_label_studio_refuses_it_or_is_down(
 
     refused = run(["status"], tmp_path, **{**env, "LABEL_STUDIO_API_KEY": "wrongkey123"})
     assert refused.returncode == 1, refused.stdout + refused.stderr
-    assert "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY\n" in refused.stdout
+    assert (
+        "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY, set in the environment "
+        "(it wins over .env)\n" in refused.stdout
+    ), refused.stdout
     assert "all 3 rated answer(s) delivered" not in refused.stdout, refused.stdout
     assert "0 change(s) waiting; 3 rated answer(s) delivered before" in refused.stdout
 
