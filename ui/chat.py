@@ -169,14 +169,23 @@ LABEL_STUDIO_PAGES = frozenset(
 )
 
 
+def label_studio_docs(ctx: AppContext) -> bool:
+    """Whether the docs ingested are Label Studio's (its repo, or a clone, fork or bundle of it)."""
+    return bool(LABEL_STUDIO_REPO.search(ctx.docs.repo or "")) or ctx.docs.files.keys() >= LABEL_STUDIO_PAGES
+
+
+def question_placeholder(ctx: AppContext) -> str:
+    """The question box's hint: an example about the docs ingested, not Label Studio's on any repo."""
+    if label_studio_docs(ctx):
+        return "e.g. How do I stop Label Studio from opening a browser tab on start?"
+    return "Ask a question about the docs (Enter sends it)"
+
+
 def chat_examples(ctx: AppContext) -> list[dict[str, str]]:
     """The example questions for the chat's empty state (CHAT_EXAMPLES), as gr.Chatbot takes them."""
     setting = ctx.settings.chat_examples.strip()
     if setting.lower() == "auto":
-        label_studio = (
-            LABEL_STUDIO_REPO.search(ctx.docs.repo or "") or ctx.docs.files.keys() >= LABEL_STUDIO_PAGES
-        )
-        questions = list(LABEL_STUDIO_EXAMPLES) if label_studio else []
+        questions = list(LABEL_STUDIO_EXAMPLES) if label_studio_docs(ctx) else []
     else:
         questions = [q.strip() for q in setting.split("|") if q.strip()]
     return [{"text": q} for q in questions]
@@ -292,7 +301,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         with gr.Row():
             question = gr.Textbox(
                 label="Your question",
-                placeholder="e.g. How do I stop Label Studio from opening a browser tab on start?",
+                placeholder=question_placeholder(ctx),
                 lines=1,  # Enter sends; long questions still wrap
                 max_lines=8,
                 scale=8,
@@ -337,12 +346,13 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             turns_,
             ids_,
             tab_id or "",
+            gr.update(placeholder=question_placeholder(ctx)),
         )
 
     blocks.load(
         on_load,
         [saved, tab_box],
-        [header, notice, chat_area, chatbot, turns, ids, tab],
+        [header, notice, chat_area, chatbot, turns, ids, tab, question],
         js=TAB_ID_JS,
         api_visibility="private",
     )

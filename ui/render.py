@@ -231,8 +231,8 @@ def _named(precedents: Sequence[Precedent], heading: str) -> str:
 def precedent_markdown(precedent: Precedent | None) -> str:
     """The line saying a reviewer judged an earlier answer to this question, and that answer folded.
 
-    Approved: the user can read what a person confirmed. Rejected: the user is warned,
-    with the reviewer's comment, before trusting a new answer on the same point. The
+    Approved: the user can read what a person confirmed. Rejected: the user is warned
+    before trusting a new answer on the same point. Either way with the reviewer's comment. The
     reviewer's words and the question are shown as typed; the earlier answer like an answer.
     """
     if precedent is None:
@@ -240,10 +240,10 @@ def precedent_markdown(precedent: Precedent | None) -> str:
     judged = precedent.judged
     who = ", ".join(filter(None, [literal_markdown(judged.reviewer), judged.time[:10]]))
     about = f" ({who})" if who else ""
+    said = f" They said: “{literal_markdown(judged.comment.strip())}”" if judged.comment.strip() else ""
     if judged.verdict == "good":
-        line = f"**✅ A reviewer approved an earlier answer to this question**{about}."
+        line = f"**✅ A reviewer approved an earlier answer to this question**{about}.{said}"
     else:
-        said = f" They said: “{literal_markdown(judged.comment.strip())}”" if judged.comment.strip() else ""
         line = f"**⚠️ A reviewer marked an earlier answer to this question wrong**{about}.{said}"
     earlier = "\n".join(f"> {row}" for row in safe_markdown(judged.answer.strip()).splitlines())
     return (

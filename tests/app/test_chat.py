@@ -163,17 +163,24 @@ def test_a_long_conversation_keeps_its_latest_messages_in_the_browser_with_their
     assert kept_conversation(history[:4], turns[:2], {"1": "x0", "3": "x1"})["ids"] == {"1": "x0", "3": "x1"}
 
 
-def test_example_questions_follow_the_docs_ingested_and_chat_examples() -> None:
+def test_example_questions_and_the_question_hint_follow_the_docs_ingested() -> None:
     from types import SimpleNamespace
 
     from qa.store import IndexState
     from settings import get_settings
-    from ui.chat import LABEL_STUDIO_EXAMPLES, chat_examples
+    from ui.chat import LABEL_STUDIO_EXAMPLES, chat_examples, question_placeholder
+
+    def context(setting: str, repo: str, files: tuple[str, ...] = ()) -> SimpleNamespace:
+        docs = IndexState(repo=repo, files=dict.fromkeys(files, "blob"))
+        return SimpleNamespace(settings=get_settings(chat_examples=setting), docs=docs)
 
     def shown(setting: str, repo: str, files: tuple[str, ...] = ()) -> list[str]:
-        docs = IndexState(repo=repo, files=dict.fromkeys(files, "blob"))
-        ctx = SimpleNamespace(settings=get_settings(chat_examples=setting), docs=docs)
-        return [e["text"] for e in chat_examples(ctx)]  # type: ignore[arg-type]
+        return [e["text"] for e in chat_examples(context(setting, repo, files))]  # type: ignore[arg-type]
+
+    # and the question box's hint, also when the examples are switched off
+    hint = question_placeholder(context("", "https://github.com/HumanSignal/label-studio"))  # type: ignore[arg-type]
+    assert "Label Studio" in hint
+    assert "Label Studio" not in question_placeholder(context("auto", "/srv/handbook"))  # type: ignore[arg-type]
 
     assert shown("auto", "https://github.com/HumanSignal/label-studio") == list(LABEL_STUDIO_EXAMPLES)
     assert shown("auto", "git@github.com:HumanSignal/label-studio.git") == list(LABEL_STUDIO_EXAMPLES)
@@ -229,10 +236,11 @@ def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answe
     assert (again.reused_from, again.reused_verdict) == (earlier.id, "bad")  # the report can compare them
 
     log.review(
-        earlier.id, "good", "", reviewer="bo", source="inline"
-    )  # a change of mind reaches the next answer
+        earlier.id, "good", "right they are percentages", reviewer="bo", source="inline"
+    )  # a change of mind reaches the next answer, with what the reviewer said
     _, history = client.predict("what units are the exported image coordinates in?", [], api_name="/ask")
     assert "**✅ A reviewer approved an earlier answer to this question** (bo, " in text_of(history[-1])
+    assert "They said: “right they are percentages”" in text_of(history[-1])
     _, history = client.predict("how do I start without opening a browser?", [], api_name="/ask")
     assert "earlier answer" not in text_of(history[-1])  # another question
     assert "approved answers to similar" not in text_of(history[-1])
