@@ -104,6 +104,10 @@ if [ -z "$ls_url" ] || [[ "$ls_url" == "http://127.0.0.1:$ls_port"* || "$ls_url"
   # labelstudio.sh gets the values the app resolved, not its own reading of .env.
   export LABEL_STUDIO_PORT="$ls_port" DATA_DIR="$data_dir"
   scripts/labelstudio.sh install
+  # One already running (another `make run`, or `scripts/labelstudio.sh start` by hand) is left
+  # running when this app stops: only the Label Studio started here is stopped with it.
+  ls_was_running=""
+  if scripts/labelstudio.sh status >/dev/null 2>&1; then ls_was_running=1; fi
   scripts/labelstudio.sh start
   export LABEL_STUDIO_URL="http://127.0.0.1:$ls_port"
   if [ -z "$ls_api_key" ]; then
@@ -111,7 +115,9 @@ if [ -z "$ls_url" ] || [[ "$ls_url" == "http://127.0.0.1:$ls_port"* || "$ls_url"
     export LABEL_STUDIO_API_KEY
   fi
   echo "Label Studio: $LABEL_STUDIO_URL (login and password: $data_dir/labelstudio/credentials)"
-  trap 'scripts/labelstudio.sh stop >/dev/null 2>&1 || true' EXIT
+  if [ -z "$ls_was_running" ]; then
+    trap 'scripts/labelstudio.sh stop >/dev/null 2>&1 || true' EXIT
+  fi
 fi
 
 .venv/bin/python app.py
