@@ -75,8 +75,15 @@ def split_front_matter(text: str, *, source: str = "") -> tuple[dict[str, object
             mark = getattr(exc, "problem_mark", None)
             where = f" near line {mark.line + 2}" if mark is not None else ""
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
-            kept = ", ".join(meta) if meta else "nothing"
-            log.warning("%s: front matter is not valid YAML (%s%s): kept %s", source, problem, where, kept)
+            kept = f"kept the fields {', '.join(meta)}" if meta else "none of its fields could be read"
+            log.warning(
+                "%s: front matter is not valid YAML (%s%s): %s; the page is ingested (fix the front matter "
+                "for its title and fields)",
+                source,
+                problem,
+                where,
+                kept,
+            )
         return meta, text[match.end() :]
     if meta is not None and not isinstance(meta, dict) and source:
         log.warning("%s: front matter is not a list of `key: value` lines: ignored", source)

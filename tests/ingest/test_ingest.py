@@ -351,7 +351,7 @@ def test_broken_front_matter_and_nul_bytes_are_ingested_with_a_warning(
 
     result = summary(proc)
     assert (result["files_added"], result["files_skipped"]) == (4, 0)  # every page is still ingested
-    assert "flow.md: front matter is not valid YAML" in proc.stderr and "kept tier" in proc.stderr
+    assert "flow.md: front matter is not valid YAML" in proc.stderr and "kept the fields tier" in proc.stderr
     assert "colons.md: front matter is not valid YAML (mapping values are not allowed here" in proc.stderr
     assert "open.md: front matter opens with --- but is never closed" in proc.stderr
     assert "nul.md: 2 NUL byte(s) removed" in proc.stderr
