@@ -172,6 +172,7 @@ class PromptLab:
         reviewed = as_reviewed(rated)
         bad = [r for r in reviewed if r.verdict == "bad"]
         commented = sum(bool(r.comment.strip()) for r in bad)
+        by_reviewers = sum(r.by == "reviewer" for r in reviewed)
         elsewhere = sum(e.rejected_only_for(NOT_PROMPT_PROBLEMS) for e in rated)
         left_out = (
             f"; {elsewhere} more left out, rejected for the passages found or for saying the docs are silent"
@@ -187,8 +188,9 @@ class PromptLab:
         )
         text = (
             f"Answers use {strong}{esc(current.version)}{strong} ({esc(where)}; accuracy {accuracy})."
-            f" Its reviewed answers: {len(bad)} rejected ({commented} with a comment),"
-            f" {len(reviewed) - len(bad)} approved{left_out}."
+            f" Its rated answers: {len(bad)} rejected ({commented} with a comment),"
+            f" {len(reviewed) - len(bad)} approved; {by_reviewers} of them judged by reviewers, the rest by"
+            f" users' thumbs{left_out}."
         )
         try:
             instructions(current)

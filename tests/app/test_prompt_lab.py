@@ -66,7 +66,10 @@ def test_a_revision_drafted_from_rejected_answers_is_tried_adopted_and_undone(ap
         status, _, about, diff, trial = client.predict(None, api_name="/draft_prompt")
         status, about = shown(status), shown(about)
 
-        assert "Answers use **answer-v2** (bundled" in status and "1 rejected (1 with a comment)" in status
+        assert (
+            "Answers use **answer-v2** (bundled" in status
+            and "1 rejected (1 with a comment), 1 approved; 2 of them judged by reviewers" in status
+        )
         assert "1 more left out, rejected for the passages found" in status
         assert "from 1 rejected and 1 approved answers" in about  # not shown to the reviser
         assert "answer-v2-r1" in about and "Lead with the exact command" in about
