@@ -19,6 +19,7 @@ import fcntl
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections.abc import Collection, Iterator, Sequence
@@ -495,7 +496,11 @@ def main(argv: list[str] | None = None) -> int:
             )
         return 2
     except KeyboardInterrupt:
-        print("interrupted: the index is consistent; re-run `python ingest.py` to finish.", file=sys.stderr)
+        # The same arguments: a plain `python ingest.py` would go back to the docs last ingested whole.
+        again = " ".join(
+            ["python ingest.py", *(shlex.quote(a) for a in (argv if argv is not None else sys.argv[1:]))]
+        )
+        print(f"interrupted: the index is consistent; run `{again}` again to finish.", file=sys.stderr)
         return 130
     if args.json:
         print(json.dumps(asdict(summary)))
