@@ -2,7 +2,8 @@
 
     python -m feedback sync                      # deliver pending ratings, pull reviewers' verdicts
     python -m feedback status                    # does Label Studio accept the key; pending, last error,
-                                                 # project URL (exit 1 when it is unreachable or refuses)
+                                                 # project URL, is this data dir's webhook registered
+                                                 # (exit 1 when it is unreachable or refuses)
     python -m feedback report [--since DATE]     # accuracy overall, per day, prompt version, model...,
                                                  # how often pre-ratings agree with reviewers, and
                                                  # what reviewers found wrong with rejected answers
@@ -125,13 +126,16 @@ def print_whole(console: Console, renderable: RenderableType) -> None:
         console.width = width
 
 
-def print_status(console: Console, status: SyncStatus, headline: str | None = None) -> None:
-    """The log's delivery state; `headline` replaces its first line (and the last error's time)."""
+def print_status(
+    console: Console, status: SyncStatus, headline: str | None = None, webhook: str | None = None
+) -> None:
+    """The log's delivery state; `headline` replaces its first line (and the last error's time),
+    `webhook` the registered webhook's URL (with what Label Studio says of it)."""
     say(console, status.message if headline is None else headline)
     if status.project_url:
         say(console, f"  project:   {status.project_url}")
-    if status.webhook:
-        say(console, f"  webhook:   {status.webhook}")
+    if webhook or status.webhook:
+        say(console, f"  webhook:   {webhook or status.webhook}")
     for note in status.notes:
         say(console, f"  note:      {note}")
     if status.last_success_at:
@@ -149,7 +153,10 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
 
     settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
-        worker = SyncWorker(feedback_log, settings)
+        # Not the app: its webhook is the running app's to register. One made here would call this
+        # shell's PORT/PUBLIC_URL (7860 by default), where no app may listen, and would not be the
+        # hook `status` reports for this DATA_DIR.
+        worker = SyncWorker(feedback_log, settings, register_webhook=False)
         if not worker.configured:
             say(
                 console,
@@ -190,15 +197,18 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
     settings = with_local_label_studio(get_settings())
     with FeedbackLog(settings.feedback_db) as feedback_log:
         status = _sync_status(feedback_log, settings)
-        check = None
+        check = hook = None
         if status.configured:
-            from feedback.sync import check_connection  # loads the Label Studio SDK: only here
+            from feedback.sync import check_connection, check_webhook  # loads the Label Studio SDK: only here
 
             check = check_connection(settings)
+            if check.ok:  # is the hook this data dir's app registered there, and calling it?
+                hook = check_webhook(settings, feedback_log.get_state())
         code = 1 if check and not check.ok else 0
         if args.json:
             out = status.as_dict()
             out["connection"] = check.as_dict() if check else None
+            out["webhook_check"] = hook.as_dict() if hook else None
             print(json.dumps(out, indent=2))
             return code
         counts = feedback_log.counts()
@@ -218,7 +228,7 @@ def cmd_status(args: argparse.Namespace, console: Console) -> int:
                     f"Label Studio: {status.pending} change(s) waiting; the last sync failed at {when} UTC: "
                     f"{status.last_error} (`python -m feedback sync` tries again now)."
                 )
-            print_status(console, status, failed)
+            print_status(console, status, failed, hook.detail if hook else None)
         else:
             say_error(console, check.error)
             print_status(

@@ -27,7 +27,7 @@ import httpx
 from label_studio_sdk import LabelStudio
 from label_studio_sdk.core.api_error import ApiError
 
-from feedback.config import WEBHOOK_PATH, KeyOrigin
+from feedback.config import KeyOrigin
 from feedback.log import Delivery, Exchange, FeedbackLog, Rating, RatingEvent
 from feedback.records import PROBLEMS, USER_PROBLEMS, parse_problems, problem_words
 
@@ -647,6 +647,23 @@ def _backfill_hints(client: LabelStudio, task: Any) -> bool:
     return True
 
 
+def webhook_problem(client: LabelStudio, project_id: int, hook_id: int, url: str) -> str:
+    """What keeps webhook `hook_id` from calling `url` for project `project_id`; "" when nothing does."""
+    try:
+        hook = client.webhooks.get(id=hook_id)
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+        return "it is no longer in Label Studio (deleted there?)"
+    if hook.project != project_id:
+        return f"it is not on project {project_id} any more"
+    if hook.url != url:
+        return f"it calls {hook.url} instead"
+    if not hook.is_active:
+        return "it is disabled in Label Studio"
+    return ""
+
+
 # --- the project --------------------------------------------------------------------------
 class LabelStudioProject:
     """The feedback project in one Label Studio: found or created by exact title."""
@@ -692,20 +709,28 @@ class LabelStudioProject:
         return int(project.id)
 
     # --- webhook ---
-    def ensure_webhook(self, url: str, secret: str) -> int:
-        """Register (or repair) the project's webhook to the app; drop stale ones of ours."""
+    def ensure_webhook(self, url: str, secret: str, known: int | None = None) -> int:
+        """Register (or repair) this app's webhook on the project; returns its id.
+
+        Several apps (one per DATA_DIR, each with its own URL and secret) may serve one
+        project, so only this app's hook is touched: `known`, the id it registered before
+        (kept in its own log), repaired in place, its URL included when the app moved (PORT,
+        PUBLIC_URL). Without it (a first start, or that hook deleted in Label Studio), a hook
+        to exactly `url` is taken over (nothing else can answer there: made by an earlier
+        version, which kept no id), else one is made. Hooks of other URLs are left alone.
+        """
         headers = {WEBHOOK_SECRET_HEADER: secret}
-        ours = None
-        for hook in self.client.webhooks.list(project=str(self.id)):
-            if hook.project != self.id:
-                continue
-            if hook.url == url and ours is None:
-                ours = hook
-            elif hook.url.endswith(WEBHOOK_PATH) and hook.id is not None:
-                self.client.webhooks.delete(id=hook.id)  # an old app URL: it would only time out
+        hooks = [
+            hook
+            for hook in self.client.webhooks.list(project=str(self.id))
+            if hook.project == self.id and hook.id is not None
+        ]
+        ours = next((hook for hook in hooks if known is not None and hook.id == known), None)
+        ours = ours or next((hook for hook in hooks if hook.url == url), None)
         if ours is not None and ours.id is not None:
             if (
-                set(ours.actions or []) != set(WEBHOOK_ACTIONS)
+                ours.url != url
+                or set(ours.actions or []) != set(WEBHOOK_ACTIONS)
                 or (ours.headers or {}) != headers
                 or not ours.is_active
                 or not ours.send_payload

@@ -50,6 +50,7 @@ from feedback.labelstudio import (
     is_refusal,
     make_client,
     parse_annotation,
+    webhook_problem,
 )
 from feedback.log import Delivery, FeedbackLog, ReviewDelivery, SyncStatus, now_iso
 from settings import Settings, get_settings
@@ -65,6 +66,8 @@ PULL_AFTER_WEBHOOK = 2.0
 # `python -m feedback status` asks Label Studio once, and a person waits for it: at most this long
 # (or LABEL_STUDIO_TIMEOUT, when shorter).
 CHECK_TIMEOUT = 5.0
+# The app looks at its webhook this often (one GET), and registers it again if it is gone or changed.
+WEBHOOK_CHECK_INTERVAL = 300.0
 
 
 @dataclass
@@ -127,6 +130,65 @@ def _check_error(exc: Exception, url: str, timeout: float, key: KeyOrigin) -> st
     return describe_error(exc, url, timeout, key=key)
 
 
+@dataclass(frozen=True)
+class WebhookCheck:
+    """Whether the webhook this DATA_DIR's app registered is in Label Studio and calls it."""
+
+    url: str  # the URL the app registered ("" when it registered none)
+    registered: bool
+    detail: str  # a line for people: the hook, or what is wrong with it and what that means
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def check_webhook(settings: Settings, state: dict[str, str], timeout: float = CHECK_TIMEOUT) -> WebhookCheck:
+    """Look up the hook the app of this DATA_DIR registered (its id is in the log's state). Never raises.
+
+    The state says which hook the app made, not whether it is still there: deleted in Label
+    Studio, or replaced by an earlier version of another app on the same project, it leaves
+    verdicts to the pull. `python -m feedback status` says which.
+    """
+    url, hook_id, target = state.get("webhook", ""), state.get("webhook_id", ""), state.get("target", "")
+    pull = f"verdicts come back by the pull only (every {settings.label_studio_pull_interval:g} s)"
+    again = f"until the app registers it again (within {WEBHOOK_CHECK_INTERVAL / 60:g} minutes while it runs)"
+    if not url:
+        return WebhookCheck(
+            "", False, f"none registered by this data dir's app (it registers one when it runs); {pull}"
+        )
+    if not hook_id.isdigit():
+        return WebhookCheck(
+            url,
+            False,
+            f"{url} (not checked: registered by an earlier version, the app records its id when it starts)",
+        )
+    base, _, project = target.rpartition("#project=")
+    if (
+        base != settings.label_studio_url.strip().rstrip("/")
+        or not project.isdigit()
+        or (state.get("webhook_target") != target)
+    ):
+        return WebhookCheck(
+            url,
+            False,
+            f"{url} (id {hook_id}) was registered for {state.get('webhook_target') or 'another project'}; {pull} {again}",
+        )
+    try:
+        client = make_client(
+            base, settings.label_studio_api_key.strip(), min(settings.label_studio_timeout, timeout)
+        )
+        problem = webhook_problem(client, int(project), int(hook_id), url)
+    except Exception as exc:
+        return WebhookCheck(
+            url,
+            False,
+            f"{url} (id {hook_id}) could not be checked: {_check_error(exc, base, timeout, key_origin(settings))}",
+        )
+    if problem:
+        return WebhookCheck(url, False, f"{url} (id {hook_id}) is not registered: {problem}; {pull} {again}")
+    return WebhookCheck(url, True, f"{url} (id {hook_id}, registered in Label Studio)")
+
+
 class SyncWorker:
     """Background delivery to Label Studio for one `FeedbackLog`.
 
@@ -145,6 +207,7 @@ class SyncWorker:
         backoff_base: float = 1.0,
         backoff_cap: float = 60.0,
         register_webhook: bool = True,
+        webhook_check_interval: float = WEBHOOK_CHECK_INTERVAL,
     ) -> None:
         self.log = feedback_log
         self.settings = settings or get_settings()
@@ -155,7 +218,10 @@ class SyncWorker:
         self.batch_size = batch_size
         self.backoff_base = backoff_base
         self.backoff_cap = backoff_cap
+        # The app's worker registers its webhook (`python -m feedback sync` does not: see __main__).
         self.register_webhook = register_webhook
+        self.webhook_check_interval = webhook_check_interval
+        self._webhook_checked = 0.0  # time.monotonic() of the last look at the webhook
         self.configured = label_studio_configured(self.settings)
         self.url = self.settings.label_studio_url.rstrip("/")
         self.key = key_origin(self.settings)  # where the API key came from, for errors about it
@@ -278,6 +344,10 @@ class SyncWorker:
         with self._cycle, self._file_lock():
             try:
                 project = self._connect()
+                if self.register_webhook and (
+                    time.monotonic() - self._webhook_checked >= self.webhook_check_interval
+                ):
+                    self._register_webhook(project)  # deleted or edited in Label Studio since: repaired
                 if force:
                     self.log.retry_now()  # by hand: do not wait out the backoff
                 self._push(project, report)
@@ -347,9 +417,17 @@ class SyncWorker:
         return project
 
     def _register_webhook(self, project: LabelStudioProject) -> None:
+        """This DATA_DIR's hook: the one it registered before (its id is in the log), else a new one."""
+        self._webhook_checked = time.monotonic()
         url = webhook_url(self.settings)
+        state = self.log.get_state()
+        known = state.get("webhook_id", "")
         try:
-            project.ensure_webhook(url, webhook_secret(self.settings))
+            hook_id = project.ensure_webhook(
+                url,
+                webhook_secret(self.settings),
+                int(known) if known.isdigit() and state.get("webhook_target") == project.target else None,
+            )
         except (ApiError, LabelStudioError) as exc:
             note = (
                 f"webhook to {url} not registered ({self._describe(exc)}); "
@@ -358,7 +436,9 @@ class SyncWorker:
             self.log.set_state(webhook="", webhook_note=note)
             log.warning("feedback: %s", note)
             return
-        self.log.set_state(webhook=url, webhook_note=None)
+        self.log.set_state(
+            webhook=url, webhook_id=str(hook_id), webhook_target=project.target, webhook_note=None
+        )
 
     # --- push ---------------------------------------------------------------------------------
     def _push(self, project: LabelStudioProject, report: SyncReport) -> None:

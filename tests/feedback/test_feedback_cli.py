@@ -14,7 +14,7 @@ import pytest
 from feedback_testkit import LEAKY, ROOT, LabelStudioServer, answer, free_port, wait_for
 
 from feedback import FeedbackLog, SyncWorker
-from settings import Settings
+from settings import Settings, get_settings
 
 # Settings that decide whether answers are pre-rated: a developer's shell must not decide the report's words.
 NO_JUDGE = {"PRE_RATE": "auto", "OPENAI_API_KEY": "", "OPENAI_BASE_URL": "", "LOCAL_LLM_MODEL": ""}
@@ -238,6 +238,71 @@ def test_a_refused_key_names_where_it_came_from_and_what_to_do(
         "error: Label Studio refused the API key (401) — check LABEL_STUDIO_API_KEY, set in the environment "
         "(it wins over .env)\n" in result.stdout
     ), result.stdout
+
+
+def test_each_data_dir_keeps_its_own_webhook_and_a_cli_sync_registers_none(
+    ls_settings: Settings, label_studio: LabelStudioServer, tmp_path: Path
+) -> None:
+    """Two apps on one project each keep their hook; `status` says whether this data dir's is there."""
+    apps = {
+        name: get_settings(data_dir=tmp_path / name, public_url=f"http://127.0.0.1:{free_port()}")
+        for name in ("a", "b")
+    }
+    url = {name: settings.app_url + "/webhooks/label-studio" for name, settings in apps.items()}
+    client = label_studio.client()
+    project = label_studio.project_id  # (made by the first sync)
+
+    def hooks() -> dict[int, str]:
+        return {
+            h.id: h.url for h in client.webhooks.list(project=str(project(ls_settings.label_studio_project)))
+        }
+
+    for settings in apps.values():  # the apps' workers: each registers its own
+        with FeedbackLog(settings.feedback_db) as log:
+            assert SyncWorker(log, settings).flush().ok
+    registered = hooks()
+    assert sorted(registered.values()) == sorted(url.values()), registered
+
+    # A one-off sync (no PORT or PUBLIC_URL: it would name http://127.0.0.1:7860) touches no hook.
+    env_a = {**ls_env(ls_settings, label_studio), "DATA_DIR": str(apps["a"].data_dir)}
+    del env_a["PUBLIC_URL"]
+    sync = run(["sync"], tmp_path, **env_a)
+    assert sync.returncode == 0, sync.stdout + sync.stderr
+    assert hooks() == registered
+
+    # App a comes back on another port: its own hook follows it; b's stays.
+    moved = get_settings(data_dir=apps["a"].data_dir, public_url=f"http://127.0.0.1:{free_port()}")
+    with FeedbackLog(moved.feedback_db) as log:
+        assert SyncWorker(log, moved).flush().ok
+    (a_id,) = [i for i, u in registered.items() if u == url["a"]]
+    assert hooks() == {**registered, a_id: moved.app_url + "/webhooks/label-studio"}
+
+    status = run(["status"], tmp_path, **env_a)
+    assert status.returncode == 0, status.stdout + status.stderr
+    line = f"  webhook:   {moved.app_url}/webhooks/label-studio (id {a_id}, registered in Label Studio)\n"
+    assert line in status.stdout, status.stdout
+    as_json = json.loads(run(["status", "--json"], tmp_path, **env_a).stdout)
+    assert as_json["webhook_check"]["registered"] is True
+
+    # Deleted in Label Studio: status says so rather than naming it, and the app registers it again.
+    client.webhooks.delete(id=a_id)
+    status = run(["status"], tmp_path, **env_a)
+    assert (
+        f"  webhook:   {moved.app_url}/webhooks/label-studio (id {a_id}) is not registered: it is no longer "
+        "in Label Studio (deleted there?); verdicts come back by the pull only (every 30 s) until the app "
+        "registers it again (within 5 minutes while it runs)\n" in status.stdout
+    ), status.stdout
+    with FeedbackLog(moved.feedback_db) as log:
+        worker = SyncWorker(log, moved, webhook_check_interval=0)
+        assert worker.flush().ok  # connects: registers it
+        client.webhooks.delete(id=int(log.get_state()["webhook_id"]))
+        assert worker.flush().ok  # connected already: its periodic look finds it gone
+        new_id = int(log.get_state()["webhook_id"])
+    assert hooks() == {i: u for i, u in registered.items() if u == url["b"]} | {
+        new_id: moved.app_url + "/webhooks/label-studio"
+    }
+    status = run(["status"], tmp_path, **env_a)
+    assert f"(id {new_id}, registered in Label Studio)\n" in status.stdout, status.stdout
 
 
 def test_exports_into_a_closed_pipe_end_quietly(local_settings: Settings, tmp_path: Path) -> None:
