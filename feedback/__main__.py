@@ -167,15 +167,22 @@ def cmd_sync(args: argparse.Namespace, console: Console) -> int:
             )
             return 0
         report = worker.flush(timeout=args.timeout, pull=not args.no_pull)
+        carried = (
+            f"{report.carried} verdict(s) of the project left behind made again here, "
+            if report.carried
+            else ""
+        )
         done = (
             f"{report.created} task(s) created, {report.updated} updated, "
-            f"{report.found} already there, {report.reviews} Review-tab verdict(s) sent, "
+            f"{report.found} already there, {report.reviews} Review-tab verdict(s) sent, {carried}"
             f"{report.pulled} reviewer verdict change(s) pulled"
         )
         if report.error:
             # The error alone, not a summary that reads like success ("0 task(s) created ...").
             say_error(console, report.error)
-            if report.created or report.updated or report.found or report.reviews or report.pulled:
+            if any(
+                (report.created, report.updated, report.found, report.reviews, report.carried, report.pulled)
+            ):
                 say(console, f"Before that: {done}.")
             if report.pending:
                 say(

@@ -33,6 +33,7 @@ from feedback.records import (
     PROBLEMS,
     USER_PROBLEMS,
     AccuracyRow,
+    CarryDelivery,
     Delivery,
     Exchange,
     PreRatingAgreement,
@@ -48,6 +49,7 @@ from feedback.records import (
 
 __all__ = [
     "AccuracyRow",
+    "CarryDelivery",
     "Delivery",
     "Exchange",
     "FeedbackLog",
@@ -546,7 +548,9 @@ class FeedbackLog:
             if (
                 annotation_id is not None
                 and last is not None
-                and last["source"] == "inline"
+                # the app's copy of a Review-tab verdict, or of the verdict it carried into a new
+                # project (made from that very row, and not edited since)
+                and (last["source"] == "inline" or (import_id is not None and last["id"] == import_id))
                 and not deleted
                 and not last["deleted"]
                 and (last["rating"], last["comment"], last["problems"]) == (value, comment, found)
@@ -639,11 +643,13 @@ class FeedbackLog:
         comment: str,
         problems: str,
     ) -> bool:
-        """An annotation made from inline verdict row `import_id` and unchanged since, before
-        `mark_review_delivered` has made the row part of that annotation's stream."""
+        """An annotation made from verdict row `import_id` and unchanged since, before the row is
+        part of that annotation's stream: an inline verdict before `mark_review_delivered`, or a
+        carried one (`verdict_carry`) before `mark_carried`."""
         own = db.execute(
             "SELECT rating, comment, problems FROM ratings WHERE id = ? AND exchange_id = ? AND kind = 'reviewer'"
-            " AND source = 'inline' AND annotation_id IS NULL",
+            " AND ((source = 'inline' AND annotation_id IS NULL)"
+            " OR annotation_id IN (SELECT annotation_id FROM verdict_carry))",
             (import_id, exchange_id),
         ).fetchone()
         return own is not None and (own["rating"], own["comment"], own["problems"]) == (
@@ -661,10 +667,14 @@ class FeedbackLog:
         return rows[0]["exchange_id"] if rows else None
 
     def live_annotations(self, exchange_id: str) -> set[int]:
-        """Annotation ids of this exchange whose latest state is not deleted."""
+        """Annotation ids of this exchange whose latest state is not deleted, in the project in use.
+
+        Those of a project left behind, whose verdicts wait to be made again in this one
+        (`verdict_carry`), are not: the pull must not take their absence for a deletion.
+        """
         rows = self._query(
             "SELECT annotation_id, deleted FROM ratings WHERE exchange_id = ? AND annotation_id IS NOT NULL"
-            " ORDER BY id",
+            " AND annotation_id NOT IN (SELECT annotation_id FROM verdict_carry) ORDER BY id",
             (exchange_id,),
         )
         state: dict[int, bool] = {}
@@ -785,7 +795,10 @@ class FeedbackLog:
             " r.problems AS q_problems, c.*"
             " FROM review_outbox v JOIN ratings r ON r.id = v.wanted"
             " JOIN exchange_current c ON c.id = v.exchange_id"
-            " WHERE v.wanted > v.delivered AND v.next_attempt <= ? ORDER BY v.wanted LIMIT ?",
+            " WHERE v.wanted > v.delivered AND v.next_attempt <= ?"
+            # its annotation is being made again in a new project first: the change goes into that one
+            " AND NOT EXISTS (SELECT 1 FROM verdict_carry k WHERE k.annotation_id = v.annotation_id)"
+            " ORDER BY v.wanted LIMIT ?",
             (now, limit),
         )
         return [
@@ -810,6 +823,67 @@ class FeedbackLog:
             own = {key[2:]: data.pop(key) for key in list(data) if key.startswith("q_")}
             out.append((Exchange.from_row(data), own))
         return out
+
+    def due_carries(self, limit: int = 100, now: float | None = None) -> list[CarryDelivery]:
+        """Verdicts to make again in a new project whose retry time has come, oldest verdict first.
+
+        A stream deleted meanwhile (a webhook from the project left behind) has nothing
+        to carry: its row is dropped.
+        """
+        now = time.time() if now is None else now
+        latest = "(SELECT MAX(id) FROM ratings WHERE annotation_id = k.annotation_id AND kind = 'reviewer')"
+        with self._write() as db:
+            db.execute(
+                "DELETE FROM verdict_carry AS k WHERE NOT EXISTS (SELECT 1 FROM ratings r"
+                f" WHERE r.id = {latest} AND r.deleted = 0 AND r.rating IS NOT NULL)"
+            )
+        queued = self._queued(
+            "SELECT k.annotation_id AS q_annotation_id, k.verify AS q_verify, k.attempts AS q_attempts,"
+            " r.id AS q_row, r.rating AS q_rating, r.comment AS q_comment, r.problems AS q_problems, c.*"
+            f" FROM verdict_carry k JOIN ratings r ON r.id = {latest}"
+            " JOIN exchange_current c ON c.id = k.exchange_id"
+            " WHERE k.next_attempt <= ? ORDER BY r.id LIMIT ?",
+            (now, limit),
+        )
+        return [
+            CarryDelivery(
+                exchange,
+                q["annotation_id"],
+                q["row"],
+                q["rating"],
+                q["comment"],
+                stored_problems(q["problems"]),
+                bool(q["verify"]),
+                q["attempts"],
+            )
+            for exchange, q in queued
+        ]
+
+    def stream_rows(self, annotation_id: int) -> set[int]:
+        """Ids of the rows of one annotation's stream: the `import_id`s a copy of it may carry."""
+        rows = self._query(
+            "SELECT id FROM ratings WHERE annotation_id = ? AND kind = 'reviewer'", (annotation_id,)
+        )
+        return {row["id"] for row in rows}
+
+    def mark_carry_verify(self, annotation_id: int) -> None:
+        """Before making the carried verdict's new annotation: a retry must look for it first."""
+        with self._write() as db:
+            db.execute("UPDATE verdict_carry SET verify = 1 WHERE annotation_id = ?", (annotation_id,))
+
+    def mark_carried(self, annotation_id: int, new_annotation_id: int, task_id: int) -> None:
+        """The verdict of annotation `annotation_id` is now annotation `new_annotation_id` of the
+        new project: its stream moves there (and the Review tab's verdict with it, if it is one)."""
+        with self._write() as db:
+            db.execute(
+                "UPDATE ratings SET annotation_id = ?, task_id = ? WHERE annotation_id = ? AND kind = 'reviewer'",
+                (new_annotation_id, task_id, annotation_id),
+            )
+            db.execute(
+                "UPDATE review_outbox SET annotation_id = ? WHERE annotation_id = ?",
+                (new_annotation_id, annotation_id),
+            )
+            db.execute("DELETE FROM verdict_carry WHERE annotation_id = ?", (annotation_id,))
 
     def inline_verdict_ids(self, exchange_id: str) -> set[int]:
         """Ids of the exchange's inline verdict rows: the `import_id`s its annotation may carry."""
@@ -852,11 +926,13 @@ class FeedbackLog:
             )
 
     def pending_count(self) -> int:
-        """Changes waiting for Label Studio: ratings, inline verdicts, tasks to rewrite with a pre-rating."""
+        """Changes waiting for Label Studio: ratings, inline verdicts, tasks to rewrite with a pre-rating,
+        verdicts to make again in a new project."""
         return int(
             self._query(
                 "SELECT (SELECT COUNT(*) FROM outbox WHERE wanted > delivered)"
-                " + (SELECT COUNT(*) FROM review_outbox WHERE wanted > delivered) AS n"
+                " + (SELECT COUNT(*) FROM review_outbox WHERE wanted > delivered)"
+                " + (SELECT COUNT(*) FROM verdict_carry) AS n"
             )[0]["n"]
         )
 
@@ -865,7 +941,8 @@ class FeedbackLog:
         now = time.time() if now is None else now
         row = self._query(
             "SELECT MIN(next_attempt) AS t FROM (SELECT next_attempt FROM outbox WHERE wanted > delivered"
-            " UNION ALL SELECT next_attempt FROM review_outbox WHERE wanted > delivered)"
+            " UNION ALL SELECT next_attempt FROM review_outbox WHERE wanted > delivered"
+            " UNION ALL SELECT next_attempt FROM verdict_carry)"
         )[0]
         return None if row["t"] is None else max(0.0, row["t"] - now)
 
@@ -938,23 +1015,29 @@ class FeedbackLog:
         base: float = 1.0,
         cap: float = 300.0,
         reviews: bool = False,
+        carries: bool = False,
     ) -> None:
         """Count a failed attempt and push the next one back exponentially (with jitter).
 
-        `reviews=True`: the exchanges' inline verdicts failed, not their ratings.
+        `reviews=True`: the exchanges' inline verdicts failed, not their ratings;
+        `carries=True`: `exchange_ids` are annotation ids of verdicts being carried.
         """
-        table = "review_outbox" if reviews else "outbox"
+        table, key = (
+            ("verdict_carry", "annotation_id")
+            if carries
+            else ("review_outbox", "exchange_id")
+            if reviews
+            else ("outbox", "exchange_id")
+        )
         now = time.time()
         with self._write() as db:
             for exchange_id in exchange_ids:
-                row = db.execute(
-                    f"SELECT attempts FROM {table} WHERE exchange_id = ?", (exchange_id,)
-                ).fetchone()
+                row = db.execute(f"SELECT attempts FROM {table} WHERE {key} = ?", (exchange_id,)).fetchone()
                 attempts = (row["attempts"] if row else 0) + 1
                 delay = min(cap, base * 2 ** (attempts - 1)) * random.uniform(0.8, 1.2)
                 db.execute(
                     f"UPDATE {table} SET attempts = ?, next_attempt = ?, last_error = ?, updated_at = ?"
-                    " WHERE exchange_id = ?",
+                    f" WHERE {key} = ?",
                     (attempts, now + delay, error, now_iso(), exchange_id),
                 )
 
@@ -963,27 +1046,49 @@ class FeedbackLog:
         with self._write() as db:
             db.execute("UPDATE outbox SET next_attempt = 0 WHERE wanted > delivered")
             db.execute("UPDATE review_outbox SET next_attempt = 0 WHERE wanted > delivered")
+            db.execute("UPDATE verdict_carry SET next_attempt = 0")
 
     def reset_delivery_target(self) -> int:
         """Label Studio project changed: deliver everything again, looking each task up first.
 
-        Inline verdicts leave the old project's annotations (those are gone with it) and
-        are sent again as annotations of the new one.
+        Returns how many exchanges' ratings go again. The project left behind (deleted, or no
+        longer the one set) takes no verdict with it: every annotation stream whose verdict
+        stands, a reviewer's in Label Studio or the app's copy of a Review-tab verdict, is
+        queued to be made again as an annotation of the new project (`due_carries`), and
+        until then the pull does not take its absence there for a deletion. A Review-tab
+        verdict not sent yet goes to the new project as a new annotation.
         """
         with self._write() as db:
             cur = db.execute(
                 "UPDATE outbox SET task_id = NULL, prediction_id = NULL, delivered = 0, verify = 1,"
                 " attempts = 0, next_attempt = 0"
             )
+            outbox = cur.rowcount
             db.execute(
-                "UPDATE ratings SET annotation_id = NULL, task_id = NULL"
-                " WHERE kind = 'reviewer' AND source = 'inline'"
+                "INSERT OR IGNORE INTO verdict_carry (annotation_id, exchange_id, updated_at)"
+                " SELECT annotation_id, exchange_id, ? FROM ("
+                "  SELECT annotation_id, exchange_id, rating, deleted,"
+                "   ROW_NUMBER() OVER (PARTITION BY annotation_id ORDER BY id DESC) AS rn"
+                "  FROM ratings WHERE kind = 'reviewer' AND annotation_id IS NOT NULL)"
+                " WHERE rn = 1 AND deleted = 0 AND rating IS NOT NULL",
+                (now_iso(),),
+            )
+            db.execute("UPDATE verdict_carry SET attempts = 0, next_attempt = 0")
+            # An inline verdict whose annotation is not carried (a reviewer deleted it) must not
+            # be written into it by id: the project left behind may still have it.
+            db.execute(
+                "UPDATE review_outbox SET annotation_id = NULL"
+                " WHERE annotation_id NOT IN (SELECT annotation_id FROM verdict_carry)"
             )
             db.execute(
-                "UPDATE review_outbox SET annotation_id = NULL, delivered = 0, verify = 1, attempts = 0,"
-                " next_attempt = 0"
+                "UPDATE review_outbox SET verify = CASE WHEN annotation_id IS NULL THEN 1 ELSE verify END,"
+                " attempts = 0, next_attempt = 0"
             )
-            return cur.rowcount
+            return outbox
+
+    def carry_count(self) -> int:
+        """Verdicts waiting to be made again in a new project."""
+        return int(self._query("SELECT COUNT(*) AS n FROM verdict_carry")[0]["n"])
 
     # --- sync state -------------------------------------------------------------------
     def get_state(self) -> dict[str, str]:
@@ -1012,7 +1117,8 @@ class FeedbackLog:
             "SELECT SUM(waiting = 0) AS delivered FROM ("
             " SELECT exchange_id, SUM(wanted > delivered) AS waiting FROM ("
             "  SELECT exchange_id, wanted, delivered FROM outbox WHERE wanted > 0"
-            "  UNION ALL SELECT exchange_id, wanted, delivered FROM review_outbox)"
+            "  UNION ALL SELECT exchange_id, wanted, delivered FROM review_outbox"
+            "  UNION ALL SELECT exchange_id, 1, 0 FROM verdict_carry)"
             " GROUP BY exchange_id)"
         )[0]
         notes = [n for n in (state.get("webhook_note"),) if n]

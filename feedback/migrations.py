@@ -432,3 +432,79 @@ def m013_user_problems(db: sqlite3.Connection) -> None:
         LEFT JOIN review_outbox v ON v.exchange_id = e.id
         """
     )
+
+
+@migration
+def m014_verdict_carry(db: sqlite3.Connection) -> None:
+    """Label Studio verdicts to make again in a new project, when theirs was deleted or left.
+
+    A reviewer's annotation (or the app's copy of a Review-tab verdict, edited there or
+    not) lives in one project. A project deleted in Label Studio, or another one set
+    (LABEL_STUDIO_PROJECT, LABEL_STUDIO_URL), is no reviewer taking verdicts back: each
+    annotation stream whose verdict stands gets a row here, keyed by its annotation id,
+    and the sync makes an annotation with the stream's latest verdict in the new project
+    (its `import_id` that verdict's row id, so its echo is known), then moves the stream's
+    rows to the new annotation: a reviewer who edits or deletes it there changes the same
+    verdict. `verify` is committed before the annotation is created, so a retry looks first.
+
+    `exchange_current` is re-created so that an answer says 'pending' while one waits.
+    """
+    db.execute(
+        """
+        CREATE TABLE verdict_carry (
+            annotation_id INTEGER PRIMARY KEY,  -- the annotation in the project left behind
+            exchange_id TEXT NOT NULL REFERENCES exchanges (id),
+            verify INTEGER NOT NULL DEFAULT 0,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt REAL NOT NULL DEFAULT 0,
+            last_error TEXT NOT NULL DEFAULT '',
+            updated_at TEXT NOT NULL
+        )
+        """
+    )
+    db.execute("CREATE INDEX verdict_carry_exchange ON verdict_carry (exchange_id)")
+    db.execute("DROP VIEW exchange_current")
+    db.execute(
+        """
+        CREATE VIEW exchange_current AS
+        WITH user_latest AS (
+            SELECT exchange_id, rating, comment, problems, time,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM ratings WHERE kind = 'user'
+        ),
+        stream_latest AS (
+            SELECT id, exchange_id, rating, comment, problems, time, source, reviewer, deleted,
+                   ROW_NUMBER() OVER (
+                       PARTITION BY exchange_id, COALESCE(annotation_id, -1) ORDER BY id DESC
+                   ) AS rn
+            FROM ratings WHERE kind = 'reviewer'
+        ),
+        reviewer_latest AS (
+            SELECT exchange_id, rating, comment, problems, time, source, reviewer,
+                   ROW_NUMBER() OVER (PARTITION BY exchange_id ORDER BY id DESC) AS rn
+            FROM stream_latest WHERE rn = 1 AND deleted = 0 AND rating IS NOT NULL
+        ),
+        carried AS (SELECT DISTINCT exchange_id FROM verdict_carry)
+        SELECT e.*, e.rowid AS seq,
+               u.rating AS user_rating, COALESCE(u.comment, '') AS user_comment,
+               COALESCE(u.problems, '') AS user_problems, u.time AS user_rated_at,
+               r.rating AS reviewer_rating, COALESCE(r.comment, '') AS reviewer_comment,
+               COALESCE(r.problems, '') AS reviewer_problems,
+               r.source AS reviewer_source, COALESCE(r.reviewer, '') AS reviewer, r.time AS reviewed_at,
+               COALESCE(r.rating, u.rating) AS verdict,
+               CASE WHEN r.rating IS NOT NULL THEN 'reviewer'
+                    WHEN u.rating IS NOT NULL THEN 'user' END AS verdict_source,
+               o.task_id AS task_id,
+               CASE WHEN o.exchange_id IS NULL AND v.exchange_id IS NULL AND k.exchange_id IS NULL THEN 'local'
+                    WHEN COALESCE(o.wanted > o.delivered, 0) OR COALESCE(v.wanted > v.delivered, 0)
+                        OR k.exchange_id IS NOT NULL
+                        THEN 'pending'
+                    ELSE 'delivered' END AS sync
+        FROM exchanges e
+        LEFT JOIN user_latest u ON u.exchange_id = e.id AND u.rn = 1
+        LEFT JOIN reviewer_latest r ON r.exchange_id = e.id AND r.rn = 1
+        LEFT JOIN outbox o ON o.exchange_id = e.id
+        LEFT JOIN review_outbox v ON v.exchange_id = e.id
+        LEFT JOIN carried k ON k.exchange_id = e.id
+        """
+    )

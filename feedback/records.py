@@ -221,6 +221,21 @@ class ReviewDelivery:
 
 
 @dataclass(frozen=True)
+class CarryDelivery:
+    """A verdict whose annotation was in a project the app no longer has (deleted, or another one
+    set): made again as an annotation in the new project (see `FeedbackLog.reset_delivery_target`)."""
+
+    exchange: Exchange  # its task_id: the exchange's task in the new project, if it has one yet
+    annotation_id: int  # the annotation left behind: its stream of rows in the log
+    row: int  # the stream's latest verdict row: the new annotation's import_id
+    rating: Rating
+    comment: str
+    problems: tuple[str, ...]
+    verify: bool  # the new annotation may exist already (an earlier try): look for it first
+    attempts: int
+
+
+@dataclass(frozen=True)
 class AccuracyRow:
     """Accuracy of one group: `accuracy` uses reviewer verdicts first, user thumbs elsewhere."""
 

@@ -14,6 +14,16 @@ way, after the ratings of the cycle: each into an annotation on its answer's
 task (made for it if no user rated the answer), whose `import_id` lets the
 webhook and the pull tell the app's own annotation from a reviewer's.
 
+A project deleted in Label Studio, or another one set, is no reviewer taking
+verdicts back: the worker makes the project again (or uses the new one), sends
+every rated answer again, and makes every standing verdict, a reviewer's or the
+Review tab's, again as an annotation there (`FeedbackLog.reset_delivery_target`);
+an annotation a reviewer deletes in the project in use still withdraws its verdict.
+
+The app's worker registers its own webhook on the project and keeps its id in
+the log, so apps of other DATA_DIRs on the same project keep theirs; `python -m
+feedback sync` registers none (`register_webhook=False`).
+
 One sync cycle runs at a time per DATA_DIR (a file lock), so `python -m
 feedback sync` beside a running app cannot double-send either.
 """
@@ -52,7 +62,7 @@ from feedback.labelstudio import (
     parse_annotation,
     webhook_problem,
 )
-from feedback.log import Delivery, FeedbackLog, ReviewDelivery, SyncStatus, now_iso
+from feedback.log import CarryDelivery, Delivery, Exchange, FeedbackLog, ReviewDelivery, SyncStatus, now_iso
 from settings import Settings, get_settings
 
 log = logging.getLogger(__name__)
@@ -79,6 +89,7 @@ class SyncReport:
     updated: int = 0  # changed ratings pushed to existing tasks
     found: int = 0  # tasks Label Studio already had (re-send avoided)
     reviews: int = 0  # Review-tab verdicts written into Label Studio annotations
+    carried: int = 0  # verdicts of a project left behind (deleted, or another set) made again in this one
     pulled: int = 0  # reviewer verdict changes brought back
     pending: int = 0  # still waiting after the cycle
     error: str = ""
@@ -313,7 +324,7 @@ class SyncWorker:
         while True:
             report = self.sync_once(pull=pull and first, force=first, log_error=False)
             first = False
-            for name in ("created", "updated", "found", "reviews", "pulled"):
+            for name in ("created", "updated", "found", "reviews", "carried", "pulled"):
                 setattr(total, name, getattr(total, name) + getattr(report, name))
             total.pending, total.error, total.configured = report.pending, report.error, report.configured
             if not report.ok or not report.pending or time.monotonic() > deadline:
@@ -351,6 +362,7 @@ class SyncWorker:
                 if force:
                     self.log.retry_now()  # by hand: do not wait out the backoff
                 self._push(project, report)
+                self._carry(project, report)  # before Review-tab changes that go into those annotations
                 self._push_reviews(project, report)
                 if pull:
                     report.pulled = self._pull(project)
@@ -404,10 +416,12 @@ class SyncWorker:
         if previous and previous != project.target:
             moved = self.log.reset_delivery_target()
             log.warning(
-                "Label Studio project changed (%s -> %s): delivering %d exchanges again",
+                "Label Studio project changed (%s -> %s): delivering %d exchanges again, and making "
+                "%d reviewers' verdicts again as annotations",
                 previous,
                 project.target,
                 moved,
+                self.log.carry_count(),
             )
             self.log.set_state(pull_cursor=None)
         self.log.set_state(target=project.target, project_url=project.web_url)
@@ -590,7 +604,7 @@ class SyncWorker:
 
     def _send_review(self, project: LabelStudioProject, delivery: ReviewDelivery, report: SyncReport) -> None:
         exchange = delivery.exchange
-        task_id = exchange.task_id or self._review_task(project, delivery, report)
+        task_id = exchange.task_id or self._review_task(project, exchange, report)
         annotation_id = delivery.annotation_id
         if annotation_id is None and delivery.verify:
             annotation_id = project.find_verdict(task_id, self.log.inline_verdict_ids(exchange.id))
@@ -604,16 +618,62 @@ class SyncWorker:
             except ApiError as exc:
                 if exc.status_code != 404:
                     raise
-                task_id = self._review_task(project, delivery, report, look=False)  # the task was deleted
+                task_id = self._review_task(project, exchange, report, look=False)  # the task was deleted
                 annotation_id = project.send_verdict(task_id, None, *args)
         assert annotation_id is not None
         self.log.mark_review_delivered(exchange.id, delivery.wanted, annotation_id, task_id)
 
+    def _carry(self, project: LabelStudioProject, report: SyncReport) -> None:
+        """Verdicts of a project left behind: each made again as an annotation of this one, once."""
+        while not self._stop.is_set():
+            batch = self.log.due_carries(limit=self.batch_size)
+            if not batch:
+                return
+            for n, carry in enumerate(batch):
+                try:
+                    self._send_carry(project, carry, report)
+                except ApiError as exc:
+                    if not is_refusal(exc):
+                        self._carry_failed(batch[n:], exc)
+                        raise
+                    # Label Studio refused this one: the others still go, it retries hourly.
+                    self.log.mark_failed([carry.annotation_id], self._describe(exc), cap=3600, carries=True)
+                    continue
+                except Exception as exc:
+                    self._carry_failed(batch[n:], exc)
+                    raise
+                report.carried += 1
+
+    def _carry_failed(self, rest: Sequence[CarryDelivery], exc: Exception) -> None:
+        error = self._describe(exc, self.settings.label_studio_timeout)
+        ids = [c.annotation_id for c in rest]
+        self.log.mark_failed(ids, error, base=self.backoff_base, cap=self.backoff_cap, carries=True)
+
+    def _send_carry(self, project: LabelStudioProject, carry: CarryDelivery, report: SyncReport) -> None:
+        """One verdict into an annotation of the new project, by the API key's user, with the verdict's
+        row id as `import_id`: read back, it is the same verdict (the reviewer's name is kept)."""
+        exchange = carry.exchange
+        task_id = exchange.task_id or self._review_task(project, exchange, report)
+        annotation_id = None
+        if carry.verify:
+            annotation_id = project.find_verdict(task_id, self.log.stream_rows(carry.annotation_id))
+        if annotation_id is None:
+            self.log.mark_carry_verify(carry.annotation_id)
+            args = (carry.rating, carry.comment, carry.row, carry.problems)
+            try:
+                annotation_id = project.send_verdict(task_id, None, *args)
+            except ApiError as exc:
+                if exc.status_code != 404:
+                    raise
+                task_id = self._review_task(project, exchange, report, look=False)  # the task was deleted
+                annotation_id = project.send_verdict(task_id, None, *args)
+        assert annotation_id is not None
+        self.log.mark_carried(carry.annotation_id, annotation_id, task_id)
+
     def _review_task(
-        self, project: LabelStudioProject, delivery: ReviewDelivery, report: SyncReport, *, look: bool = True
+        self, project: LabelStudioProject, exchange: Exchange, report: SyncReport, *, look: bool = True
     ) -> int:
         """The task of an answer Label Studio has none of (no user rated it): found, or made now."""
-        exchange = delivery.exchange
         task = project.find_task(exchange.id) if look else None
         if task is not None:
             self.log.set_task(exchange.id, task.id, task.prediction_id)

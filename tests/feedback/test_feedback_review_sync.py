@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import io
+import json
 import sqlite3
 
 from fastapi import FastAPI
 from feedback_testkit import LabelStudioServer, UvicornThread, answer, free_port, user_predictions, wait_for
 
 from feedback import FeedbackLog, SyncWorker, webhook_router
+from feedback.export import export
 from feedback.labelstudio import USER_MODEL_VERSION
 from feedback.migrations import MIGRATIONS
+from feedback.records import PROBLEMS
 from settings import Settings
 
 BAD = [
@@ -265,7 +269,7 @@ def test_a_deleted_project_gets_the_verdicts_again_and_they_stay_the_apps(
 
         worker.flush()  # meets the 404: set up again on the next cycle
         report = worker.flush()
-        assert report.ok and (report.created, report.reviews) == (2, 2), report
+        assert report.ok and (report.created, report.carried, report.reviews) == (2, 2, 0), report
         tasks = by_exchange(label_studio, ls_settings)
         assert choice(tasks[thumbed].annotations[0]) == ("Bad", "wrong page")
         assert choice(tasks[unrated].annotations[0]) == ("Good", "")
@@ -275,3 +279,91 @@ def test_a_deleted_project_gets_the_verdicts_again_and_they_stay_the_apps(
             assert exchange is not None
             assert (exchange.reviewer_rating, exchange.reviewer) == (rating, "ana")
         assert [e.source for e in log.history(thumbed) if e.kind == "reviewer"] == ["inline"]
+
+
+def test_a_deleted_or_changed_project_keeps_the_verdicts_reviewers_gave_in_label_studio(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    """A project gone is no reviewer taking verdicts back: they are made again in the new one."""
+    app = FastAPI()
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        app.include_router(webhook_router(log, ls_settings))
+        with UvicornThread(app, int(ls_settings.app_url.rsplit(":", 1)[1])):  # the app hears its echoes
+            ids = [answer(log, n) for n in range(3)]
+            for exchange_id in ids:
+                log.rate(exchange_id, "good")
+            worker = SyncWorker(log, ls_settings)
+            assert worker.flush().created == 3
+            client = label_studio.client()
+            tasks = by_exchange(label_studio, ls_settings)
+            incomplete = {"from_name": "problems", "to_name": "answer", "type": "choices"}
+            incomplete["value"] = {"choices": [PROBLEMS["incomplete"]]}
+            client.annotations.create(id=tasks[ids[0]].id, result=[*BAD, incomplete])
+            client.annotations.create(id=tasks[ids[1]].id, result=[BAD[0] | {"value": {"choices": ["Good"]}}])
+            client.annotations.create(id=tasks[ids[2]].id, result=BAD)
+            worker.flush()  # the reviewers' names
+            # The session's Label Studio has one user, the app key's: let other reviewers have given these.
+            db = sqlite3.connect(log.path)
+            with db:
+                for n, exchange_id in enumerate(ids):
+                    db.execute(
+                        "UPDATE ratings SET reviewer = ? WHERE exchange_id = ? AND kind = 'reviewer'",
+                        (f"reviewer{n}@example.com", exchange_id),
+                    )
+            db.close()
+            reviewed = [log.get(i) for i in ids]
+            verdicts = [
+                (e.reviewer_rating, e.reviewer_comment, e.reviewer_problems, e.reviewer) for e in reviewed
+            ]
+            assert [v[0] for v in verdicts] == ["bad", "good", "bad"] and verdicts[0][2] == ("incomplete",)
+            assert [v[3] for v in verdicts] == [f"reviewer{n}@example.com" for n in range(3)]
+            rows = {i: reviewer_rows(log, i) for i in ids}
+
+            client.projects.delete(id=label_studio.project_id(ls_settings.label_studio_project))
+            assert "404" in worker.flush().error  # said, then set up again on the next cycle
+            report = worker.flush()
+            assert report.ok and (report.created, report.carried, report.pulled, report.pending) == (
+                3,
+                3,
+                0,
+                0,
+            )
+
+            tasks = by_exchange(label_studio, ls_settings)  # the new project's
+            for exchange_id, (rating, comment, _, _) in zip(ids, verdicts, strict=True):
+                (annotation,) = tasks[exchange_id].annotations
+                assert choice(annotation) == (rating.capitalize(), comment)
+            (annotation,) = tasks[ids[0]].annotations
+            assert [r["value"]["choices"] for r in annotation["result"] if r["from_name"] == "problems"] == [
+                [PROBLEMS["incomplete"]]
+            ]
+            assert worker.flush().pulled == 0  # the same verdicts, read back by pull and by webhook
+            assert {i: reviewer_rows(log, i) for i in ids} == rows  # no "deleted", no copy
+            now = [log.get(i) for i in ids]
+            assert [
+                (e.reviewer_rating, e.reviewer_comment, e.reviewer_problems, e.reviewer) for e in now
+            ] == verdicts
+            assert log.counts()["reviewed"] == 3 and log.accuracy()[0].good == 1
+            out = io.StringIO()
+            assert export(log, "openai-finetune", out) == 1  # the approved answer only, never a rejected one
+            assert json.loads(out.getvalue())["messages"][0]["content"] == reviewed[1].question
+
+            # Another project set (LABEL_STUDIO_PROJECT): the same, and the old one keeps its annotations.
+            moved = ls_settings.model_copy(
+                update={"label_studio_project": ls_settings.label_studio_project + " b"}
+            )
+            report = SyncWorker(log, moved).flush()
+            assert report.ok and (report.created, report.carried, report.pulled) == (3, 3, 0), report
+            assert all(len(t.annotations) == 1 for t in by_exchange(label_studio, moved).values())
+            assert all(len(t.annotations) == 1 for t in by_exchange(label_studio, ls_settings).values())
+            assert {i: reviewer_rows(log, i) for i in ids} == rows
+
+            # A reviewer who deletes a verdict inside the project in use still takes it back.
+            worker = SyncWorker(log, moved)
+            (annotation,) = by_exchange(label_studio, moved)[ids[0]].annotations
+            client.annotations.delete(id=annotation["id"])
+            worker.flush()
+            exchange = log.get(ids[0])
+            assert exchange is not None and exchange.reviewer_rating is None
+            assert (exchange.verdict, exchange.verdict_source) == ("good", "user")
+            assert reviewer_rows(log, ids[0])[-1][1:] == (None, "", True)  # withdrawn
