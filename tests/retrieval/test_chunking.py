@@ -114,7 +114,10 @@ def test_broken_front_matter_keeps_what_parses_and_says_which_file(caplog: pytes
     text = "---\ntitle: [unclosed\ntier: enterprise\ntags:\n  - sso\n---\n\n## SSO\n\nSet up single sign-on here."
     (doc,) = chunk_markdown(text, source="guide/sso.md")
     assert (doc.metadata["title"], doc.metadata["tier"]) == ("SSO", "enterprise")
-    assert "guide/sso.md: front matter is not valid YAML" in caplog.text and "kept the fields tier, tags" in caplog.text
+    assert (
+        "guide/sso.md: front matter is not valid YAML" in caplog.text
+        and "kept the fields tier, tags" in caplog.text
+    )
     caplog.clear()
     (doc,) = chunk_markdown("---\ntitle: Never closed\n\nBody\x00 text of a page.", source="open.md")
     assert "open.md: front matter opens with --- but is never closed" in caplog.text
