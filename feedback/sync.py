@@ -35,11 +35,12 @@ import hashlib
 import logging
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import Any, Literal
 
 import httpx
 from label_studio_sdk.core.api_error import ApiError
@@ -577,30 +578,44 @@ class SyncWorker:
 
     def _push_reviews(self, project: LabelStudioProject, report: SyncReport) -> None:
         """Review-tab verdicts: each into its annotation, created once (see `mark_review_verify`)."""
+        self._send_due(
+            self.log.due_reviews,
+            lambda delivery: self._send_review(project, delivery, report),
+            lambda delivery: delivery.exchange.id,
+            report,
+            "reviews",
+        )
+
+    def _send_due(
+        self,
+        due: Callable[..., Sequence[Any]],
+        send: Callable[[Any], None],
+        key: Callable[[Any], str],
+        report: SyncReport,
+        kind: Literal["reviews", "carried"],
+    ) -> None:
+        """Send what `due` lists, batch by batch, counting each sent in `report.<kind>`.
+
+        One item Label Studio refuses is retried hourly while the others still go; any other
+        failure backs off the rest of the batch (their `key`s in the log) and ends the sync.
+        """
+        flag = {"reviews": True} if kind == "reviews" else {"carries": True}
         while not self._stop.is_set():
-            batch = self.log.due_reviews(limit=self.batch_size)
+            batch = due(limit=self.batch_size)
             if not batch:
                 return
-            for n, delivery in enumerate(batch):
+            for n, item in enumerate(batch):
                 try:
-                    self._send_review(project, delivery, report)
-                except ApiError as exc:
-                    if not is_refusal(exc):
-                        self._review_failed(batch[n:], exc)
-                        raise
-                    # Label Studio refused this one verdict: the others still go, it retries hourly.
-                    self.log.mark_failed([delivery.exchange.id], self._describe(exc), cap=3600, reviews=True)
-                    continue
+                    send(item)
                 except Exception as exc:
-                    self._review_failed(batch[n:], exc)
+                    if isinstance(exc, ApiError) and is_refusal(exc):
+                        self.log.mark_failed([key(item)], self._describe(exc), cap=3600, **flag)
+                        continue
+                    error = self._describe(exc, self.settings.label_studio_timeout)
+                    rest = [key(i) for i in batch[n:]]
+                    self.log.mark_failed(rest, error, base=self.backoff_base, cap=self.backoff_cap, **flag)
                     raise
-                report.reviews += 1
-
-    def _review_failed(self, rest: Sequence[ReviewDelivery], exc: Exception) -> None:
-        error = self._describe(exc, self.settings.label_studio_timeout)
-        self.log.mark_failed(
-            [d.exchange.id for d in rest], error, base=self.backoff_base, cap=self.backoff_cap, reviews=True
-        )
+                setattr(report, kind, getattr(report, kind) + 1)
 
     def _send_review(self, project: LabelStudioProject, delivery: ReviewDelivery, report: SyncReport) -> None:
         exchange = delivery.exchange
@@ -613,41 +628,31 @@ class SyncWorker:
             annotation_id = project.send_verdict(task_id, annotation_id, *args)
         if annotation_id is None:  # never made, or deleted in Label Studio: make it
             self.log.mark_review_verify(exchange.id)
-            try:
-                annotation_id = project.send_verdict(task_id, None, *args)
-            except ApiError as exc:
-                if exc.status_code != 404:
-                    raise
-                task_id = self._review_task(project, exchange, report, look=False)  # the task was deleted
-                annotation_id = project.send_verdict(task_id, None, *args)
-        assert annotation_id is not None
+            annotation_id, task_id = self._new_verdict(project, exchange, task_id, args, report)
         self.log.mark_review_delivered(exchange.id, delivery.wanted, annotation_id, task_id)
+
+    def _new_verdict(
+        self, project: LabelStudioProject, exchange: Exchange, task_id: int, args: tuple, report: SyncReport
+    ) -> tuple[int, int]:
+        """(annotation id, task id) of a new annotation with the verdict `args`, on the answer's task,
+        made again first if it was deleted in Label Studio."""
+        try:
+            return project.send_verdict(task_id, None, *args), task_id
+        except ApiError as exc:
+            if exc.status_code != 404:
+                raise
+        task_id = self._review_task(project, exchange, report, look=False)  # the task was deleted
+        return project.send_verdict(task_id, None, *args), task_id
 
     def _carry(self, project: LabelStudioProject, report: SyncReport) -> None:
         """Verdicts of a project left behind: each made again as an annotation of this one, once."""
-        while not self._stop.is_set():
-            batch = self.log.due_carries(limit=self.batch_size)
-            if not batch:
-                return
-            for n, carry in enumerate(batch):
-                try:
-                    self._send_carry(project, carry, report)
-                except ApiError as exc:
-                    if not is_refusal(exc):
-                        self._carry_failed(batch[n:], exc)
-                        raise
-                    # Label Studio refused this one: the others still go, it retries hourly.
-                    self.log.mark_failed([carry.annotation_id], self._describe(exc), cap=3600, carries=True)
-                    continue
-                except Exception as exc:
-                    self._carry_failed(batch[n:], exc)
-                    raise
-                report.carried += 1
-
-    def _carry_failed(self, rest: Sequence[CarryDelivery], exc: Exception) -> None:
-        error = self._describe(exc, self.settings.label_studio_timeout)
-        ids = [c.annotation_id for c in rest]
-        self.log.mark_failed(ids, error, base=self.backoff_base, cap=self.backoff_cap, carries=True)
+        self._send_due(
+            self.log.due_carries,
+            lambda carry: self._send_carry(project, carry, report),
+            lambda carry: carry.annotation_id,
+            report,
+            "carried",
+        )
 
     def _send_carry(self, project: LabelStudioProject, carry: CarryDelivery, report: SyncReport) -> None:
         """One verdict into an annotation of the new project, by the API key's user, with the verdict's
@@ -660,14 +665,7 @@ class SyncWorker:
         if annotation_id is None:
             self.log.mark_carry_verify(carry.annotation_id)
             args = (carry.rating, carry.comment, carry.row, carry.problems)
-            try:
-                annotation_id = project.send_verdict(task_id, None, *args)
-            except ApiError as exc:
-                if exc.status_code != 404:
-                    raise
-                task_id = self._review_task(project, exchange, report, look=False)  # the task was deleted
-                annotation_id = project.send_verdict(task_id, None, *args)
-        assert annotation_id is not None
+            annotation_id, task_id = self._new_verdict(project, exchange, task_id, args, report)
         self.log.mark_carried(carry.annotation_id, annotation_id, task_id)
 
     def _review_task(
