@@ -12,9 +12,12 @@ false-abstain rate (answerable ones), ingest seconds, retrieval p50/p95 ms (quer
 included, first query excluded as warm-up). The metrics are qa.evaluate's. Then how often it
 abstains on bench/short_questions.txt, 79 questions of two to eight words.
 
-`--reuse-ours DIR` skips our ingest and uses DIR's index (ingest seconds then show "-").
-`--calibrate` also prints, over the given questions, how the abstain threshold (our
-evidence score) trades abstentions against false abstentions.
+`--reuse-ours DIR` skips our ingest and uses DIR's index (ingest seconds then show "-"), whatever
+docs it holds: the header then names that store, not the bundle. `--calibrate` also prints, over
+the given questions, how the abstain threshold (our evidence score) trades abstentions against
+false abstentions (qa.evaluate's `print_calibration`). To calibrate on your own docs and
+questions, use `python -m qa.evaluate mine.jsonl --calibrate`: it measures the store the app
+answers from, and ingests nothing.
 
 Figures are printed, never asserted.
 """
@@ -36,8 +39,14 @@ sys.path.insert(0, str(ROOT))
 from bench.seed import BUNDLE, SeedEmbeddings, build_seed, seed_search  # noqa: E402
 from ingest import run_ingest  # noqa: E402
 from qa.embeddings import make_embeddings  # noqa: E402
-from qa.evaluate import is_answerable, load_questions, score_question, summarize  # noqa: E402
-from qa.retrieval import abstains_by_rule, open_retriever  # noqa: E402
+from qa.evaluate import (  # noqa: E402
+    is_answerable,
+    load_questions,
+    print_calibration,
+    score_question,
+    summarize,
+)
+from qa.retrieval import open_retriever  # noqa: E402
 from qa.types import RetrievalResult  # noqa: E402
 from settings import get_settings  # noqa: E402
 
@@ -71,10 +80,7 @@ def run_questions(
         for q in qs:
             result = search(q["question"], k)
             latencies.append(result.seconds * 1000)
-            # abstained by a rule whatever the threshold: a term the docs never use, a price none states
-            ruled = abstains_by_rule(result.unknown_terms, result.unstated, result.confidence)
-            extra = {"evidence": result.confidence, "ruled": ruled}
-            rows[name].append(score_question(q, result, k) | extra)
+            rows[name].append(score_question(q, result, k))
     return rows, latencies
 
 
@@ -104,38 +110,17 @@ def print_table(results: dict[str, tuple[dict[str, list[dict]], list[float], flo
         print(f"{'':12s} ({m['answerable']} answerable, {m['unanswerable']} unanswerable)")
 
 
-def print_calibration(rows: dict[str, list[dict]], max_false: float, current: float) -> None:
-    """How abstentions and false abstentions move with the threshold (the threshold-free rules included)."""
-    every = [r for rs in rows.values() for r in rs]
-    answerable = [r for r in every if r["answerable"]]
-    unanswerable = [r for r in every if not r["answerable"]]
-    if not answerable or not unanswerable:
-        print("\ncalibration needs both answerable and unanswerable questions")
-        return
-    by_rule = {id(r) for r in every if r["ruled"]}
-
-    def rates(threshold: float) -> tuple[float, float]:
-        ab = [id(r) in by_rule or r["evidence"] < threshold for r in unanswerable]
-        fa = [id(r) in by_rule or r["evidence"] < threshold for r in answerable]
-        return sum(ab) / len(ab), sum(fa) / len(fa)
-
-    print(
-        f"\nabstain threshold calibration over {len(answerable)} answerable, {len(unanswerable)} unanswerable"
+def corpus_line(args: argparse.Namespace, retriever) -> str:  # noqa: ANN001
+    """What each pipeline answered from: the same corpus, unless ours is a store given with --reuse-ours."""
+    corpus = f"{args.ref} of {args.repo}"
+    if not args.reuse_ours:
+        return f"Same corpus ({corpus})" if not args.skip_seed else f"Corpus {corpus}"
+    state = retriever.state
+    ours = (
+        f"ours: the store in {args.reuse_ours} ({retriever.size} chunks of {state.repo or '?'} "
+        f"at {state.commit[:12] or '?'})"
     )
-    print(f"  {len(by_rule)} abstained by the unknown-term or price rule whatever the threshold")
-    print(f"  {'threshold':>9s} {'abstain':>8s} {'false-ab':>8s}")
-    best = None
-    for step in range(0, 31):
-        threshold = round(0.5 + step * 0.02, 2)
-        ab, fa = rates(threshold)
-        mark = " <- current" if abs(threshold - current) < 1e-9 else ""
-        print(f"  {threshold:9.2f} {ab:8.3f} {fa:8.3f}{mark}")
-        if fa <= max_false:
-            best = threshold
-    lowest = sorted(r["evidence"] for r in answerable)[:3]
-    print(f"  lowest answerable evidence: {', '.join(f'{v:.3f}' for v in lowest)}")
-    if best is not None:
-        print(f"  highest threshold with false abstentions <= {max_false:.0%}: {best:.2f}")
+    return ours if args.skip_seed else f"seed: {corpus}; {ours}"
 
 
 def short_questions(retriever) -> str:  # noqa: ANN001
@@ -211,10 +196,11 @@ def main(argv: list[str] | None = None) -> int:
         results["ours"] = (rows, lat, ingest_s)
         short = short_questions(retriever) if SHORT_QUESTIONS.exists() else ""
 
-    print(f"\nSame corpus ({args.ref}), same questions, k={args.k}:\n")
+    print(f"\n{corpus_line(args, retriever)}, same questions, k={args.k}:\n")
     print_table(results, args.k)
     if args.calibrate:
-        print_calibration(results["ours"][0], args.max_false_abstain, settings.abstain_threshold)
+        every = [r for rs in results["ours"][0].values() for r in rs]
+        print_calibration(every, args.max_false_abstain, settings.abstain_threshold)
     if short:
         print(f"\n{short}")
     answerable = sum(is_answerable(q) for qs in questions.values() for q in qs)

@@ -1,4 +1,4 @@
-"""Measure retrieval on a question set: `python -m qa.evaluate QUESTIONS.jsonl [--k 5] [--json OUT]`.
+"""Measure retrieval on a question set: `python -m qa.evaluate QUESTIONS.jsonl [--k 5] [--json OUT] [--calibrate]`.
 
 The question format is that of ../shared/eval/public.jsonl (see eval/README.md).
 Over answerable questions: hit@k (a gold file among the files of the top k
@@ -8,6 +8,13 @@ the top k chunks). Over unanswerable ones: the abstain rate; over answerable
 ones: the false-abstain rate. The same figures per `kind` show which sort of
 question is weak, and each abstention says why (a term the docs never use, a
 price no passage states, or a low evidence score).
+
+`--calibrate` then shows, for the docs ingested in DATA_DIR, how the abstain
+threshold (`ABSTAIN_THRESHOLD`) trades abstentions on the unanswerable questions
+against false abstentions on the answerable ones, and suggests the lowest threshold
+that abstains most often while false abstentions stay at or under `--max-false-abstain`
+(default 0). It needs both kinds of question to suggest one, and says so.
+`bench/retrieval.py --calibrate` prints the same over the benchmark's questions.
 """
 
 from __future__ import annotations
@@ -59,6 +66,8 @@ def is_answerable(q: dict) -> bool:
 
 def score_question(q: dict, result: RetrievalResult, k: int) -> dict:
     """One row of the report: what was retrieved and how it scores."""
+    from qa.retrieval import abstains_by_rule
+
     docs = result.documents[:k]
     sources = [str(d.metadata.get("source", "")) for d in docs]
     gold = set(q.get("gold_sources") or [])
@@ -83,7 +92,9 @@ def score_question(q: dict, result: RetrievalResult, k: int) -> dict:
         "abstained": result.abstain,
         "unknown_terms": list(result.unknown_terms),  # why it abstained, besides a low evidence score
         "unstated": result.unstated,
-        "confidence": round(result.confidence, 4),
+        "confidence": round(result.confidence, 4),  # the evidence score, compared with ABSTAIN_THRESHOLD
+        # abstained by a rule whatever the threshold: a term the docs never use, a price none states
+        "ruled": abstains_by_rule(result.unknown_terms, result.unstated, result.confidence),
         "ms": round(result.seconds * 1000, 1),
     }
 
@@ -174,12 +185,85 @@ def abstain_reason(row: dict) -> str:
     return f"score {row['confidence']:.2f}"
 
 
+CALIBRATION_THRESHOLDS = [round(0.5 + step * 0.02, 2) for step in range(31)]  # 0.50 ... 1.10
+
+
+def print_calibration(rows: list[dict], max_false: float, current: float, source: str = "") -> None:
+    """How abstentions and false abstentions move with the threshold (the threshold-free rules included).
+
+    `rows` are `score_question` rows. The threshold it suggests is the lowest one that
+    abstains most often while false abstentions stay at or under `max_false`: no higher than
+    the questions need, so a covered question a little weaker than these still gets an answer.
+    With only answerable questions (or only unanswerable ones) it shows the side it can,
+    suggests nothing and says what to add.
+    """
+    answerable = [r for r in rows if r["answerable"]]
+    unanswerable = [r for r in rows if not r["answerable"]]
+    where = f" in {source}" if source else ""
+    print(
+        f"\nabstain threshold calibration over {len(answerable)} answerable, "
+        f"{len(unanswerable)} unanswerable questions{where}"
+    )
+    if not rows:
+        return
+    print(
+        f"  {sum(1 for r in rows if r['ruled'])} abstained by the unknown-term or price rule whatever the threshold"
+    )
+
+    def rate(chosen: list[dict], threshold: float) -> float:
+        return sum(r["ruled"] or r["confidence"] < threshold for r in chosen) / len(chosen)
+
+    print(f"  {'threshold':>9s} {'abstain':>8s} {'false-ab':>8s}")
+    for threshold in CALIBRATION_THRESHOLDS:
+        ab = f"{rate(unanswerable, threshold):8.3f}" if unanswerable else f"{'-':>8s}"
+        fa = f"{rate(answerable, threshold):8.3f}" if answerable else f"{'-':>8s}"
+        mark = " <- current" if abs(threshold - current) < 1e-9 else ""
+        print(f"  {threshold:9.2f} {ab} {fa}{mark}")
+    if answerable:
+        lowest = sorted(r["confidence"] for r in answerable if not r["ruled"])[:3]
+        print(f"  lowest answerable evidence: {', '.join(f'{v:.3f}' for v in lowest) or '-'}")
+    allowed = [t for t in CALIBRATION_THRESHOLDS if answerable and rate(answerable, t) <= max_false]
+    if answerable and unanswerable:
+        if allowed:
+            most = max(rate(unanswerable, t) for t in allowed)
+            best = min(t for t in allowed if rate(unanswerable, t) == most)
+            print(
+                f"  suggested: {best:.2f}, the lowest threshold abstaining on {most:.0%} of the unanswerable "
+                f"ones with false abstentions <= {max_false:.0%} (set ABSTAIN_THRESHOLD={best:.2f}; "
+                f"now {current:.2f})"
+            )
+        else:
+            print(f"  no threshold keeps false abstentions <= {max_false:.0%}: the rules alone exceed it")
+    elif answerable:
+        print(
+            f"  the current threshold ({current:.2f}) wrongly abstains on {rate(answerable, current):.0%} of them. "
+            "No unanswerable questions, so no threshold is suggested. Add some your docs don't answer "
+            '(`"kind": "unanswerable"`, no gold_sources) to see what a higher one buys.'
+        )
+    else:
+        print(
+            "  no answerable questions, so no threshold is suggested. Add some your docs answer "
+            "(with their gold_sources) to see which thresholds silence none of them."
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Measure retrieval quality on a JSONL question set.")
     parser.add_argument("questions", type=Path, help="JSONL file in the format of eval/dev.jsonl")
     parser.add_argument("--k", type=int, default=5, help="how many chunks count (default 5)")
     parser.add_argument(
         "--json", type=Path, dest="json_out", help="also write metrics and per-question rows here"
+    )
+    parser.add_argument(
+        "--calibrate",
+        action="store_true",
+        help="also show how ABSTAIN_THRESHOLD trades abstentions against false abstentions",
+    )
+    parser.add_argument(
+        "--max-false-abstain",
+        type=float,
+        default=0.0,
+        help="false-abstain rate the suggested threshold may reach (default 0)",
     )
     args = parser.parse_args(argv)
     from qa.retrieval import open_retriever
@@ -204,6 +288,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     report = evaluate(questions, lambda q, k: retriever.search(q, k=k), k=args.k)
     print_report(report, args.k)
+    if args.calibrate:
+        state = retriever.state
+        print_calibration(
+            report["questions"],
+            args.max_false_abstain,
+            settings.abstain_threshold,
+            source=f"{settings.index_dir} ({retriever.size} chunks of {state.repo or '?'} at {state.commit[:12] or '?'})",
+        )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
         args.json_out.write_text(json.dumps(report, indent=1), encoding="utf-8")

@@ -65,3 +65,24 @@ def test_evaluate_says_what_is_wrong_with_its_input(docs_data: Path, tmp_path: P
     (tmp_path / "ok.jsonl").write_text('{"question": "ok?"}\n', encoding="utf-8")
     nothing = evaluate(tmp_path / "empty", str(tmp_path / "ok.jsonl"))
     assert nothing.returncode == 2 and "run `python ingest.py` first" in nothing.stderr
+
+
+def test_calibrate_measures_the_apps_store_and_says_what_a_question_file_lacks(
+    docs_data: Path, tmp_path: Path
+) -> None:
+    both = tmp_path / "both.jsonl"
+    both.write_text("\n".join(json.dumps(q) for q in QUESTIONS) + "\n", encoding="utf-8")
+    run = evaluate(docs_data, str(both), "--calibrate")
+    assert run.returncode == 0, run.stderr
+    assert f"calibration over 2 answerable, 2 unanswerable questions in {docs_data}" in run.stdout
+    assert "<- current" in run.stdout and "set ABSTAIN_THRESHOLD=" in run.stdout
+    answerable = tmp_path / "answerable.jsonl"
+    answerable.write_text("\n".join(json.dumps(q) for q in QUESTIONS[:2]) + "\n", encoding="utf-8")
+    only = evaluate(docs_data, str(answerable), "--calibrate")
+    assert only.returncode == 0, only.stderr
+    assert "No unanswerable questions, so no threshold is suggested" in only.stdout
+    assert "set ABSTAIN_THRESHOLD=" not in only.stdout
+    unanswerable = tmp_path / "unanswerable.jsonl"
+    unanswerable.write_text("\n".join(json.dumps(q) for q in QUESTIONS[2:]) + "\n", encoding="utf-8")
+    none = evaluate(docs_data, str(unanswerable), "--calibrate")
+    assert none.returncode == 0 and "no answerable questions, so no threshold is suggested" in none.stdout
