@@ -71,8 +71,9 @@ def test_what_an_approved_answer_cited_ranks_first_for_a_similar_question(retrie
 
 def test_a_near_approved_answer_keeps_a_question_the_retriever_would_silence_answered(retriever_for) -> None:
     question = "how do I show annotators the pictures in a directory on the host machine?"
-    retriever = retriever_for()
-    assert retriever.search(question).abstain  # weak words alone: "the docs don't cover it"
+    # weak words alone: on a threshold this question's evidence (0.76) falls short of, "the docs don't cover it"
+    retriever = retriever_for(ABSTAIN_THRESHOLD="0.85")
+    assert retriever.search(question).abstain
     approved = Judged(
         id="ex-4",
         question="how do I show annotators the images in a folder on the host machine?",  # cosine 0.94
