@@ -43,10 +43,11 @@ class Settings(BaseSettings):
     openai_model: str = "gpt-4.1-mini"
     llm_timeout: float = 60.0
     retrieval_k: int = 5
-    # Abstain below this evidence score: log1p(best BM25 / ln(chunks)) + 0.5 * best cosine.
+    # Abstain below this evidence score: log1p(best BM25 / ln(chunks)) + 0.5 * best cosine, scaled up
+    # under 100 chunks (qa/retrieval.py).
     # 0.74 over 11 sets (371 answerable, 92 unanswerable, eight written blind): 87 % abstained, 6 false
     # abstentions (1.6 %, at most 2 per set); 0.72: 84 % and 4 false; 0.82: 90 % but 5.4 % false.
-    # See bench/retrieval.py --calibrate.
+    # Calibrate on your own docs: python -m qa.evaluate QUESTIONS --calibrate.
     abstain_threshold: float = 0.74
     # abstain when the question names a non-word the docs never use, unless it matches them strongly (>= 1.0)
     abstain_unknown_terms: bool = True
