@@ -158,7 +158,7 @@ def warnings_once(unchanged: Collection[str]) -> Iterator[None]:
             log.warning(
                 "%d unchanged file(s) still have the problems reported when they were last ingested: %s",
                 len(names),
-                ", ".join(names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else ""),
+                _some(names),
             )
 
 

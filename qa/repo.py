@@ -74,8 +74,6 @@ def normalize_source(url: str) -> str:
     path = Path(url).expanduser()
     if not path.exists():
         raise RepoError(f"Docs repo {url!r} is neither a URL nor an existing path. Check --repo / DOCS_REPO.")
-    if path.is_dir():
-        _check_repo_top(path)
     return str(path.resolve())
 
 
@@ -174,6 +172,8 @@ def _current_origin(dest: Path) -> str | None:
 def checkout(url: str, ref: str, dest: Path, globs: list[str]) -> Checkout:
     """Make `dest` a checkout of `ref` (default branch when empty) of `url`; list the files."""
     url = normalize_source(url)
+    if Path(url).is_dir():
+        _check_repo_top(Path(url))
     if _current_origin(dest) != url:
         _clone(url, dest)  # first run, another repo, or a clone a kill left half-made
     fetch = ["fetch", "--quiet", "--force", "--tags"]
