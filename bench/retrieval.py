@@ -44,6 +44,7 @@ from qa.evaluate import (  # noqa: E402
     load_questions,
     print_calibration,
     score_question,
+    store_label,
     summarize,
 )
 from qa.retrieval import open_retriever  # noqa: E402
@@ -115,11 +116,7 @@ def corpus_line(args: argparse.Namespace, retriever) -> str:  # noqa: ANN001
     corpus = f"{args.ref} of {args.repo}"
     if not args.reuse_ours:
         return f"Same corpus ({corpus})" if not args.skip_seed else f"Corpus {corpus}"
-    state = retriever.state
-    ours = (
-        f"ours: the store in {args.reuse_ours} ({retriever.size} chunks of {state.repo or '?'} "
-        f"at {state.commit[:12] or '?'})"
-    )
+    ours = f"ours: the store in {args.reuse_ours} ({store_label(retriever)})"
     return ours if args.skip_seed else f"seed: {corpus}; {ours}"
 
 

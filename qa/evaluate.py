@@ -185,6 +185,12 @@ def abstain_reason(row: dict) -> str:
     return f"score {row['confidence']:.2f}"
 
 
+def store_label(retriever) -> str:  # noqa: ANN001 - a HybridRetriever
+    """What a retriever answers from, for a report's header: "N chunks of REPO at COMMIT"."""
+    state = retriever.state
+    return f"{retriever.size} chunks of {state.repo or '?'} at {state.commit[:12] or '?'}"
+
+
 CALIBRATION_THRESHOLDS = [round(0.5 + step * 0.02, 2) for step in range(31)]  # 0.50 ... 1.10
 
 
@@ -289,12 +295,11 @@ def main(argv: list[str] | None = None) -> int:
     report = evaluate(questions, lambda q, k: retriever.search(q, k=k), k=args.k)
     print_report(report, args.k)
     if args.calibrate:
-        state = retriever.state
         print_calibration(
             report["questions"],
             args.max_false_abstain,
             settings.abstain_threshold,
-            source=f"{settings.index_dir} ({retriever.size} chunks of {state.repo or '?'} at {state.commit[:12] or '?'})",
+            source=f"{settings.index_dir} ({store_label(retriever)})",
         )
     if args.json_out:
         args.json_out.parent.mkdir(parents=True, exist_ok=True)
