@@ -210,9 +210,27 @@ def load_documents(
     return docs, skipped
 
 
-def link_base(settings: Settings, co: Checkout) -> str:
-    """What chunk links start with: DOCS_WEB_BASE, else the GitHub page of the repo's remote ("": none)."""
-    return settings.docs_web_base.rstrip("/") or co.web_base
+def link_base(settings: Settings, co: Checkout, given: str | None = None) -> str:
+    """What chunk links start with: DOCS_WEB_BASE (or `given`, see `docs_web_base`), else the GitHub
+    page of the repo's remote ("": none)."""
+    given = settings.docs_web_base if given is None else given
+    return given.rstrip("/") or co.web_base
+
+
+def docs_web_base(settings: Settings, before: IndexState, same_repo: bool) -> str:
+    """DOCS_WEB_BASE when set (even to ""), else the one the same repo was last ingested with.
+
+    Like the repo, ref and globs (`what_to_ingest`): a maintainer who once ran
+    `DOCS_WEB_BASE=https://… python ingest.py` must not lose every link to the app's scheduled
+    update, or to a plain `python ingest.py`, that runs without it.
+    """
+    if "docs_web_base" in settings.model_fields_set or not same_repo or not before.docs_web_base:
+        return settings.docs_web_base
+    log.info(
+        "links keep DOCS_WEB_BASE=%s, given before (set DOCS_WEB_BASE='' for the remote's links)",
+        before.docs_web_base,
+    )
+    return before.docs_web_base
 
 
 def _link_base(url: str) -> str:
@@ -390,7 +408,8 @@ def _ingest(
     # delay: a bar closed before it has anything to count never shows ("embedding: 0chunk")
     bar = tqdm(total=0, desc="embedding", unit="chunk", disable=not progress, file=sys.stderr, delay=0.1)
     unchanged = {p for p, b in new_files.items() if old_files.get(p) == b}
-    web_base = link_base(settings, co)  # the chunks' links, and recorded in the state to relink later
+    given_base = docs_web_base(settings, old, same_repo)
+    web_base = link_base(settings, co, given_base)  # the chunks' links, recorded to relink later
     with store.vectorstore(_CountingEmbeddings(embeddings, bar)) as vectorstore:
         docs, skipped_files = load_documents(
             co,
@@ -461,6 +480,7 @@ def _ingest(
             updated_at=datetime.now(UTC).isoformat(timespec="seconds"),
             globs=list(globs),
             web_base=web_base,
+            docs_web_base=given_base,
         )
     )
     summary.seconds = round(time.perf_counter() - started, 2)

@@ -54,6 +54,7 @@ class IndexState:
     updated_at: str = ""
     globs: list[str] = field(default_factory=list)  # the file selection it was built from
     web_base: str | None = None  # the base of the chunks' links ("": none); None: not recorded
+    docs_web_base: str = ""  # the DOCS_WEB_BASE it was built with ("": none, the remote's links)
 
 
 def file_stamp(path: Path) -> tuple[int, ...]:

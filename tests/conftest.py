@@ -17,5 +17,13 @@ def _isolated_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytes
         str(tmp_path_factory.getbasetemp())
     ):
         monkeypatch.setenv("DATA_DIR", str(tmp_path_factory.mktemp("data")))
-    for key in ("OPENAI_API_KEY", "OPENAI_BASE_URL", "EMBEDDINGS", "DOCS_REPO", "DOCS_REF", "DOCS_GLOB"):
+    for key in (
+        "OPENAI_API_KEY",
+        "OPENAI_BASE_URL",
+        "EMBEDDINGS",
+        "DOCS_REPO",
+        "DOCS_REF",
+        "DOCS_GLOB",
+        "DOCS_WEB_BASE",
+    ):
         monkeypatch.delenv(key, raising=False)

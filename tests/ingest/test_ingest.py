@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -20,7 +21,7 @@ from qa.adapter import ADAPTER_FILE
 from qa.repo import RepoError
 from qa.retrieval import open_retriever
 from qa.store import DocStore, StoreError
-from settings import get_settings
+from settings import Settings, get_settings
 
 
 def ingest(repo: Path, ref: str = "", **kwargs) -> dict:
@@ -263,6 +264,31 @@ def test_ingest_without_arguments_updates_the_docs_ingested_before(docs_repo: Pa
         env={"DOCS_REPO": str(docs_repo.parent / "handbook")}
     )  # a repo named in .env wins
     assert switched.returncode == 2 and "handbook" in switched.stderr
+
+
+def test_a_dotenv_copied_from_the_example_keeps_updating_the_docs_ingested_before(
+    docs_repo: Path, tmp_path: Path
+) -> None:
+    """`cp .env.example .env`, as the README says, must not send the next update back to GitHub."""
+    workdir = tmp_path / "checkout"
+    workdir.mkdir()
+    shutil.copy(ROOT / ".env.example", workdir / ".env")
+
+    def ingest_here(*args: str) -> subprocess.CompletedProcess[str]:
+        cmd = [sys.executable, str(ROOT / "ingest.py"), *args, "--json"]
+        return subprocess.run(cmd, cwd=workdir, capture_output=True, text=True, timeout=600)
+
+    first = summary(ingest_here("--repo", str(docs_repo), "--ref", "v1", "--glob", "*.md"))
+    again = ingest_here()
+
+    assert summary(again) == {**summary(again), "files_unchanged": 3, "commit": first["commit"]}
+    assert "updating the docs ingested before" in again.stderr
+
+
+def test_env_example_describes_every_setting() -> None:
+    text = (ROOT / ".env.example").read_text(encoding="utf-8")
+    described = set(re.findall(r"^(?:# )?([A-Z][A-Z0-9_]+)=", text, re.MULTILINE))
+    assert {name.upper() for name in Settings.model_fields} <= described
 
 
 def test_unknown_ref_is_a_clear_error(docs_repo: Path) -> None:
@@ -513,6 +539,10 @@ def test_docs_web_base_set_after_a_first_ingest_links_every_chunk(docs_repo: Pat
     )
     assert "relinked" not in again.stdout  # links as they should be: nothing to do
     assert f"index: {totals[0]} chunks + 2 rows" in again.stdout
+    update = run_ingest_cli(json_out=False)  # a plain update (the app's scheduled one) without DOCS_WEB_BASE
+    assert update.returncode == 0, update.stderr
+    assert "relinked" not in update.stdout and f"links keep DOCS_WEB_BASE={base}" in update.stderr
+    assert all(d.metadata["url"].startswith(f"{base}/blob/") for d in store.all_documents())
 
     unlinked = run_ingest_cli(
         "--repo", str(docs_repo), "--ref", "main", env={"DOCS_WEB_BASE": ""}, json_out=False
