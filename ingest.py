@@ -190,6 +190,7 @@ def load_documents(
             skip(f.path, exc)
     included_by = includers(texts)
     web_base = link_base(settings, co) if web_base is None else web_base
+    empty: list[str] = []
     with warnings_once(unchanged):
         for path, text in texts.items():
             try:
@@ -204,9 +205,18 @@ def load_documents(
             except ValueError as exc:
                 skip(path, exc)
                 continue
+            if not chunks and path not in unchanged:
+                empty.append(path)
             docs.extend(chunks)
             if settings.table_row_weight:
                 docs.extend(row_documents(chunks))
+    if empty:  # counted as added or changed like any file, so say why no chunk came of them
+        log.warning(
+            "%d file(s) have no text to index (empty, or front matter only): %s; they count as "
+            "ingested, with 0 chunks",
+            len(empty),
+            _some(empty),
+        )
     return docs, skipped
 
 

@@ -369,6 +369,8 @@ def test_broken_front_matter_and_nul_bytes_are_ingested_with_a_warning(
             "open.md": "---\ntitle: Open ended\n\n## Usage\n\n"
             "This page never closes its front matter block, so all of it is read as text.\n",
             "nul.md": page("Nul", "Nul bytes\x00 hide\x00 in this page about exporting snapshots."),
+            "todo.md": "",
+            "stub.md": "---\ntitle: Coming soon\n---\n",
         },
     )
     commit(repo, "odd pages")
@@ -376,7 +378,8 @@ def test_broken_front_matter_and_nul_bytes_are_ingested_with_a_warning(
     proc = run_ingest_cli("--repo", str(repo))
 
     result = summary(proc)
-    assert (result["files_added"], result["files_skipped"]) == (4, 0)  # every page is still ingested
+    assert (result["files_added"], result["files_skipped"]) == (6, 0)  # every page is still ingested
+    assert "2 file(s) have no text to index (empty, or front matter only): stub.md, todo.md" in proc.stderr
     assert "flow.md: front matter is not valid YAML" in proc.stderr and "kept the fields tier" in proc.stderr
     assert "colons.md: front matter is not valid YAML (mapping values are not allowed here" in proc.stderr
     assert "open.md: front matter opens with --- but is never closed" in proc.stderr
@@ -395,6 +398,7 @@ def test_broken_front_matter_and_nul_bytes_are_ingested_with_a_warning(
     again = run_ingest_cli("--repo", str(repo)).stderr
     assert "flow.md: front matter is not valid YAML" in again  # changed: its problem in full
     assert "colons.md: front matter" not in again and "2 NUL byte(s)" not in again
+    assert "no text to index" not in again  # said once, when they came
     assert "3 unchanged file(s) still have the problems reported" in again
     assert "colons.md, nul.md, open.md" in again
 
