@@ -79,6 +79,11 @@ def chart_frame(ctx: AppContext) -> pd.DataFrame:
     return pd.DataFrame(points, columns=["day", "accuracy", "series"])
 
 
+def days_charted(frame: pd.DataFrame) -> int:
+    """How many days `chart_frame` has figures for: one is drawn as dots, since a line needs two."""
+    return int(frame["day"].nunique())
+
+
 def reviewer_name(typed: str | None) -> str:
     """A reviewer's name as typed, with its spaces tidied and cut at `MAX_NAME`: stored and remembered so."""
     return " ".join((typed or "").split())[:MAX_NAME]
@@ -238,15 +243,29 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         unlock = gr.Button("Open the review page")
     with gr.Column(visible=not locked) as page:
         summary = gr.Markdown(initial(lambda: summary_markdown(ctx)), elem_id="review-summary")
+        # A line of one point draws nothing (Gradio shows its points only on hover): with one
+        # day of ratings, the same figures are drawn as dots instead.
+        one_day = not (locked or tab is not None) and days_charted(chart_frame(ctx)) == 1
         chart = gr.LinePlot(
             initial(lambda: chart_frame(ctx)),
             x="day",
             y="accuracy",
             color="series",
             title="Accuracy per day (%)",
-            caption="A line needs two days of ratings; the summary above has today's figures.",
             y_lim=[0, 100],
+            visible=not one_day,
             elem_id="accuracy-chart",
+        )
+        dots = gr.ScatterPlot(
+            initial(lambda: chart_frame(ctx)),
+            x="day",
+            y="accuracy",
+            color="series",
+            title="Accuracy per day (%)",
+            caption="One day of ratings so far: a line needs two.",
+            y_lim=[0, 100],
+            visible=one_day,
+            elem_id="accuracy-dots",
         )
         with gr.Row():
             by = gr.Dropdown(
@@ -298,14 +317,17 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         build_docs_panel(ctx, unlocked, visibility, tab)
         build_gaps_panel(ctx, unlocked, visibility)
     kept_name = gr.BrowserState("", storage_key=REVIEWER_KEY, secret=browser_secret(ctx.settings.data_dir))
-    outputs = [summary, chart, table, exchanges]
+    outputs = [summary, chart, dots, table, exchanges]
 
     def load(verdict_: str, by_: str, shown_: str, open_: bool):
         if not open_:
             raise gr.Error("Enter the reviewer password first.")
+        frame = chart_frame(ctx)
+        one_day = days_charted(frame) == 1
         return (
             summary_markdown(ctx),
-            chart_frame(ctx),
+            gr.update(value=frame, visible=not one_day),
+            gr.update(value=frame, visible=one_day),
             accuracy_frame(ctx, by_),
             exchanges_frame(ctx, verdict_, shown_),
         )

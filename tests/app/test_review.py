@@ -35,7 +35,7 @@ def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) 
     for exchange_id, thumb in zip(ids, ["good", "good", "bad", "bad"], strict=True):
         log.rate(exchange_id, thumb)
     client = Client(running_app.url, verbose=False)
-    summary, _chart, _table, _exchanges = client.predict(
+    summary, _line, _dots, _table, _exchanges = client.predict(
         ids[2],
         "good",
         "actually right",
@@ -63,9 +63,18 @@ def test_review_tab_shows_the_chart_in_a_browser(running_app, page) -> None:  # 
     page.goto(running_app.url)
     page.get_by_role("tab", name="Review").click()
     page.get_by_text("Accuracy per day", exact=False).first.wait_for(timeout=30_000)
+    # One day of ratings: a line of one point would draw nothing, so the day's figures are dots.
+    page.locator("#accuracy-dots canvas, #accuracy-dots svg").first.wait_for(timeout=30_000)
+    page.get_by_text("One day of ratings so far: a line needs two", exact=False).wait_for(timeout=10_000)
+    expect(page.locator("#accuracy-chart")).to_be_hidden()
+
+    log = running_app.ctx.log
+    log.rate(log.record_exchange(question="an older one", answer="a", time="2026-01-05T10:00:00Z"), "good")
+    page.get_by_role("button", name="Refresh", exact=True).click()
+
     page.locator("#accuracy-chart canvas, #accuracy-chart svg").first.wait_for(timeout=30_000)
-    # one day of ratings draws no line: the caption says why, and where today's figures are
-    page.get_by_text("A line needs two days of ratings", exact=False).wait_for(timeout=10_000)
+    expect(page.locator("#accuracy-dots")).to_be_hidden()
+    assert set(chart_frame(running_app.ctx)["day"]) >= {"2026-01-05"}
 
 
 def test_a_clicked_row_brings_its_own_verdict_into_the_form_not_the_last_rows(running_app, page) -> None:  # noqa: F811
@@ -155,7 +164,7 @@ def test_the_table_lists_the_latest_hundred_or_as_many_as_asked(running_app) -> 
     client = Client(running_app.url, verbose=False)
     total = log.counts()["exchanges"]
     for shown, rows in (("100", 100), ("all", total)):
-        _summary, _chart, _table, exchanges = client.predict(
+        _summary, _line, _dots, _table, exchanges = client.predict(
             "unrated", "prompt_version", shown, api_name="/review_data"
         )
         listed = table_rows(exchanges)
@@ -255,7 +264,7 @@ def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_
         assert silent.prompt_version.startswith("abstain")  # no model wrote it: nothing to pre-rate
 
         # The reviewer's filter lists the flagged answer (not the silent one), with its pre-rating.
-        _summary, _chart, _table, exchanges = client.predict(
+        _summary, _line, _dots, _table, exchanges = client.predict(
             FLAGGED, "pre_rating", "all", api_name="/review_data"
         )
         listed = table_rows(exchanges)
@@ -267,7 +276,7 @@ def test_answers_are_pre_rated_for_reviewers_who_see_the_flagged_ones_first(app_
         )
 
         # A reviewer agrees: the flag leaves the filter, and the agreement is measured.
-        summary, _chart, table, exchanges = client.predict(
+        summary, _line, _dots, table, exchanges = client.predict(
             flagged.id, "bad", "", ["unsupported"], FLAGGED, "pre_rating", "ana", "all", api_name="/review"
         )
         listed = table_rows(exchanges)
