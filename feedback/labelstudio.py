@@ -834,13 +834,22 @@ class LabelStudioProject:
         return int(created.id)
 
     # --- verdicts given in the app ---
-    def find_verdict(self, task_id: int, import_ids: set[int]) -> int | None:
-        """The annotation an earlier try made for one of these inline verdict rows, if any.
+    def find_verdict(
+        self,
+        task_id: int,
+        import_ids: set[int],
+        same_as: tuple[Rating, str, Sequence[str]] | None = None,
+        taken: Callable[[int], object] = lambda _: None,
+    ) -> int | None:
+        """The annotation an earlier try made for one of these inline verdict rows, if any; else,
+        with `same_as`, one that gives that verdict (rating, comment, problems) and is not `taken`.
 
-        None too when the task itself is gone (404): the verdict then goes to a new one.
+        The second is for a verdict carried back into a project it came from (A → B → A): its
+        reviewer's annotation is still there, and a copy beside it would show two. None too when
+        the task itself is gone (404): the verdict then goes to a new one.
         """
         try:
-            annotations = self.client.annotations.list(id=task_id)
+            annotations = list(self.client.annotations.list(id=task_id))
         except ApiError as exc:
             if exc.status_code != 404:
                 raise
@@ -848,6 +857,14 @@ class LabelStudioProject:
         for annotation in annotations:
             if annotation.import_id in import_ids and annotation.id is not None:
                 return int(annotation.id)
+        if same_as is not None:
+            rating, comment, problems = same_as
+            for annotation in annotations:
+                if annotation.id is None or taken(int(annotation.id)):
+                    continue
+                verdict = parse_annotation(annotation, task_id)
+                if (verdict.rating, verdict.comment, set(verdict.problems)) == (rating, comment, set(problems)):
+                    return verdict.annotation_id
         return None
 
     def send_verdict(

@@ -838,7 +838,7 @@ class FeedbackLog:
                 f" WHERE r.id = {latest} AND r.deleted = 0 AND r.rating IS NOT NULL)"
             )
         queued = self._queued(
-            "SELECT k.annotation_id AS q_annotation_id, k.verify AS q_verify, k.attempts AS q_attempts,"
+            "SELECT k.annotation_id AS q_annotation_id, k.attempts AS q_attempts,"
             " r.id AS q_row, r.rating AS q_rating, r.comment AS q_comment, r.problems AS q_problems, c.*"
             f" FROM verdict_carry k JOIN ratings r ON r.id = {latest}"
             " JOIN exchange_current c ON c.id = k.exchange_id"
@@ -853,7 +853,6 @@ class FeedbackLog:
                 q["rating"],
                 q["comment"],
                 stored_problems(q["problems"]),
-                bool(q["verify"]),
                 q["attempts"],
             )
             for exchange, q in queued
@@ -865,11 +864,6 @@ class FeedbackLog:
             "SELECT id FROM ratings WHERE annotation_id = ? AND kind = 'reviewer'", (annotation_id,)
         )
         return {row["id"] for row in rows}
-
-    def mark_carry_verify(self, annotation_id: int) -> None:
-        """Before making the carried verdict's new annotation: a retry must look for it first."""
-        with self._write() as db:
-            db.execute("UPDATE verdict_carry SET verify = 1 WHERE annotation_id = ?", (annotation_id,))
 
     def mark_carried(self, annotation_id: int, new_annotation_id: int, task_id: int) -> None:
         """The verdict of annotation `annotation_id` is now annotation `new_annotation_id` of the

@@ -231,7 +231,6 @@ class CarryDelivery:
     rating: Rating
     comment: str
     problems: tuple[str, ...]
-    verify: bool  # the new annotation may exist already (an earlier try): look for it first
     attempts: int
 
 

@@ -659,11 +659,15 @@ class SyncWorker:
         row id as `import_id`: read back, it is the same verdict (the reviewer's name is kept)."""
         exchange = carry.exchange
         task_id = exchange.task_id or self._review_task(project, exchange, report)
-        annotation_id = None
-        if carry.verify:
-            annotation_id = project.find_verdict(task_id, self.log.stream_rows(carry.annotation_id))
+        # An earlier try's copy, or, in a project the verdict was carried out of before, its own
+        # annotation still there: taken back rather than copied beside it.
+        annotation_id = project.find_verdict(
+            task_id,
+            self.log.stream_rows(carry.annotation_id),
+            same_as=(carry.rating, carry.comment, carry.problems),
+            taken=self.log.annotation_exchange,
+        )
         if annotation_id is None:
-            self.log.mark_carry_verify(carry.annotation_id)
             args = (carry.rating, carry.comment, carry.row, carry.problems)
             annotation_id, task_id = self._new_verdict(project, exchange, task_id, args, report)
         self.log.mark_carried(carry.annotation_id, annotation_id, task_id)

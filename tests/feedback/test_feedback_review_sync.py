@@ -367,3 +367,39 @@ def test_a_deleted_or_changed_project_keeps_the_verdicts_reviewers_gave_in_label
             assert exchange is not None and exchange.reviewer_rating is None
             assert (exchange.verdict, exchange.verdict_source) == ("good", "user")
             assert reviewer_rows(log, ids[0])[-1][1:] == (None, "", True)  # withdrawn
+
+
+def test_switching_projects_and_back_takes_the_reviewers_annotations_back_without_copies(
+    ls_settings: Settings, label_studio: LabelStudioServer
+) -> None:
+    """LABEL_STUDIO_PROJECT set to B, then back to A: A's tasks keep one annotation each, the reviewer's."""
+    with FeedbackLog(ls_settings.feedback_db) as log:
+        ids = [answer(log, n) for n in range(2)]
+        for exchange_id in ids:
+            log.rate(exchange_id, "good")
+        worker = SyncWorker(log, ls_settings)
+        assert worker.flush().created == 2
+        client = label_studio.client()
+        tasks = by_exchange(label_studio, ls_settings)
+        first = client.annotations.create(id=tasks[ids[0]].id, result=BAD)  # a reviewer in project A
+        client.annotations.create(id=tasks[ids[1]].id, result=[BAD[0] | {"value": {"choices": ["Good"]}}])
+        worker.flush()
+        rows = {i: reviewer_rows(log, i) for i in ids}
+        other = ls_settings.model_copy(
+            update={"label_studio_project": ls_settings.label_studio_project + " b"}
+        )
+        assert SyncWorker(log, other).flush().carried == 2
+
+        back = SyncWorker(log, ls_settings).flush()
+
+        assert back.ok and back.carried == 2, back
+        tasks = by_exchange(label_studio, ls_settings)
+        assert [len(tasks[i].annotations) for i in ids] == [1, 1]  # not the reviewer's and a copy
+        assert tasks[ids[0]].annotations[0]["id"] == first.id
+        assert {i: reviewer_rows(log, i) for i in ids} == rows
+        assert [log.get(i).reviewer_rating for i in ids] == ["bad", "good"]  # type: ignore[union-attr]
+        # It is that verdict's annotation again: the reviewer who edits it in A changes the verdict.
+        client.annotations.update(id=first.id, result=[BAD[0] | {"value": {"choices": ["Good"]}}])
+        assert SyncWorker(log, ls_settings).flush().pulled == 1
+        assert log.get(ids[0]).reviewer_rating == "good"  # type: ignore[union-attr]
+        assert len(by_exchange(label_studio, other)[ids[0]].annotations) == 1
