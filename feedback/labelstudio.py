@@ -863,7 +863,11 @@ class LabelStudioProject:
                 if annotation.id is None or taken(int(annotation.id)):
                     continue
                 verdict = parse_annotation(annotation, task_id)
-                if (verdict.rating, verdict.comment, set(verdict.problems)) == (rating, comment, set(problems)):
+                if (verdict.rating, verdict.comment, set(verdict.problems)) == (
+                    rating,
+                    comment,
+                    set(problems),
+                ):
                     return verdict.annotation_id
         return None
 
