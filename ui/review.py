@@ -246,24 +246,23 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         # A line of one point draws nothing (Gradio shows its points only on hover): with one
         # day of ratings, the same figures are drawn as dots instead.
         one_day = not (locked or tab is not None) and days_charted(chart_frame(ctx)) == 1
+        per_day = {
+            "x": "day",
+            "y": "accuracy",
+            "color": "series",
+            "title": "Accuracy per day (%)",
+            "y_lim": [0, 100],
+        }
         chart = gr.LinePlot(
             initial(lambda: chart_frame(ctx)),
-            x="day",
-            y="accuracy",
-            color="series",
-            title="Accuracy per day (%)",
-            y_lim=[0, 100],
+            **per_day,
             visible=not one_day,
             elem_id="accuracy-chart",
         )
         dots = gr.ScatterPlot(
             initial(lambda: chart_frame(ctx)),
-            x="day",
-            y="accuracy",
-            color="series",
-            title="Accuracy per day (%)",
+            **per_day,
             caption="One day of ratings so far: a line needs two.",
-            y_lim=[0, 100],
             visible=one_day,
             elem_id="accuracy-dots",
         )
