@@ -60,6 +60,8 @@ def test_known_verdicts_give_known_accuracy_and_inline_review_wins(running_app) 
 
 
 def test_review_tab_shows_the_chart_in_a_browser(running_app, page) -> None:  # noqa: F811
+    log = running_app.ctx.log
+    log.rate(log.record_exchange(question="rated today", answer="a"), "good")
     page.goto(running_app.url)
     page.get_by_role("tab", name="Review").click()
     page.get_by_text("Accuracy per day", exact=False).first.wait_for(timeout=30_000)
@@ -68,7 +70,6 @@ def test_review_tab_shows_the_chart_in_a_browser(running_app, page) -> None:  # 
     page.get_by_text("One day of ratings so far: a line needs two", exact=False).wait_for(timeout=10_000)
     expect(page.locator("#accuracy-chart")).to_be_hidden()
 
-    log = running_app.ctx.log
     log.rate(log.record_exchange(question="an older one", answer="a", time="2026-01-05T10:00:00Z"), "good")
     page.get_by_role("button", name="Refresh", exact=True).click()
 
