@@ -38,6 +38,7 @@ from qa.llm import (
     AnswerStopped,
     ServedModel,
     StopWhenSet,
+    describe_empty,
     describe_error,
     make_chat_model,
     model_id,
@@ -564,7 +565,8 @@ class AnswerChain:
         """Answer `question` (a follow-up to `history`), yielding text pieces, then the `Answer`.
 
         Raises QuestionError (before anything runs) for an empty or over-long question, and
-        AnswerError with a user-facing message when the model or the search fails. Setting
+        AnswerError with a user-facing message when the model or the search fails, or the
+        model's answer has no text. Setting
         `stop` ends the stream at the model's next token, with no `Answer`, and the model
         stops writing too. So does closing the stream early (a browser gone mid-answer),
         which by itself would have read the model's reply to its end (see `StopWhenSet`).
@@ -601,7 +603,14 @@ class AnswerChain:
             raise
         except Exception as exc:
             log.error("answering %r failed", text[:200], exc_info=exc)
-            raise AnswerError(describe_error(exc, self.settings)) from exc
+            raise AnswerError(describe_error(exc, self.settings, partial=bool(pieces))) from exc
+        if not "".join(pieces).strip():
+            # No words (a server that sends an empty message, a reasoning model that spent its tokens
+            # thinking): logged as an answer, it showed a bare list of sources and went to reviewers.
+            log.error(
+                "the model sent an empty answer to %r (finish reason %r)", text[:200], served.finish_reason
+            )
+            raise AnswerError(describe_empty(self.settings, served.name, served.finish_reason))
         ended = time.perf_counter()
         answer = self._finish(state, "".join(pieces), started, prepared_at, first_at, ended)
         answer = replace(

@@ -154,38 +154,76 @@ def load_sentence_transformer(dtype_name: str):  # noqa: ANN202 - SentenceTransf
         return _MODELS[dtype_name]
 
 
+OPENAI_EMBED_BATCH = 64  # texts per request: short requests, so LLM_TIMEOUT fits a slow local server too
+
+
 def make_embeddings(settings: Settings) -> Embeddings:
-    """The embedding model the settings ask for; its `name` is recorded in the store."""
+    """The embedding model the settings ask for; its `name` is recorded in the store.
+
+    EMBEDDINGS=openai talks to OpenAI, or to OPENAI_BASE_URL (Ollama, vLLM: no key needed).
+    Texts are sent as text: LangChain's default sends OpenAI token ids, which needs tiktoken's
+    vocabulary (downloaded on first use, so an offline ingest failed) and which Ollama and
+    vLLM refuse. Chunks are far below the models' input limit, so nothing is lost.
+    """
     if settings.embeddings == "openai":
-        if not settings.openai_api_key:
+        if not (settings.openai_api_key or settings.openai_base_url):
             raise EmbeddingModelError(
-                "EMBEDDINGS=openai needs OPENAI_API_KEY (set it in .env), or use EMBEDDINGS=local."
+                "EMBEDDINGS=openai needs OPENAI_API_KEY (set it in .env), or OPENAI_BASE_URL for a server "
+                "that embeds (Ollama, vLLM); or use EMBEDDINGS=local."
             )
         from langchain_openai import OpenAIEmbeddings
 
-        kwargs: dict[str, object] = {
-            "model": settings.openai_embeddings_model,
-            "api_key": settings.openai_api_key,
-        }
-        if settings.openai_base_url:
-            kwargs["base_url"] = settings.openai_base_url
-        emb = OpenAIEmbeddings(**kwargs)  # type: ignore[arg-type]
-        return _Named(emb, f"openai:{settings.openai_embeddings_model}")
+        from qa.llm import LOCAL_API_KEY, MAX_RETRIES, REPLY_TIME_FACTOR, guarded_http_client
+
+        emb = OpenAIEmbeddings(
+            model=settings.openai_embeddings_model,
+            api_key=settings.openai_api_key or LOCAL_API_KEY,  # type: ignore[arg-type]
+            base_url=settings.openai_base_url.strip().rstrip("/") or "https://api.openai.com/v1",
+            check_embedding_ctx_length=False,
+            chunk_size=OPENAI_EMBED_BATCH,
+            timeout=settings.llm_timeout,
+            max_retries=MAX_RETRIES,
+            http_client=guarded_http_client(settings.llm_timeout * REPLY_TIME_FACTOR),
+        )
+        return _Named(emb, f"openai:{settings.openai_embeddings_model}", settings)
     return LocalMiniLM()
 
 
 class _Named(Embeddings):
-    """Wraps a LangChain embedding with the `name` the store records."""
+    """Wraps a LangChain embedding with the `name` the store records, and its errors in words.
 
-    def __init__(self, inner: Embeddings, name: str) -> None:
+    A wrong key, an unknown model or a server that can't be reached stopped `python ingest.py`
+    with the OpenAI client's traceback; as an EmbeddingModelError, ingest prints the sentence
+    and the chat shows it.
+    """
+
+    def __init__(self, inner: Embeddings, name: str, settings: Settings | None = None) -> None:
         self.inner = inner
         self.name = name
+        self.settings = settings
+
+    def _failed(self, exc: Exception) -> EmbeddingModelError:
+        from qa.llm import describe_error
+
+        return EmbeddingModelError(
+            f"Embedding with EMBEDDINGS=openai failed: {describe_error(exc, self.settings)}"
+        )
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        return self.inner.embed_documents(texts)
+        try:
+            return self.inner.embed_documents(texts)
+        except EmbeddingModelError:
+            raise
+        except Exception as exc:
+            raise self._failed(exc) from exc
 
     def embed_query(self, text: str) -> list[float]:
-        return self.inner.embed_query(text)
+        try:
+            return self.inner.embed_query(text)
+        except EmbeddingModelError:
+            raise
+        except Exception as exc:
+            raise self._failed(exc) from exc
 
 
 def embedding_name(embeddings: Embeddings) -> str:

@@ -93,6 +93,14 @@ class AnswerJudge:
         )
         parsed = parse_verdict(reply)
         if parsed is None:
+            if not reply.strip():  # a server that sends empty messages, or a model out of tokens
+                log.warning(
+                    "the judge model %s sent back an empty reply (finish reason %r); the answer stays without"
+                    " a pre-rating. If every answer's does, set PRE_RATE_MODEL to a chat model the server serves.",
+                    served.name or self.model,
+                    served.finish_reason,
+                )
+                return None
             log.warning(
                 "the judge model gave no verdict (%r); the answer stays without a pre-rating", reply[:200]
             )

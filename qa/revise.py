@@ -156,6 +156,12 @@ def parse_revision(reply: str) -> tuple[str, list[str]]:
     its token cap would otherwise become a prompt that stops mid-rule.
     """
     found = _BLOCK.search(reply)
+    if not reply.strip():
+        raise RevisionError(
+            "The model sent back an empty reply: nothing was saved. Try again; if it keeps happening, set"
+            " REVISE_MODEL to a chat model the server serves (a reasoning model may spend its whole reply"
+            " thinking)."
+        )
     if not found:
         start = " ".join(reply.split())[:200]
         if _OPEN.search(reply):
