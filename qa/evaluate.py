@@ -272,6 +272,7 @@ def main(argv: list[str] | None = None) -> int:
         help="false-abstain rate the suggested threshold may reach (default 0)",
     )
     args = parser.parse_args(argv)
+    from qa.embeddings import EmbeddingModelError
     from qa.retrieval import open_retriever
     from settings import get_settings
 
@@ -292,7 +293,11 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 2
-    report = evaluate(questions, lambda q, k: retriever.search(q, k=k), k=args.k)
+    try:
+        report = evaluate(questions, lambda q, k: retriever.search(q, k=k), k=args.k)
+    except EmbeddingModelError as exc:  # EMBEDDINGS=openai and its server failing: one line, not a traceback
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print_report(report, args.k)
     if args.calibrate:
         print_calibration(

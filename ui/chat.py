@@ -393,7 +393,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         ctx.refresh_precedents()  # the reviewers' verdicts given since the last question
         chain = ctx.chain
         if chain is None:
-            gr.Warning("Nothing is ingested yet: run `.venv/bin/python ingest.py`, then ask again.")
+            # ctx.problem names a store that can't be used (built with another embedding model, say)
+            gr.Warning(
+                ctx.problem or "Nothing is ingested yet: run `.venv/bin/python ingest.py`, then ask again."
+            )
             yield message, history, turns_, ids_
             return
         # What was typed, shown as typed: a user's `![x](http://host/x.png)` loads nothing.
