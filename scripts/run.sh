@@ -76,9 +76,25 @@ scripts/bootstrap.sh app
 settings=$(app_settings)
 eval "$settings"
 
+# A first ingest that fails (no access to GitHub, a DOCS_REPO typo) does not stop the rest: the app
+# starts, says nothing is ingested, and this says how to ingest from a local clone or a bundle.
+ingest_or_explain() {
+  local rc=0
+  .venv/bin/python ingest.py "$@" || rc=$?
+  if [ "$rc" = 130 ]; then exit 130; fi  # Ctrl-C: the user wants to stop, not an app without docs
+  if [ "$rc" != 0 ]; then
+    cat >&2 <<'EOF'
+make run: the ingest above failed; the app starts anyway and says nothing is ingested.
+  No access to GitHub, or your own docs? Ingest a local clone, folder or git bundle, then reload the page:
+    .venv/bin/python ingest.py --repo PATH_OR_URL [--ref BRANCH_OR_TAG]
+  (or set DOCS_REPO / DOCS_REF in .env and run make run again).
+EOF
+  fi
+}
+
 if [ ! -f "$data_dir/index/state.json" ]; then
   echo "No docs ingested yet: running python ingest.py (a few minutes the first time)"
-  .venv/bin/python ingest.py
+  ingest_or_explain
 else
   # An index whose vectors were made another way (an older version, another EMBEDDINGS) is rebuilt.
   rc=0
@@ -96,7 +112,7 @@ except StoreError as exc:
 PY
   if [ "$rc" = 3 ]; then
     echo "Rebuilding the index with the current embedding model: python ingest.py --reset"
-    .venv/bin/python ingest.py --reset
+    ingest_or_explain --reset
   fi
 fi
 

@@ -1,18 +1,23 @@
 """The shell scripts behind `make run`: they must read settings as the app does, and not reinstall needlessly.
 
-Nothing is installed or started here: `scripts/run.sh --settings` prints what `make run` would use,
-(`--shell-settings` as the assignments it acts on),
-`scripts/labelstudio.sh url` what Label Studio would listen on, and bootstrap runs in a fresh venv.
+`scripts/run.sh --settings` prints what `make run` would use (`--shell-settings` as the assignments
+it acts on), `scripts/labelstudio.sh url` what Label Studio would listen on, and bootstrap runs in a
+fresh venv. One test runs `make run`'s script itself, with a docs repo it can't reach.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shlex
 import shutil
+import signal
+import socket
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 from gitrepo import ROOT
@@ -155,3 +160,65 @@ def test_an_app_install_accepts_a_current_dev_install(tmp_path: Path) -> None:
     )
     stale = bootstrap_app()  # requirements changed since that dev install: this venv has no pip to run
     assert "installing Python packages into .venv (app" in stale.stdout and stale.returncode != 0
+
+
+def test_make_run_whose_first_ingest_fails_starts_the_app_and_says_how_to_ingest(
+    tmp_path: Path, docs_repo: Path
+) -> None:
+    """No access to GitHub (here: a DOCS_REPO that does not exist): the app starts all the same."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = clean_env(
+        DATA_DIR=str(tmp_path / "data"),
+        DOCS_REPO=str(tmp_path / "no-such-repo"),
+        PORT=str(port),
+        HOST="127.0.0.1",
+        LABEL_STUDIO_URL="http://127.0.0.1:9",  # elsewhere: make run starts none
+        OPENAI_BASE_URL="http://127.0.0.1:9/v1",  # no local model to start either
+    )
+    out = (tmp_path / "make-run.log").open("w")
+    proc = subprocess.Popen(
+        ["bash", "scripts/run.sh"],
+        cwd=ROOT,
+        env=env,
+        stdout=out,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    try:
+
+        def health() -> dict | None:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=5) as response:
+                    return json.load(response)
+            except OSError:
+                assert proc.poll() is None, (tmp_path / "make-run.log").read_text()
+                return None
+
+        deadline = time.monotonic() + 180
+        while (status := health()) is None and time.monotonic() < deadline:
+            time.sleep(0.5)
+        said = (tmp_path / "make-run.log").read_text()
+        assert status is not None and status["ingested"] is False, said
+        assert "make run: the ingest above failed; the app starts anyway" in said
+        assert ".venv/bin/python ingest.py --repo PATH_OR_URL" in said
+
+        # As it says: ingest from a local path, and the running app answers from it.
+        ingested = subprocess.run(
+            [sys.executable, "ingest.py", "--repo", str(docs_repo), "--ref", "v1"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert ingested.returncode == 0, ingested.stderr
+        assert health() == {**health(), "ingested": True}  # type: ignore[dict-item]
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        out.close()
