@@ -230,7 +230,17 @@ def print_calibration(rows: list[dict], max_false: float, current: float, source
         print(f"  lowest answerable evidence: {', '.join(f'{v:.3f}' for v in lowest) or '-'}")
     allowed = [t for t in CALIBRATION_THRESHOLDS if answerable and rate(answerable, t) <= max_false]
     if answerable and unanswerable:
-        if allowed:
+        floor = rate(unanswerable, CALIBRATION_THRESHOLDS[0])  # what the rules (and the lowest) catch
+        if allowed and max(rate(unanswerable, t) for t in allowed) == floor:
+            # The threshold changes nothing for these unanswerable questions: suggesting the lowest
+            # (as the rule below would) would switch the evidence check off on no evidence.
+            print(
+                f"  no threshold is suggested: no allowed threshold abstains on more of the unanswerable ones "
+                f"than the lowest ({floor:.0%}; the rules catch {sum(r['ruled'] for r in unanswerable)} of "
+                f"{len(unanswerable)}), so this set can't tell them apart. Keep ABSTAIN_THRESHOLD={current:.2f}, "
+                "or add unanswerable questions in your docs' own words (ones the rules don't catch)."
+            )
+        elif allowed:
             most = max(rate(unanswerable, t) for t in allowed)
             best = min(t for t in allowed if rate(unanswerable, t) == most)
             print(

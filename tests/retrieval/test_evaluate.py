@@ -75,7 +75,17 @@ def test_calibrate_measures_the_apps_store_and_says_what_a_question_file_lacks(
     run = evaluate(docs_data, str(both), "--calibrate")
     assert run.returncode == 0, run.stderr
     assert f"calibration over 2 answerable, 2 unanswerable questions in {docs_data}" in run.stdout
-    assert "<- current" in run.stdout and "set ABSTAIN_THRESHOLD=" in run.stdout
+    # Both unanswerable ones are caught by the unknown-term rule at any threshold: nothing to calibrate
+    # (suggesting the lowest threshold, 0.50, would switch the evidence check off on no evidence).
+    assert "<- current" in run.stdout and "set ABSTAIN_THRESHOLD=" not in run.stdout
+    assert "no threshold is suggested: no allowed threshold abstains on more" in run.stdout
+    assert "Keep ABSTAIN_THRESHOLD=0.74" in run.stdout
+    # One in the docs' own words (evidence 0.81, no unknown term): the threshold that silences it.
+    dark = {"id": "q-dark", "question": "can the server start in a dark theme?", "kind": "unanswerable"}
+    both.write_text("\n".join(json.dumps(q) for q in [*QUESTIONS, dark]) + "\n", encoding="utf-8")
+    run = evaluate(docs_data, str(both), "--calibrate")
+    assert "suggested: 0.82, the lowest threshold abstaining on 100% of the unanswerable" in run.stdout
+    assert "set ABSTAIN_THRESHOLD=0.82" in run.stdout
     answerable = tmp_path / "answerable.jsonl"
     answerable.write_text("\n".join(json.dumps(q) for q in QUESTIONS[:2]) + "\n", encoding="utf-8")
     only = evaluate(docs_data, str(answerable), "--calibrate")
