@@ -72,10 +72,14 @@ def csv_row(exchange: Exchange) -> dict[str, Any]:
 
 
 def finetune_record(exchange: Exchange, system: str = "") -> dict[str, Any]:
-    """One chat-format training example: the question and the answer reviewers (or users) found good."""
+    """One chat-format training example: the question and the answer reviewers (or users) found good.
+
+    A follow-up ("and in YOLO?") is given as the standalone question it was answered as: alone,
+    it would teach a model to answer a question it can't know the subject of.
+    """
     messages = [{"role": "system", "content": system}] if system else []
     messages += [
-        {"role": "user", "content": exchange.question},
+        {"role": "user", "content": exchange.standalone_question or exchange.question},
         {"role": "assistant", "content": exchange.answer},
     ]
     return {"messages": messages}

@@ -267,11 +267,24 @@ def test_export_formats(feedback_log: FeedbackLog) -> None:
     assert export(feedback_log, "openai-finetune", out) == 1
     assert json.loads(out.getvalue()) == {
         "messages": [
-            {"role": "user", "content": "How do I start Label Studio on another port? (1)"},
+            {"role": "user", "content": "How to start Label Studio on a different port (1)"},  # as answered
             {"role": "assistant", "content": "Run `label-studio start -p 9000` [1]."},
         ]
     }
     assert export(feedback_log, "jsonl", io.StringIO(), since="2026-11-02") == 1
+    follow_up = feedback_log.record_exchange(
+        question="and in YOLO?",
+        standalone_question="How do I export rectangles in YOLO format?",
+        answer="Choose YOLO in the export dialog [1].",
+    )
+    feedback_log.rate(follow_up, "good")
+    out = io.StringIO()
+    assert export(feedback_log, "openai-finetune", out) == 2
+    last = json.loads(out.getvalue().splitlines()[-1])["messages"]
+    assert last[0] == {
+        "role": "user",
+        "content": "How do I export rectangles in YOLO format?",
+    }  # not "and in YOLO?"
     with pytest.raises(ValueError, match="good answers only"):
         export(feedback_log, "openai-finetune", io.StringIO(), verdict="bad")
 
