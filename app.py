@@ -11,7 +11,9 @@ With no OPENAI_API_KEY / OPENAI_BASE_URL it starts the embedded local model
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import socket
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -251,6 +253,25 @@ def running_app(settings: Settings, *, model: bool = True) -> Iterator[AppContex
             local_llm.stop(settings)
 
 
+class PortTaken(RuntimeError):
+    """The app's port is in use: uvicorn would say only "[Errno 98] address already in use"."""
+
+
+def port_taken(host: str, port: int) -> None:
+    """Raise PortTaken, naming the fix, if (host, port) can't be bound now."""
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                return  # another problem (a host name to resolve, say): uvicorn says it
+            raise PortTaken(
+                f"port {port} on {host} is already in use (another `python app.py` or `make run`?). "
+                f"Stop that, or choose another port: PORT={port + 1} in .env or the environment, or --port {port + 1}."
+            ) from None
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
@@ -268,6 +289,7 @@ def main(argv: list[str] | None = None) -> int:
                 return prompt_command(ctx, argv[1:])
 
         parser = argparse.ArgumentParser(
+            usage="python app.py [--host HOST] [--port PORT] | python app.py gaps ... | python app.py prompt ...",
             description="Serve the docs QA app.",
             epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback. "
             "`python app.py gaps`: what the docs don't answer.",
@@ -277,13 +299,14 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
         overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v}
         settings = with_local_label_studio(get_settings(**overrides))  # make run's Label Studio, if any
+        port_taken(settings.host, settings.port)  # before the model starts, not after a minute of it
 
         import uvicorn
 
         with running_app(settings) as ctx:
             print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
             uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
-    except (LocalLLMError, SettingsError) as exc:
+    except (LocalLLMError, SettingsError, PortTaken) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

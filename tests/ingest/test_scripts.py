@@ -222,3 +222,23 @@ def test_make_run_whose_first_ingest_fails_starts_the_app_and_says_how_to_ingest
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         out.close()
+
+
+def test_the_app_on_a_port_in_use_says_so_and_how_to_choose_another(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = clean_env(DATA_DIR=str(tmp_path / "data"), OPENAI_BASE_URL="http://127.0.0.1:9/v1")
+        proc = subprocess.run(
+            [sys.executable, "app.py", "--port", str(port)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert proc.returncode == 2, proc.stderr
+    assert f"error: port {port} on 127.0.0.1 is already in use" in proc.stderr
+    assert f"--port {port + 1}" in proc.stderr and "Errno" not in proc.stderr
+    assert "Docs QA on" not in proc.stdout  # no address printed that nothing serves
