@@ -203,7 +203,7 @@ def prompt_command(ctx: AppContext, argv: list[str], out: TextIO | None = None) 
         elif args.action == "adopt":
             print(f"Answers use {lab.adopt(args.version).version} from the next question on.\n", file=out)
         elif args.action == "restore":
-            print(f"Answers use the bundled {lab.restore_bundled().version} again.\n", file=out)
+            print(f"{lab.go_back()}\n", file=out)
     except (RevisionError, PromptFileError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -147,6 +147,31 @@ class PromptLab:
         self.ctx.refresh()
         return spec
 
+    def go_back(self) -> str:
+        """`restore_bundled`, said as the panel and `python app.py prompt restore` both say it."""
+        before = "" if not self.on_bundled() else self.current().version
+        spec = self.restore_bundled()
+        if before == spec.version:
+            return f"Answers already use the bundled {spec.version}: nothing to go back from."
+        return f"Answers use the bundled {spec.version} again; the drafts are kept."
+
+    def on_bundled(self) -> bool:
+        """Whether answers use the bundled prompt (a broken file replacing it is not: going back fixes it)."""
+        try:
+            return self.current().path.parent == PROMPT_DIR
+        except PromptFileError:
+            return False
+
+    def can_draft(self) -> bool:
+        """Whether "Draft a revision" can work: a reviser, a prompt with instructions, a rejected answer."""
+        if self.ctx.reviser is None:
+            return False
+        try:
+            instructions(self.current())
+        except (PromptFileError, RevisionError):
+            return False
+        return any(r.verdict == "bad" for r in self.reviewed())
+
     def _use(self, spec: PromptSpec) -> None:
         """The running chain answers with `spec` from now on, when it is the prompt it uses."""
         chain = self.ctx.chain
@@ -265,7 +290,7 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
     with gr.Accordion("Improve the answer prompt from reviewers' feedback", open=False) as panel:
         status = gr.Markdown(elem_id="prompt-status")
         with gr.Row():
-            draft_button = gr.Button("Draft a revision", variant="primary", scale=1)
+            draft_button = gr.Button("Draft a revision", variant="primary", scale=1, interactive=False)
             drafts = gr.Dropdown([], label="Drafts", elem_id="prompt-drafts", scale=2)
         about = gr.Markdown(NO_DRAFT, elem_id="prompt-draft")
         diff = gr.Code(
@@ -275,7 +300,7 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
             # Live once there is a draft to try or adopt (the Drafts list has one chosen).
             try_button = gr.Button("Try it on the reviewed questions", interactive=False)
             adopt_button = gr.Button("Adopt it: answer with it from now on", interactive=False)
-            restore_button = gr.Button("Go back to the bundled prompt")
+            restore_button = gr.Button("Go back to the bundled prompt", interactive=False)
         trial = gr.Dataframe(
             trial_frame(None),
             interactive=False,
@@ -339,15 +364,7 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
         gr.Info(f"Answers now use {spec.version}. Accuracy per prompt version will tell if it does better.")
 
     def restore_action(_version: str | None, _progress: gr.Progress) -> None:
-        try:
-            before = lab.current().version
-        except PromptFileError:  # a broken file replaces it: going back is the fix
-            before = ""
-        spec = lab.restore_bundled()
-        if before == spec.version:
-            gr.Info(f"Answers already use the bundled {spec.version}: nothing to go back from.")
-        else:
-            gr.Info(f"Answers use the bundled {spec.version} again; the drafts are kept.")
+        gr.Info(lab.go_back())
 
     def load(version: str | None, open_: bool):  # noqa: ANN202
         return show(version) if open_ else tuple(gr.update() for _ in outputs)
@@ -357,6 +374,14 @@ def build_prompt_panel(ctx: AppContext, unlocked: gr.State, visibility: str) -> 
 
     panel.expand(load, [drafts, unlocked], outputs, api_visibility="private")
     drafts.change(draft_chosen, drafts, [try_button, adopt_button], api_visibility="private")
+    # Live only when they can do something; the status says why when they can't (every action
+    # that changes what they depend on shows a new status).
+    status.change(
+        lambda: (gr.update(interactive=lab.can_draft()), gr.update(interactive=not lab.on_bundled())),
+        None,
+        [draft_button, restore_button],
+        api_visibility="private",
+    )
     drafts.input(load, [drafts, unlocked], outputs, api_visibility="private")
     for button, action, name in (
         (draft_button, draft_action, "draft_prompt"),

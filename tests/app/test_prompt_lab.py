@@ -122,6 +122,10 @@ def test_a_reply_without_new_instructions_saves_no_draft_and_the_page_says_why(
         adopt = page.get_by_role("button", name="Adopt it", exact=False)
         expect(try_it).to_be_disabled()  # nothing to try or adopt yet
         expect(adopt).to_be_disabled()
+        expect(page.get_by_role("button", name="Go back to the bundled prompt")).to_be_disabled()  # on it
+        expect(
+            page.get_by_role("button", name="Draft a revision")
+        ).to_be_enabled()  # a rejection to learn from
         page.get_by_role("button", name="Draft a revision").click()
         expect(page.get_by_text("held no new instructions", exact=False).first).to_be_visible(timeout=30_000)
         assert sorted((app_data / "prompts" / "revisions").glob("*.md")) == before
@@ -195,6 +199,9 @@ def test_the_same_steps_from_the_command_line_reach_a_running_app(app_data, monk
     assert prompt_command(shell, ["try", "answer-v9-r9"]) == 2  # a draft that does not exist
     assert "error: " in capsys.readouterr().err
     assert prompt_command(shell, ["restore"]) == 0
+    assert "Answers use the bundled answer-v2 again; the drafts are kept." in capsys.readouterr().out
+    assert prompt_command(shell, ["restore"]) == 0
+    assert "Answers already use the bundled answer-v2: nothing to go back from." in capsys.readouterr().out
     running.refresh()
     assert running.chain.answer("how do I start without a browser tab?").prompt_version == "answer-v2"
     shell.close()
