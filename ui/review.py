@@ -97,6 +97,14 @@ def _reviewed_by(reviewer: str, source: str | None) -> str:
     return f"{reviewer} ({where})" if reviewer else where
 
 
+# The table's `sync` column in words: "local" alone read like an error to a newcomer.
+SYNC_WORDS = {
+    "local": "not sent (unrated)",
+    "pending": "waiting to be sent",
+    "delivered": "in Label Studio",
+}
+
+
 def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.DataFrame:
     """The latest answers with `verdict` (one of VERDICTS); `shown`: how many ("all": every one)."""
     flagged = verdict == FLAGGED
@@ -119,7 +127,7 @@ def exchanges_frame(ctx: AppContext, verdict: str, shown: str = SHOWN[0]) -> pd.
                 ),
                 "reviewed by": _reviewed_by(e.reviewer, e.reviewer_source),
                 "verdict": e.verdict or "",
-                "sync": e.sync,
+                "sync": SYNC_WORDS.get(e.sync, e.sync),
                 "id": e.id,
             }
         )

@@ -171,6 +171,7 @@ def test_the_table_lists_the_latest_hundred_or_as_many_as_asked(running_app) -> 
         listed = table_rows(exchanges)
         assert len(listed) == min(rows, len(log.recent(0, verdict="unrated")))
         assert listed[0][1] == "bulk question 119"  # newest first
+        assert listed[0][EXCHANGE_COLUMNS.index("sync")] == "not sent (unrated)"  # not a bare "local"
 
 
 def test_the_answer_shown_whole_to_a_reviewer_is_text_not_html(running_app) -> None:
