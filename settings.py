@@ -1,7 +1,10 @@
 """Every setting of the app, in one place.
 
 Values come from the environment, then from a `.env` file in the working
-directory, then from the defaults below. `.env.example` documents each one.
+directory, then from the project's own `.env` (beside this file), then from the
+defaults below. `.env.example` documents each one. A relative DATA_DIR is the
+project's folder of that name wherever a command runs: `python /path/app.py gaps`
+run from another directory must not start an empty log there.
 Modules receive a `Settings` object instead of reading `os.environ` themselves,
 so tests can point all state at a temp dir by setting `DATA_DIR`.
 """
@@ -16,12 +19,16 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REPO = "https://github.com/HumanSignal/label-studio"
+PROJECT_DIR = Path(__file__).resolve().parent
 
 
 class Settings(BaseSettings):
     """Runtime configuration (environment variables are the upper-case names)."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    # Later files win: the working directory's .env over the project's.
+    model_config = SettingsConfigDict(
+        env_file=(PROJECT_DIR / ".env", ".env"), env_file_encoding="utf-8", extra="ignore"
+    )
 
     # --- state -------------------------------------------------------------
     data_dir: Path = Path("./data")
@@ -123,6 +130,12 @@ class Settings(BaseSettings):
     sync_interval: float = 5.0
     # How often the sync worker pulls annotations changed in Label Studio (catches missed webhooks), seconds.
     label_studio_pull_interval: float = 30.0
+
+    @field_validator("data_dir")
+    @classmethod
+    def _in_the_project(cls, value: Path) -> Path:
+        """A relative DATA_DIR (`./data`, the default) is under the project folder, as scripts/*.sh take it."""
+        return value if value.is_absolute() else PROJECT_DIR / value
 
     @field_validator("docs_glob", mode="before")
     @classmethod

@@ -9,8 +9,9 @@
 #   scripts/labelstudio.sh url       # print its URL (use as LABEL_STUDIO_URL)
 #   scripts/labelstudio.sh stop      # SIGTERM by PID
 #
-# Settings (environment first, then ./.env, then these defaults):
-#   DATA_DIR                 ./data            state lives in $DATA_DIR/labelstudio (db, media, server.log, pid)
+# Settings (environment first, then ./.env, then the project's .env, then these defaults):
+#   DATA_DIR                 ./data            state lives in $DATA_DIR/labelstudio (db, media, server.log, pid);
+#                                              relative: under the project folder, wherever this runs
 #   LABEL_STUDIO_PORT        8080
 #   LABEL_STUDIO_USERNAME    admin@example.com admin login, created on the first start only
 #   LABEL_STUDIO_PASSWORD    random            generated on the first start, kept in $DATA_DIR/labelstudio/credentials
@@ -70,11 +71,14 @@ PY
     from_file[$key]=1
   done <"$file"
 }
+# As settings.py: the working directory's .env first (it wins), then the project's own.
 load_dotenv .env
+[[ "$(pwd -P)" == "$ROOT" ]] || load_dotenv "$ROOT/.env"
 
 VENV="${LABEL_STUDIO_VENV:-$ROOT/.venv-labelstudio}"
 PORT="${LABEL_STUDIO_PORT:-8080}"
 DATA="${DATA_DIR:-./data}"
+[[ "$DATA" == /* ]] || DATA="$ROOT/$DATA"  # a relative DATA_DIR is the project's, as in settings.py
 mkdir -p "$DATA"
 LS_DIR="$(cd "$DATA" && pwd)/labelstudio"
 PID_FILE="$LS_DIR/server.pid"

@@ -20,6 +20,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from gitrepo import ROOT
 
 from settings import get_settings
@@ -242,3 +243,16 @@ def test_the_app_on_a_port_in_use_says_so_and_how_to_choose_another(tmp_path: Pa
     assert f"error: port {port} on 127.0.0.1 is already in use" in proc.stderr
     assert f"--port {port + 1}" in proc.stderr and "Errno" not in proc.stderr
     assert "Docs QA on" not in proc.stdout  # no address printed that nothing serves
+
+
+def test_a_relative_data_dir_is_the_projects_wherever_a_command_runs(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`cd /tmp && python ~/docs-qa/app.py gaps` must read the app's log, not start an empty /tmp/data."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("DATA_DIR")
+    assert get_settings().data_dir == ROOT / "data"
+    monkeypatch.setenv("DATA_DIR", "state/mine")
+    assert get_settings().data_dir == ROOT / "state" / "mine"
+    monkeypatch.setenv("DATA_DIR", str(tmp_path / "elsewhere"))
+    assert get_settings().data_dir == tmp_path / "elsewhere"  # an absolute one as it is
