@@ -107,7 +107,7 @@ def test_thumb_and_review_tab_verdict_reach_label_studio_and_its_reviewer_is_hea
             return shown("admin@example.com (Label Studio)") == 1
 
         wait_for(refreshed, timeout=20, interval=0.5)
-        assert (shown("bad"), shown("good"), shown("delivered")) == (0, 3, 1)
+        assert (shown("bad"), shown("good"), shown("in Label Studio")) == (0, 3, 1)
         reviewer_events = [e for e in ctx.log.history(exchange_id) if e.kind == "reviewer"]
         assert [(e.source, e.rating, e.problems) for e in reviewer_events] == [
             ("inline", "bad", ("wrong_sources",)),

@@ -346,7 +346,7 @@ def test_a_deleted_or_changed_project_keeps_the_verdicts_reviewers_gave_in_label
             assert log.counts()["reviewed"] == 3 and log.accuracy()[0].good == 1
             out = io.StringIO()
             assert export(log, "openai-finetune", out) == 1  # the approved answer only, never a rejected one
-            assert json.loads(out.getvalue())["messages"][0]["content"] == reviewed[1].question
+            assert json.loads(out.getvalue())["messages"][0]["content"] == reviewed[1].standalone_question
 
             # Another project set (LABEL_STUDIO_PROJECT): the same, and the old one keeps its annotations.
             moved = ls_settings.model_copy(
