@@ -307,14 +307,20 @@ def test_embedding_failures_are_sentences_naming_the_setting(
     )
 
 
-def test_ingest_with_a_refused_embeddings_key_prints_the_fix(
-    openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
-) -> None:
+def one_page_repo(tmp_path: Path) -> Path:
+    """A git repo with one page, to ingest with EMBEDDINGS=openai."""
     docs = tmp_path / "docs"
     docs.mkdir()
     (docs / "webhooks.md").write_text("# Webhooks\n\nWebhook connections time out after 1 second.\n")
     for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "docs"]):
         subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *command], cwd=docs, check=True)
+    return docs
+
+
+def test_ingest_with_a_refused_embeddings_key_prints_the_fix(
+    openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    docs = one_page_repo(tmp_path)
     openai_server.reply(401, "Incorrect API key provided: sk-bad.", code="invalid_api_key")
     monkeypatch.chdir(tmp_path)  # no developer .env
     for name, value in {
@@ -336,11 +342,7 @@ def test_ingest_with_a_refused_embeddings_key_prints_the_fix(
 def test_evaluate_with_an_embeddings_server_that_fails_prints_the_fix(
     openai_server: FakeOpenAIServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys
 ) -> None:
-    docs = tmp_path / "docs"
-    docs.mkdir()
-    (docs / "webhooks.md").write_text("# Webhooks\n\nWebhook connections time out after 1 second.\n")
-    for command in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "docs"]):
-        subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@e", *command], cwd=docs, check=True)
+    docs = one_page_repo(tmp_path)
     questions = tmp_path / "mine.jsonl"
     questions.write_text('{"question": "webhook timeout?", "gold_sources": ["webhooks.md"]}\n')
     monkeypatch.chdir(tmp_path)  # no developer .env
