@@ -231,7 +231,8 @@ def print_calibration(rows: list[dict], max_false: float, current: float, source
     allowed = [t for t in CALIBRATION_THRESHOLDS if answerable and rate(answerable, t) <= max_false]
     if answerable and unanswerable:
         floor = rate(unanswerable, CALIBRATION_THRESHOLDS[0])  # what the rules (and the lowest) catch
-        if allowed and max(rate(unanswerable, t) for t in allowed) == floor:
+        most = max((rate(unanswerable, t) for t in allowed), default=floor)
+        if allowed and most == floor:
             # The threshold changes nothing for these unanswerable questions: suggesting the lowest
             # (as the rule below would) would switch the evidence check off on no evidence.
             print(
@@ -241,7 +242,6 @@ def print_calibration(rows: list[dict], max_false: float, current: float, source
                 "or add unanswerable questions in your docs' own words (ones the rules don't catch)."
             )
         elif allowed:
-            most = max(rate(unanswerable, t) for t in allowed)
             best = min(t for t in allowed if rate(unanswerable, t) == most)
             print(
                 f"  suggested: {best:.2f}, the lowest threshold abstaining on {most:.0%} of the unanswerable "

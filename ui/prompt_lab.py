@@ -149,9 +149,9 @@ class PromptLab:
 
     def go_back(self) -> str:
         """`restore_bundled`, said as the panel and `python app.py prompt restore` both say it."""
-        before = "" if not self.on_bundled() else self.current().version
+        was_bundled = self.on_bundled()
         spec = self.restore_bundled()
-        if before == spec.version:
+        if was_bundled:
             return f"Answers already use the bundled {spec.version}: nothing to go back from."
         return f"Answers use the bundled {spec.version} again; the drafts are kept."
 
