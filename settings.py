@@ -20,15 +20,14 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_REPO = "https://github.com/HumanSignal/label-studio"
 PROJECT_DIR = Path(__file__).resolve().parent
+# The .env files settings are read from, later ones winning: the project's, then the working directory's.
+ENV_FILES = (PROJECT_DIR / ".env", Path(".env"))
 
 
 class Settings(BaseSettings):
     """Runtime configuration (environment variables are the upper-case names)."""
 
-    # Later files win: the working directory's .env over the project's.
-    model_config = SettingsConfigDict(
-        env_file=(PROJECT_DIR / ".env", ".env"), env_file_encoding="utf-8", extra="ignore"
-    )
+    model_config = SettingsConfigDict(env_file=ENV_FILES, env_file_encoding="utf-8", extra="ignore")
 
     # --- state -------------------------------------------------------------
     data_dir: Path = Path("./data")

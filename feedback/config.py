@@ -13,7 +13,7 @@ from urllib.parse import urlsplit
 from dotenv import dotenv_values
 
 from feedback.records import PreRatingAgreement
-from settings import Settings
+from settings import ENV_FILES, Settings
 
 WEBHOOK_PATH = "/webhooks/label-studio"
 SECRET_FILE = "webhook_secret"
@@ -115,7 +115,8 @@ def key_origin(settings: Settings) -> KeyOrigin:
 
     The credentials file when it is the token saved there, whether `with_local_label_studio`
     read it or `make run` exported it (scripts/run.sh); else the environment, else the
-    working directory's .env, as `Settings` reads them; "unknown" for a key set in code.
+    .env files `Settings` reads (the working directory's, else the project's); "unknown" for a key
+    set in code.
     """
     key = settings.label_studio_api_key.strip()
     if not key:
@@ -124,12 +125,13 @@ def key_origin(settings: Settings) -> KeyOrigin:
         return KeyOrigin("credentials", str(Path(settings.data_dir) / LOCAL_CREDENTIALS))
     if os.environ.get("LABEL_STUDIO_API_KEY", "").strip() == key:
         return KeyOrigin("environment")
-    try:
-        from_file = {k.upper(): v for k, v in dotenv_values(".env").items()}.get("LABEL_STUDIO_API_KEY")
-    except (OSError, UnicodeDecodeError):
-        from_file = None
-    if (from_file or "").strip() == key:
-        return KeyOrigin(".env")
+    for path in reversed(ENV_FILES):  # the file that wins first, as Settings reads them
+        try:
+            values = {k.upper(): v for k, v in dotenv_values(path).items()}
+        except (OSError, UnicodeDecodeError):
+            continue
+        if "LABEL_STUDIO_API_KEY" in values:
+            return KeyOrigin(".env") if (values["LABEL_STUDIO_API_KEY"] or "").strip() == key else KeyOrigin()
     return KeyOrigin()
 
 
