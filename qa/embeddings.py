@@ -21,6 +21,8 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -202,28 +204,27 @@ class _Named(Embeddings):
         self.name = name
         self.settings = settings
 
-    def _failed(self, exc: Exception) -> EmbeddingModelError:
-        from qa.llm import describe_error
+    @contextmanager
+    def _in_words(self) -> Iterator[None]:
+        """The OpenAI client's failure inside the block as an EmbeddingModelError that says what to fix."""
+        try:
+            yield
+        except EmbeddingModelError:
+            raise
+        except Exception as exc:
+            from qa.llm import describe_error
 
-        return EmbeddingModelError(
-            f"Embedding with EMBEDDINGS=openai failed: {describe_error(exc, self.settings)}"
-        )
+            raise EmbeddingModelError(
+                f"Embedding with EMBEDDINGS=openai failed: {describe_error(exc, self.settings)}"
+            ) from exc
 
     def embed_documents(self, texts: list[str]) -> list[list[float]]:
-        try:
+        with self._in_words():
             return self.inner.embed_documents(texts)
-        except EmbeddingModelError:
-            raise
-        except Exception as exc:
-            raise self._failed(exc) from exc
 
     def embed_query(self, text: str) -> list[float]:
-        try:
+        with self._in_words():
             return self.inner.embed_query(text)
-        except EmbeddingModelError:
-            raise
-        except Exception as exc:
-            raise self._failed(exc) from exc
 
 
 def embedding_name(embeddings: Embeddings) -> str:
