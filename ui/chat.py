@@ -15,6 +15,7 @@ background (feedback.sync).
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import threading
@@ -30,10 +31,13 @@ from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.render import (
     CLOSEST_SUMMARY,
+    escape_html,
     helped_markdown,
     literal_markdown,
     precedent_markdown,
     quotes_markdown,
+    readable_time,
+    renumber_citations,
     safe_markdown,
     sources_markdown,
     typed_text,
@@ -46,7 +50,7 @@ def header_markdown(ctx: AppContext) -> str:
     docs = ctx.docs
     where = docs.repo.rstrip("/").rsplit("/", 1)[-1] if docs.repo else "nothing yet"
     commit = f" @ `{docs.commit[:10]}`" if docs.commit else ""
-    when = f", ingested {docs.updated_at}" if docs.updated_at else ""
+    when = f", ingested {readable_time(docs.updated_at)}" if docs.updated_at else ""
     chunks = f" ({docs.chunks:,} chunks{when})" if docs.chunks else ""
     lines = [
         "## Ask the docs",
@@ -77,10 +81,99 @@ STOPPED_NOTE = (
     "<small><i>(Stopped. An answer stopped before its end is not saved or rated: ↻ asks again.)</i></small>"
 )
 WAITING = "…"  # the answer's place until its first words arrive
-# A question sent (Enter), ↻ or ↶ while this page's answer is still written: they wait for it.
-# Between the two `feedback_value` updates that put out a thumb an answer can't take (`put_out`).
-THUMB_OUT_DELAY = 0.3
-STILL_ANSWERING = "An answer is still being written: wait for it to finish, or press Stop, then ask again."
+# Under the question box while what was sent (Enter or Ask, ↻, ↶) waits for the answer being written.
+STILL_ANSWERING = (
+    "An answer is still being written: your question will be asked as soon as it is finished or stopped."
+)
+RETRY_WAITS = "An answer is still being written: ↻ asks again as soon as it is finished or stopped."
+UNDO_WAITS = (
+    "An answer is still being written: ↶ takes its question back as soon as it is finished or stopped."
+)
+# ↶ with a draft in the box: the draft stays, and the question taken back is shown, not lost.
+DRAFT_KEPT = "Your draft stays in the box. The question taken back was: “{}”"
+# Runs in the browser when one of the page's questions is asked (`asked` is "<n>\n<question>"):
+# the box is emptied only if it still holds that question, so a draft typed while it waited stays.
+EMPTY_IF_ASKED_JS = """(asked, box) => {
+  const question = (asked ?? "").slice((asked ?? "").indexOf("\\n") + 1);
+  return (box ?? "") === question ? "" : box;
+}"""
+# The chat's label and toolbar (trash, copy) float over its top edge: the messages scroll in the
+# space below them, so the toolbar never covers the end of a message.
+# `#asked` is the page's, not shown (Gradio 6.31 shows a `visible="hidden"` box again on an update).
+CHAT_CSS = (
+    "#chatbot .bubble-wrap { margin-top: 30px; height: calc(100% - 30px); padding-top: 4px; }\n"
+    "#asked, #chat-style { display: none !important; }"
+)
+
+
+class Turns:
+    """One answer at a time per page (browser session); what the page sends meanwhile waits for it.
+
+    An answer, ↻ or ↶ holds the page's turn until it is done. A request sent meanwhile waits
+    for the next turn, and a later one takes its place (Enter pressed twice asks once). A turn
+    that waited continues the conversation as the turn before it left it: the page's copy it
+    was sent with dates from before that answer.
+    """
+
+    def __init__(self) -> None:
+        self._changed = threading.Condition()
+        self._held: dict[str, threading.Event] = {}  # session -> the Stop of the turn being taken
+        self._next: dict[str, object] = {}  # session -> the request waiting for the next turn
+        self._left: dict[str, tuple] = {}  # session -> the conversation the turn before left
+
+    def busy(self, session: str) -> bool:
+        with self._changed:
+            return session in self._held
+
+    def waiting(self, session: str) -> bool:
+        with self._changed:
+            return session in self._next
+
+    def stop(self, session: str) -> None:
+        """Stop the answer being written, if any: its model stops at its next word."""
+        with self._changed:
+            stop = self._held.get(session)
+        if stop is not None:
+            stop.set()
+
+    def enter(self, session: str, ticket: object) -> threading.Event | None:
+        """The turn at once (its Stop); None while another is taken: `ticket` is then next (`wait`)."""
+        with self._changed:
+            if session not in self._held:
+                self._held[session] = stop = threading.Event()
+                return stop
+            self._next[session] = ticket  # a request queued before gives way (`wait` returns None)
+            self._changed.notify_all()
+            return None
+
+    def wait(self, session: str, ticket: object) -> tuple[threading.Event, tuple | None] | None:
+        """Once the turn being taken ends: the next one's Stop, and the conversation it continues;
+        None when a request sent later took this one's place."""
+        with self._changed:
+            while True:
+                if self._next.get(session) is not ticket:
+                    return None
+                if session not in self._held:
+                    del self._next[session]
+                    self._held[session] = stop = threading.Event()
+                    return stop, self._left.pop(session, None)
+                self._changed.wait()
+
+    def withdraw(self, session: str, ticket: object) -> None:
+        """`ticket` waits no more (its page went away)."""
+        with self._changed:
+            if self._next.get(session) is ticket:
+                del self._next[session]
+            self._changed.notify_all()
+
+    def done(self, session: str, stop: threading.Event, left: tuple) -> None:
+        """End the turn `stop` belongs to, leaving the conversation as `left` (history, turns, ids)."""
+        with self._changed:
+            if self._held.get(session) is stop:
+                del self._held[session]
+                if session in self._next:
+                    self._left[session] = left
+            self._changed.notify_all()
 
 
 def _message_text(value: object) -> str:
@@ -277,7 +370,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
     # shows the comment box and the saved line, as a thumb on a finished answer does.
     rated_late: dict[str, str] = {}
-    stopping: dict[str, threading.Event] = {}  # session -> the Stop of the answer it is being written
+    taking = Turns()  # each page's answers, ↻ and ↶, one at a time
+    numbered = itertools.count()  # makes each question's `asked` value new, for its change event
 
     def rating_of(exchange_id: str) -> str | None:
         exchange = feedback_log.get(exchange_id)
@@ -297,7 +391,10 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             feedback_options=("Like", "Dislike"),
             placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
             examples=chat_examples(ctx) or None,
+            # no "share" (to Hugging Face Spaces, which this app is not on): it did nothing visible
+            buttons=["copy", "copy_all"],
         )
+        gr.HTML(f"<style>{CHAT_CSS}</style>", elem_id="chat-style", padding=False)
         with gr.Row():
             question = gr.Textbox(
                 label="Your question",
@@ -309,7 +406,12 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             )
             ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
             # In the Ask button's place while an answer is written (the local model takes a while).
-            stop = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
+            stop_button = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
+        # What was sent while an answer is written waits for it: this says so (`STILL_ANSWERING`).
+        note = gr.Markdown("", visible=False, elem_id="waiting-note")
+        # The question the page has just asked, "<n>\n<question>": the browser empties the box if it
+        # still holds it (EMPTY_IF_ASKED_JS). In the page, not shown (CHAT_CSS).
+        asked = gr.Textbox(elem_id="asked", container=False, show_label=False)
         with gr.Column(visible=False, elem_id="comment-row") as comment_row:
             # After a thumbs down: what was wrong, in the user's words (pre-ticked for the reviewer).
             reasons = gr.CheckboxGroup(
@@ -362,27 +464,20 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     # tab's summary and the server log say it, with the fix; no user of the chat can act on it.
     status = gr.Markdown("", elem_id="feedback-status")
 
-    def busy(request: gr.Request | None) -> bool:
-        """Whether this page is still being written an answer (its Stop is live)."""
-        return (request.session_hash if request else "") in stopping
-
-    def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
-        """The page's answer: refused while this page's previous answer is still written."""
-        yield from answer_stream(message, history, turns_, ids_, request, one_at_a_time=True)
+    def session_of(request: gr.Request | None) -> str:
+        return request.session_hash if request else ""
 
     def answer_stream(
         message: str,
         history: list[dict[str, Any]],
         turns_: list,
         ids_: dict,
-        request: gr.Request,
-        *,
-        one_at_a_time: bool,
+        session: str,
+        stop: threading.Event,
     ):
-        if one_at_a_time and busy(request):  # Enter pressed while an answer streams: it would overwrite it
-            gr.Warning(STILL_ANSWERING)
-            yield message, gr.skip(), gr.skip(), gr.skip()  # the typed question waits in the box
-            return
+        """The answer to `message`, streamed as (box, history, turns, ids): the box is `message` when it
+        is refused (what was typed is kept), "" once it is asked, then None (left alone: the next
+        question, typed while this answer streams, must not be wiped by every piece)."""
         try:
             text = validate_question(message, settings)
         except QuestionError as exc:
@@ -402,10 +497,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         # What was typed, shown as typed: a user's `![x](http://host/x.png)` loads nothing.
         history = [*history, {"role": "user", "content": literal_markdown(text)}]
         history.append({"role": "assistant", "content": WAITING})
-        session = request.session_hash if request else ""
-        stop = stopping[session] = threading.Event()  # set by the Stop button
-        yield "", history, turns_, ids_  # the box empties once; after that it is left alone (gr.skip):
-        # the next question, typed while this answer streams, must not be wiped by every piece
+        yield "", history, turns_, ids_
         shown = held = ""
         try:
             for event in chain.stream(text, _history_for_chain(turns_), stop=stop):
@@ -416,15 +508,18 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     if held:
                         shown += held
                         history[-1] = {"role": "assistant", "content": safe_markdown(shown)}
-                        yield gr.skip(), history, turns_, ids_
+                        yield None, history, turns_, ids_
                     held = event.text
                     continue
                 answer = event.answer
                 listed = answer.cited if not answer.abstained else []
+                # numbered 1, 2, 3… as listed, in the answer's [n] too (the passages' ranks left gaps)
+                written, listed = renumber_citations(answer.text, listed)
+                _, closest = renumber_citations("", answer.closest)
                 heading = "Sources" if answer.citations_found else "Closest sources (not cited by the model)"
                 # The abstain reply is not the model's: it is a template around the searched
                 # question, which the user wrote, so all of it is shown as literal text.
-                shown_text = literal_markdown(answer.text) if answer.abstained else safe_markdown(answer.text)
+                shown_text = literal_markdown(answer.text) if answer.abstained else safe_markdown(written)
                 if answer.cut_short:  # the model hit its token cap mid-sentence: say so, not just stop
                     shown_text += f"\n\n{CUT_SHORT_NOTE}"
                 body = (
@@ -432,7 +527,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     + precedent_markdown(answer.precedent)
                     + helped_markdown(answer.helped_by, answer.lowered_by)
                     + sources_markdown(listed, heading=heading)
-                    + quotes_markdown(answer.closest, summary=CLOSEST_SUMMARY, named=True)
+                    + quotes_markdown(closest, summary=CLOSEST_SUMMARY, named=True)
                 )
                 history[-1] = {"role": "assistant", "content": body}
                 exchange_id = feedback_log.record_exchange(
@@ -458,26 +553,148 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     feedback_log.rate(exchange_id, "good" if liked else "bad")
                     rated_late[session] = exchange_id
                 turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
-                yield gr.skip(), history, turns_, ids_
+                yield None, history, turns_, ids_
         except AnswerError as exc:
             history[-1] = {"role": "assistant", "content": f"{ERROR_MARK} {safe_markdown(str(exc))}"}
-            yield gr.skip(), history, turns_, ids_
+            yield None, history, turns_, ids_
         except Exception:  # never a traceback on the page
             log.exception("answering failed")
             history[-1] = {
                 "role": "assistant",
                 "content": f"{ERROR_MARK} Something went wrong while answering; the server log has the details.",
             }
-            yield gr.skip(), history, turns_, ids_
+            yield None, history, turns_, ids_
         finally:
             pending.pop((session, len(history) - 1), None)  # an error message is not rated
-            if stopping.get(session) is stop:
-                del stopping[session]
         if stop.is_set() and str(len(history) - 1) not in ids_ and not _is_error(history[-1]["content"]):
             # Stopped: what was written, marked so.
             kept = safe_markdown(shown + held)
             history[-1] = {"role": "assistant", "content": f"{kept}\n\n{STOPPED_NOTE}".lstrip()}
-            yield gr.skip(), history, turns_, ids_
+            yield None, history, turns_, ids_
+
+    # --- the page's turns: Enter or Ask, an example, ↻ and ↶ -----------------------------------
+    # Their functions yield {component: value} dicts: only what they name changes on the page.
+
+    def idle_buttons() -> dict:  # Ask back in the Stop button's place, no note
+        return {
+            ask: gr.update(visible=True),
+            stop_button: gr.update(visible=False),
+            note: gr.update(visible=False),
+        }
+
+    def wait_for_turn(session: str, waiting_note: str):
+        """This page's turn: (its Stop, the conversation to continue or None for the page's own), or
+        None when a request sent after this one took its place. While an answer is still written,
+        `waiting_note` shows under the box until it is finished or stopped."""
+        ticket = object()
+        stop = taking.enter(session, ticket)
+        if stop is not None:
+            return stop, None
+        turn = None
+        try:
+            yield {note: gr.update(value=waiting_note, visible=True)}
+            turn = taking.wait(session, ticket)
+        finally:
+            if turn is None:  # the page went away while this waited: nothing waits any more
+                taking.withdraw(session, ticket)
+        return turn
+
+    def answer_turn(session: str, stop: threading.Event, message: str, conversation: tuple, *, box: bool):
+        """The page's answer to `message` in its turn; the turn ends with it.
+
+        `box`: the question came from the box, which the browser empties once it is asked if it
+        still holds it (a question that waited may have a draft typed after it there).
+        """
+        left = conversation
+        try:
+            for typed, *left in answer_stream(message, *conversation, session, stop):
+                history, turns_, ids_ = left
+                shown: dict = {chatbot: history, turns: turns_, ids: ids_}
+                if typed == "":  # asked: the answer is being written, under the answers as the log has them
+                    shown |= {
+                        chatbot: with_thumbs(history, ids_),
+                        note: gr.update(visible=False),
+                        ask: gr.update(visible=False),
+                        stop_button: gr.update(value="Stop", interactive=True, visible=True),
+                    }
+                    if box:
+                        shown[asked] = f"{next(numbered)}\n{message}"
+                yield shown
+            if not taking.waiting(session):  # else the next turn keeps Stop up
+                yield idle_buttons()
+        finally:
+            taking.done(session, stop, tuple(left))
+
+    def ask_in_turn(message: str, conversation: tuple, request: gr.Request | None, *, box: bool):
+        """`message` asked in this page's turn: at once, or once the answer being written is done."""
+        session = session_of(request)
+        try:
+            validate_question(message, settings)
+        except QuestionError as exc:  # said at once, not after the answer being written
+            gr.Warning(str(exc))
+            if not taking.busy(session):
+                yield idle_buttons()
+            return
+        turn = yield from wait_for_turn(session, STILL_ANSWERING)
+        if turn is not None:
+            stop, left = turn
+            yield from answer_turn(session, stop, message, left or conversation, box=box)
+
+    def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
+        """Enter or Ask: the question in the box is asked (after the answer being written, if any)."""
+        yield from ask_in_turn(message, (history or [], turns_ or [], ids_ or {}), request, box=True)
+
+    def ask_example(history: list, turns_: list, ids_: dict, data: gr.SelectData, request: gr.Request):
+        """An example question clicked under the empty chat: asked as if typed, the box left alone."""
+        value = data.value if isinstance(data.value, dict) else {}
+        yield from ask_in_turn(
+            str(value.get("text", "")), (history or [], turns_ or [], ids_ or {}), request, box=False
+        )
+
+    def retry(history: list, turns_: list, ids_: dict, request: gr.Request):
+        """↻ under the last answer: its question asked again as it was typed, in its place.
+
+        The box is left alone (it may hold a draft). The earlier answer stays in the log, with any
+        rating it got; only this page forgets it.
+        """
+        session = session_of(request)
+        turn = yield from wait_for_turn(session, RETRY_WAITS)
+        if turn is None:
+            return
+        stop, left = turn
+        text, *conversation = last_question(*(left or (history or [], turns_ or [], ids_ or {})))
+        yield from answer_turn(session, stop, text, tuple(conversation), box=False)
+
+    def undo(draft: str, history: list, turns_: list, ids_: dict, request: gr.Request):
+        """↶ under the last answer: its question goes back in the box, to be edited and asked anew.
+
+        Gradio's edit-in-place would show the escapes `literal_markdown` put in the bubble;
+        this gives the question back as typed. The answer leaves the page, not the log. A draft
+        in the box stays: the question taken back is then shown in a toast instead.
+        """
+        session = session_of(request)
+        turn = yield from wait_for_turn(session, UNDO_WAITS)
+        if turn is None:
+            return
+        stop, left = turn
+        conversation = left or (history or [], turns_ or [], ids_ or {})
+        try:
+            text, *conversation = last_question(*conversation)
+            history, turns_, ids_ = conversation
+            shown = {
+                chatbot: with_thumbs(history, ids_),
+                turns: turns_,
+                ids: ids_,
+                comment_row: gr.update(visible=False),
+            }
+            shown[status] = ""  # the undone answer's comment box and rating line go with it
+            if not (draft or "").strip():
+                shown[question] = text
+            elif text.strip() and text.strip() != draft.strip():
+                gr.Info(DRAFT_KEPT.format(escape_html(text)))
+            yield shown | ({} if taking.waiting(session) else idle_buttons())
+        finally:
+            taking.done(session, stop, tuple(conversation))
 
     def on_like(ids_: dict, data: gr.LikeData, request: gr.Request):
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
@@ -490,30 +707,47 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     "A stopped answer is not saved, so it cannot be rated: ask again (↻ under it) for a whole one."
                 )
             elif data.liked in (True, False):  # still streaming: rated as soon as it is complete
-                pending[(request.session_hash if request else "", int(index))] = bool(data.liked)
+                pending[(session_of(request), int(index))] = bool(data.liked)
                 gr.Info("Thanks! Your rating is saved as soon as the answer is complete.")
             return gr.update(visible=False), "", gr.update(), gr.update()
         if data.liked not in (True, False):
-            return gr.update(), exchange_id, gr.update(), gr.update()  # a thumb taken back: the last stands
+            # A lit thumb clicked (lit again by `put_out`: the rating stands): its comment box again,
+            # to add or change what was said, e.g. after a reload, where the box is not on the page.
+            exchange = feedback_log.get(exchange_id)
+            if exchange is None or exchange.user_rating is None:
+                return gr.update(), exchange_id, gr.update(), gr.update()
+            disliked = exchange.user_rating == "bad"
+            return (
+                gr.update(visible=True),
+                exchange_id,
+                RATED_LINE,
+                reasons_for(disliked, exchange.user_problems),
+            )
         feedback_log.rate(exchange_id, "good" if data.liked else "bad")
         return gr.update(visible=True), exchange_id, RATED_LINE, reasons_for(not data.liked)
+
+    def said_before(ids_: dict, data: gr.LikeData):
+        """The comment box holds what the user said about this answer before (to change it)."""
+        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        exchange = feedback_log.get(ids_.get(str(index)) or "")
+        return exchange.user_comment if exchange is not None else gr.skip()
 
     def offer_comment(request: gr.Request):
         """After an answer: the comment box and the saved line for a thumb given while it streamed.
 
-        `respond` cannot show them itself without adding outputs to the public /ask API, so
-        this step runs once it is done, like `on_like` does for a thumb on a finished answer.
+        The answer's own function cannot show them without adding outputs to the public /ask
+        API, so this step runs once it is done, like `on_like` does for a thumb on a finished answer.
         """
-        exchange_id = rated_late.pop(request.session_hash if request else "", None)
+        exchange_id = rated_late.pop(session_of(request), None)
         if not exchange_id:
             return gr.update(), gr.update(), gr.update(), gr.update()
         exchange = feedback_log.get(exchange_id)
         disliked = exchange is not None and exchange.user_rating == "bad"
         return gr.update(visible=True), exchange_id, RATED_LINE, reasons_for(disliked)
 
-    def reasons_for(disliked: bool) -> dict:
-        """The "what was wrong" boxes: offered, unticked, after a thumbs down only."""
-        return gr.update(value=[], visible=disliked)
+    def reasons_for(disliked: bool, ticked: tuple[str, ...] = ()) -> dict:
+        """The "what was wrong" boxes: offered after a thumbs down only, ticked as the user left them."""
+        return gr.update(value=list(ticked) if disliked else [], visible=disliked)
 
     def on_comment(text: str, problems: list[str] | None, exchange_id: str):
         if exchange_id and (text.strip() or problems):
@@ -525,32 +759,11 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     inputs = [question, chatbot, turns, ids]
     outputs = [question, chatbot, turns, ids]
     late = [comment_row, rated, status, reasons]
+    # what the page's turns may change: the box only through `asked`, so a draft typed meanwhile stays
+    page = [asked, chatbot, turns, ids, note, ask, stop_button]
 
     def keep(history: list, turns_: list, ids_: dict, kept: dict, tab_id: str):
         return keep_tab(kept, tab_id, kept_conversation(history or [], turns_ or [], ids_ or {}), time.time())
-
-    def take_example(data: gr.SelectData):  # an example question clicked: asked as if typed
-        value = data.value if isinstance(data.value, dict) else {}
-        return str(value.get("text", ""))
-
-    def retry(history: list, turns_: list, ids_: dict, request: gr.Request):
-        """↻ under the last answer: its question goes back in the box, to be asked again."""
-        if busy(request):  # the answer is still being written: `respond` says so
-            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
-        text, history, turns_, ids_ = last_question(history or [], turns_ or [], ids_ or {})
-        return text, with_thumbs(history, ids_), turns_, ids_
-
-    def undo(history: list, turns_: list, ids_: dict, request: gr.Request):
-        """↶ under the last answer: its question goes back in the box, to be edited and asked anew.
-
-        Gradio's edit-in-place would show the escapes `literal_markdown` put in the bubble;
-        this gives the question back as typed. The answer leaves the page, not the log.
-        """
-        if busy(request):
-            gr.Warning(STILL_ANSWERING)
-            return (gr.skip(),) * 6
-        text, history, turns_, ids_ = last_question(history or [], turns_ or [], ids_ or {})
-        return text, with_thumbs(history, ids_), turns_, ids_, gr.update(visible=False), ""
 
     def request_stop(request: gr.Request):
         """Stop: the model stops at its next token; the words written so far stay, marked (not logged).
@@ -559,83 +772,107 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         stopped one, the page then missed the next events' messages (Gradio 6.31), and the
         model went on writing the whole answer for no one.
         """
-        stop = stopping.get(request.session_hash if request else "")
-        if stop is not None:
-            stop.set()
+        taking.stop(session_of(request))
         return gr.update(value="Stopping…", interactive=False)
 
-    def answering():  # the Stop button in the Ask button's place until the answer is done
+    def answering():  # the Stop button in the Ask button's place at once, before the answer starts
         return gr.update(visible=False), gr.update(value="Stop", interactive=True, visible=True)
 
-    def answered_buttons(request: gr.Request):  # not after a question refused as `busy`
-        if busy(request):
-            return gr.skip(), gr.skip()
-        return gr.update(visible=True), gr.update(visible=False)
-
-    # Registered before the answer's own listeners: Gradio's page runs a trigger's listeners in
-    # the order they were added, the next one only once a streaming one before it is done.
+    # "multiple": Gradio's default ("once") dropped an Enter pressed while the answer it had sent was
+    # still written, without a word; `Turns` makes it wait for that answer instead. The page's turns
+    # show their progress on the chat only (the box, an output of theirs, was framed in orange).
+    # `answering` is registered first: a trigger's listeners start in the order they were added.
+    turn_events = dict(trigger_mode="multiple", concurrency_limit=None, show_progress_on=chatbot)
     for trigger in (question.submit, ask.click, chatbot.example_select, chatbot.retry):
-        trigger(answering, None, [ask, stop], queue=False, api_visibility="private")
-    example_asked = chatbot.example_select(take_example, None, question, api_visibility="private").then(
-        respond, inputs, outputs, api_visibility="private", concurrency_limit=None
-    )
-    retried = chatbot.retry(retry, [chatbot, turns, ids], outputs, api_visibility="private").then(
-        respond, inputs, outputs, api_visibility="private", concurrency_limit=None
-    )
-    # Nothing is asked: the question waits in the box; its answer's comment box goes with it.
-    chatbot.undo(undo, [chatbot, turns, ids], [*outputs, comment_row, status], api_visibility="private").then(
-        keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private"
-    )
+        trigger(
+            answering,
+            None,
+            [ask, stop_button],
+            queue=False,
+            trigger_mode="multiple",
+            api_visibility="private",
+        )
     answers = [
-        question.submit(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
-        ask.click(respond, inputs, outputs, api_visibility="private", concurrency_limit=None),
-        example_asked,
-        retried,
+        question.submit(respond, inputs, page, api_visibility="private", **turn_events),
+        ask.click(respond, inputs, page, api_visibility="private", **turn_events),
+        chatbot.example_select(
+            ask_example, [chatbot, turns, ids], page, api_visibility="private", **turn_events
+        ),
+        chatbot.retry(retry, [chatbot, turns, ids], page, api_visibility="private", **turn_events),
     ]
     for answered in answers:
-        answered.then(answered_buttons, None, [ask, stop], queue=False, api_visibility="private")
         answered.then(offer_comment, None, late, api_visibility="private")
         answered.then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
-    stop.click(request_stop, None, stop, queue=False, api_visibility="private")
+    asked.change(None, [asked, question], question, js=EMPTY_IF_ASKED_JS, api_visibility="private")
+    # Nothing is asked: the question waits in the box; its answer's comment box goes with it.
+    chatbot.undo(
+        undo,
+        inputs,
+        [question, chatbot, turns, ids, comment_row, status, note, ask, stop_button],
+        api_visibility="private",
+        **turn_events,
+    ).then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
+    stop_button.click(request_stop, None, stop_button, queue=False, api_visibility="private")
 
     def ask_api(message: str, history: list, turns_: list, ids_: dict, request: gr.Request):
-        """The public /ask endpoint: `respond`, with the box's value always text ("" once asked).
+        """The public /ask endpoint: the answer, with the box's value always text ("" once asked).
 
-        Its own hidden trigger: for the page, `respond` leaves the box alone while it streams
-        (`gr.skip`), which an API client would receive as a raw update. A client may ask
-        several questions at once: there is no page whose answer they would overwrite.
+        Its own hidden trigger: for the page, the answer leaves the box alone while it streams,
+        which an API client would receive as a raw update. A client may ask several questions at
+        once: there is no page whose answer they would overwrite.
         """
-        for box, *rest in answer_stream(message, history, turns_, ids_, request, one_at_a_time=False):
+        stream = answer_stream(
+            message, history or [], turns_ or [], ids_ or {}, session_of(request), threading.Event()
+        )
+        for box, *rest in stream:
             yield (box if isinstance(box, str) else "", *rest)
 
     api_ask = gr.Button(visible=False)
     api_ask.click(ask_api, inputs, outputs, api_name="ask", concurrency_limit=None)
     chatbot.like(on_like, [ids], late, api_name="rate")
+    chatbot.like(said_before, [ids], comment, api_visibility="private")
 
-    def put_out(history: list, ids_: dict, data: gr.LikeData):
-        """A thumb clicked under an error or a stopped answer goes out again (`on_like` says why).
+    put_back: dict[str, list] = {}  # session -> the thumbs `put_out` shows once the click's are on screen
 
-        Chatbot lights a thumb itself and puts it out only when its `feedback_value` entry
-        changes: so the entry is first set to the thumb just lit (nothing changes on screen),
-        then, a moment later, back to none.
+    def put_out(history: list, ids_: dict, data: gr.LikeData, request: gr.Request):
+        """Chatbot's thumbs as the log has them after a click it can't stand for on its own.
+
+        A thumb clicked under an error or a stopped answer goes out again (`on_like` says why); a
+        lit thumb clicked under a rated answer is lit again (the rating stands: its comment box
+        is offered). Chatbot lights or puts out a thumb itself, and changes it on an update only
+        when its `feedback_value` entry changes: so the entry is first set to what the click
+        left on screen (nothing changes there), then, by `show_logged` once the page has that,
+        to what the log has. Two updates of one event could reach the page in one frame: one
+        change, to nothing.
         """
         index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
-        history = history or []
+        history, ids_ = history or [], ids_ or {}
         slots = _answer_slots(history)
-        if data.liked not in (True, False) or index not in slots or str(index) in (ids_ or {}):
-            yield gr.skip()
-            return
-        if not (_is_error(data.value) or _is_stopped(data.value)):
-            yield gr.skip()  # still streaming: the thumb counts once the answer is complete (`on_like`)
-            return
-        lit = thumbs_lit(history, ids_ or {}, rating_of)
-        lit[slots.index(index)] = "Like" if data.liked else "Dislike"
-        yield gr.update(feedback_value=lit)
-        time.sleep(THUMB_OUT_DELAY)  # two updates in one frame would be one change, to nothing
-        lit[slots.index(index)] = None
-        yield gr.update(feedback_value=lit)
+        if index not in slots:
+            return gr.skip()
+        exchange_id = ids_.get(str(index))
+        lit = thumbs_lit(history, ids_, rating_of)
+        if exchange_id:
+            if data.liked in (True, False) or lit[slots.index(index)] is None:
+                return gr.skip()  # a rating given (`on_like`), or none to light again
+            clicked = None  # a lit thumb clicked: out on screen; the log's stays
+        elif data.liked not in (True, False) or not (_is_error(data.value) or _is_stopped(data.value)):
+            return gr.skip()  # still streaming: the thumb counts once the answer is complete (`on_like`)
+        else:
+            clicked = "Like" if data.liked else "Dislike"
+        shown = list(lit)
+        shown[slots.index(index)] = clicked
+        put_back[session_of(request)] = lit
+        return gr.update(feedback_value=shown)
 
-    chatbot.like(put_out, [chatbot, ids], chatbot, api_visibility="private")
+    def show_logged(request: gr.Request):
+        """The thumbs as the log has them, after `put_out` (a separate event: a later frame)."""
+        lit = put_back.pop(session_of(request), None)
+        return gr.skip() if lit is None else gr.update(feedback_value=lit)
+
+    chatbot.like(put_out, [chatbot, ids], chatbot, api_visibility="private").then(
+        show_logged, None, chatbot, api_visibility="private"
+    )
     said = [comment_row, comment, rated, reasons]
     send_comment.click(on_comment, [comment, reasons, rated], said, api_name="comment")
     comment.submit(on_comment, [comment, reasons, rated], said, api_visibility="private")

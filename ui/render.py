@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
 
 from markdown_it import MarkdownIt
 
@@ -36,7 +38,7 @@ def safe_markdown(text: str) -> str:
     """
     parts = _CODE.split(text or "")
     escaped = "".join(part if i % 2 else _neutral_images(escape_html(part)) for i, part in enumerate(parts))
-    return close_fence(escaped)
+    return demote_headings(close_fence(escaped))
 
 
 def _neutral_images(text: str) -> str:
@@ -145,6 +147,76 @@ def _stays_outside(text: str) -> bool:
         t.type == "inline" and t.level == 1 and t.content == _SENTINEL and tokens[i - 1].level == 0
         for i, t in enumerate(tokens)
     )
+
+
+def demote_headings(text: str) -> str:
+    """Headings (`# x`, `x` over `===` or `---`) as bold lines: an answer's text sits under the page's
+    own headings, and a model's `# comment`, meant for a code block, must not be a huge H1.
+
+    Which lines are headings is decided by a CommonMark parser, so a `# comment` inside a code
+    block stays code; a heading inside a list item or a quote keeps its marker before it.
+    """
+    if "#" not in text and "\n" not in text:
+        return text
+    lines = text.split("\n")
+    dropped: set[int] = set()
+    tokens = _MD.parse(text)
+    for i, token in enumerate(tokens):
+        if token.type != "heading_open" or not token.map:
+            continue
+        start, end = token.map
+        words = " ".join(tokens[i + 1].content.split())
+        bold = f"**{words}**" if words else ""
+        line = lines[start]
+        if token.markup.startswith("#"):  # ATX: the container's marks (a list item's), then the #s
+            shown = line[: line.index("#")] + bold
+        else:  # setext: the text's lines, then the === or --- line under them
+            shown = line[: len(line) - len(line.lstrip())] + bold
+            dropped.update(range(start + 1, end))
+        # a block of its own, as the heading was: not run into the paragraph before or after it
+        before = "\n" if start > 0 and lines[start - 1].strip() else ""
+        after = "\n" if end < len(lines) and lines[end].strip() else ""
+        lines[start] = before + shown + after
+    return "\n".join(line for n, line in enumerate(lines) if n not in dropped)
+
+
+def readable_time(iso: str) -> str:
+    """An ISO time ("2026-11-23T06:09:57+00:00") as people read it: "2026-11-23 06:09 UTC".
+
+    A time without a zone is shown as written, to the minute; one that isn't ISO, unchanged.
+    """
+    try:
+        moment = datetime.fromisoformat(iso.strip())
+    except (AttributeError, ValueError):
+        return iso
+    if moment.tzinfo is None:
+        return moment.strftime("%Y-%m-%d %H:%M")
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+_CITED = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")
+
+
+def renumber_citations(text: str, sources: Sequence[Source]) -> tuple[str, list[Source]]:
+    """The answer's `[n]` and its sources' numbers made 1, 2, 3… in the order the sources are listed.
+
+    The numbers are the passages' ranks in the search (what the prompt numbered them), and only
+    the passages the answer drew from are listed: [1] and [3] when the model cited those, or when
+    the local model's extract took no line from passage 2. Renumbered, the list has no gap and the
+    answer's citations still point at the same lines. Numbers inside code, and numbers of no listed
+    source, are left as written.
+    """
+    numbers = {s.n: i for i, s in enumerate(sources, start=1)}
+    if all(old == new for old, new in numbers.items()):
+        return text, list(sources)
+
+    def cite(match: re.Match[str]) -> str:
+        cited = [part.strip() for part in match.group(1).split(",")]
+        return "[" + ", ".join(str(numbers.get(int(n), n)) for n in cited) + "]"
+
+    parts = _CODE.split(text or "")
+    text = "".join(part if i % 2 else _CITED.sub(cite, part) for i, part in enumerate(parts))
+    return text, [replace(s, n=numbers[s.n]) for s in sources]
 
 
 def _link_text(text: str) -> str:

@@ -52,6 +52,7 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     link = page.locator(f'a[href^="{WEB}/blob/"]').first
     link.wait_for(timeout=30_000)
     assert "guide/start.md" in link.inner_text()
+    assert_chat_toolbar_covers_no_message(page)
 
     # the source's own words, folded under the answer until asked for
     quoted = page.locator("#chatbot details blockquote").filter(has_text="without opening a browser tab")
@@ -73,6 +74,18 @@ def test_ask_see_streamed_answer_and_source_then_rate_with_comment(running_app, 
     assert history[-1].rating == "bad"
     assert "-p flag" in (history[-1].comment or "")
     assert running_app.ctx.log.get(exchange.id).user_problems == ("incomplete",)
+
+
+def assert_chat_toolbar_covers_no_message(page) -> None:  # noqa: ANN001
+    """The chat's toolbar holds only buttons that say what they do (no Hugging Face "share", which did
+    nothing here), and it and the chat's label sit above the messages, which scroll below them."""
+    toolbar = page.locator("#chatbot .top-panel")
+    labels = [button.get_attribute("aria-label") or "" for button in toolbar.locator("button").all()]
+    assert labels and all(labels) and not [label for label in labels if "share" in label.lower()], labels
+    messages = page.locator("#chatbot .bubble-wrap").bounding_box()
+    for part in (toolbar, page.locator("#chatbot label").first):
+        box = part.bounding_box()
+        assert box["y"] + box["height"] <= messages["y"] + 1, (box, messages)
 
 
 def user_rating_soon(ctx, question: str, timeout: float) -> str | None:  # noqa: ANN001
@@ -111,8 +124,8 @@ def ask(page, url: str, question: str) -> None:  # noqa: ANN001
 
 
 def test_an_answer_cut_inside_a_code_block_shows_its_sources_below_it(app_data, page, monkeypatch) -> None:
-    cut = (
-        "Start it like this [1]:\n\n```bash\nlabel-studio start --no-browser --port"  # cut at the token limit
+    cut = (  # a heading the model wrote, a comment in its code, and the code cut at the token limit
+        "# Starting it\nStart it like this [1]:\n\n```bash\n# no tab\nlabel-studio start --no-browser --port"
     )
     with app_answering(app_data, monkeypatch, fake_llm(answer=cut)) as (url, _):
         ask(page, url, "How do I start without opening a browser tab?")
@@ -124,6 +137,11 @@ def test_an_answer_cut_inside_a_code_block_shows_its_sources_below_it(app_data, 
         assert link.evaluate("a => !a.closest('pre, code')")  # a link, not text in the code block
         heading = page.locator("#chatbot strong").filter(has_text="sources").last
         assert heading.evaluate("e => !e.closest('pre, code')")  # bold, not ** in the code block
+        # the model's heading is a bold line of the answer, not an H1; the comment in the code stays code
+        bot = page.locator("#chatbot [data-testid='bot']").last
+        assert bot.locator("h1, h2, h3, h4, h5, h6").count() == 0
+        assert bot.locator("strong").filter(has_text="Starting it").count() == 1
+        assert "# no tab" in code.inner_text()
 
 
 def test_a_rating_shows_users_a_neutral_line_not_label_studios_problems(app_data, page, monkeypatch) -> None:
@@ -334,6 +352,23 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
         disliked = page.get_by_role("button", name="Disliked", exact=True)
         disliked.wait_for(timeout=30_000)
         assert disliked.count() == 1 and page.get_by_role("button", name="Like", exact=True).count() == 2
+        # The thumb lit since before the reload, clicked: its comment box again; the thumb stays lit
+        disliked.click()
+        comment = page.get_by_label("Anything to add?", exact=False)
+        comment.wait_for(state="visible", timeout=10_000)
+        page.locator("#thumb-problems").wait_for(state="visible", timeout=10_000)
+        page.locator("#thumb-problems").get_by_label("Incomplete").check()
+        comment.fill("Added after a reload.")
+        page.get_by_role("button", name="Send comment").click()
+        comment.wait_for(state="hidden", timeout=10_000)
+        first = ctx.log.get(exchange.id)
+        assert (first.user_rating, first.user_comment, first.user_problems) == (
+            "bad",
+            "Added after a reload.",
+            ("incomplete",),
+        )
+        disliked.wait_for(timeout=10_000)  # lit again: the rating stands
+        assert disliked.count() == 1
         page.get_by_role("button", name="Retry").last.click()  # the answer asked again is not rated yet
         page.wait_for_timeout(2_000)
         assert disliked.count() == 1
@@ -423,23 +458,24 @@ LONG_ANSWER = (
 )
 
 
-def test_typing_stop_retry_and_undo_while_and_after_an_answer_streams(app_data, page, monkeypatch) -> None:
+def test_stop_retry_and_undo_while_and_after_an_answer_streams_and_a_draft_is_kept(
+    app_data, page, monkeypatch
+) -> None:
     with app_answering(app_data, monkeypatch, fake_llm(delay=0.3, answer=LONG_ANSWER)) as (url, ctx):
         question = "How do I start it & keep *no* browser tab from opening?"  # Markdown and `&`, as typed
         ask(page, url, question)
         stop = page.get_by_role("button", name="Stop", exact=True)
         stop.wait_for(timeout=10_000)  # in the Ask button's place while the answer is written
         assert not page.get_by_role("button", name="Ask", exact=True).is_visible()
-        page.get_by_text("Start it with", exact=False).first.wait_for(timeout=30_000)
-        # the next question, typed while the answer streams, stays in the box; Enter waits for the answer
+        page.get_by_text("listens as usual", exact=False).first.wait_for(timeout=30_000)
+        # the next question, typed while the answer streams, stays in the box
         box = page.locator("#question textarea")
         box.press_sequentially("and on another port?", delay=20)
         page.wait_for_timeout(1_000)  # several pieces of the answer arrive meanwhile
         assert box.input_value() == "and on another port?"
-        box.press("Enter")
-        page.get_by_text("An answer is still being written", exact=False).first.wait_for(timeout=10_000)
-        assert page.locator("#chatbot .user").count() == 1 and box.input_value() == "and on another port?"
-        assert stop.is_visible()
+        # ↻ and ↶ can't be clicked under an answer being written
+        assert not page.get_by_role("button", name="Retry").last.is_enabled()
+        assert not page.get_by_role("button", name="Undo").last.is_enabled()
         stop.click()
         page.get_by_text("Stopped.", exact=False).first.wait_for(timeout=10_000)
         page.get_by_role("button", name="Ask", exact=True).wait_for(timeout=10_000)
@@ -448,6 +484,7 @@ def test_typing_stop_retry_and_undo_while_and_after_an_answer_streams(app_data, 
         answer = page.locator("#chatbot .bot").last.inner_text()
         assert "Stopped." in answer and "on its own" not in answer
         assert not [e for e in ctx.log.recent(10) if e.question == question]  # a stopped answer is not logged
+        assert box.input_value() == "and on another port?"  # the draft is still there
 
         page.get_by_role("button", name="Like").last.click()
         page.get_by_text("it cannot be rated", exact=False).first.wait_for(timeout=10_000)
@@ -459,20 +496,86 @@ def test_typing_stop_retry_and_undo_while_and_after_an_answer_streams(app_data, 
         page.get_by_text("on its own", exact=False).first.wait_for(timeout=60_000)
         assert page.locator("#chatbot .user").count() == 1  # asked again in place, not added below
         assert "Stopped." not in page.locator("#chatbot").inner_text()
+        assert box.input_value() == "and on another port?"  # ↻ left the draft alone
         (logged,) = [e for e in ctx.log.recent(10) if e.question == question]  # asked exactly as typed
         page.get_by_role("button", name="Dislike").last.click()
         assert user_rating_soon(ctx, question, 10) == "bad"
         assert ctx.log.get(logged.id).user_rating == "bad"
         page.locator("#thumb-problems").wait_for(state="visible", timeout=10_000)
 
-        # Undo: the question goes back in the box as typed, to edit; its answer leaves the page, not the log
+        # Undo with a draft in the box: the draft stays, the question taken back is shown in a toast
         page.get_by_role("button", name="Undo").last.click()
         page.locator("#chatbot .user").first.wait_for(state="detached", timeout=10_000)
-        assert page.locator("#question textarea").input_value() == question
+        page.get_by_text("Your draft stays in the box", exact=False).first.wait_for(timeout=10_000)
+        assert page.get_by_text(question, exact=False).count() == 1  # in the toast, as typed
+        assert box.input_value() == "and on another port?"
         assert not page.locator("#comment-row").is_visible()  # the undone answer's comment box went with it
         assert ctx.log.get(logged.id).user_rating == "bad"
-        page.locator("#question textarea").fill(question.replace("start it", "start Label Studio"))
+
+        # Undo with an empty box: the question goes back in the box as typed, to edit
+        box.fill("")
+        ask(page, url, question)
+        page.get_by_text("on its own", exact=False).first.wait_for(timeout=60_000)
+        page.get_by_role("button", name="Ask", exact=True).wait_for(timeout=10_000)
+        page.get_by_role("button", name="Undo").last.click()
+        page.locator("#chatbot .user").first.wait_for(state="detached", timeout=10_000)
+        assert box.input_value() == question
+        box.fill(question.replace("start it", "start Label Studio"))
         page.locator("#ask").click()
         page.get_by_text("on its own", exact=False).first.wait_for(timeout=60_000)
         assert page.locator("#chatbot .user").count() == 1
         assert "start Label Studio" in page.locator("#chatbot .user").inner_text()
+
+
+def test_a_question_sent_while_an_answer_is_written_is_asked_once_it_is_done(
+    app_data, page, monkeypatch
+) -> None:
+    """Enter pressed while the answer an Enter asked is written: Gradio's default for a listener
+    ("once") dropped it without a word. It waits, says so under the box, and is asked after."""
+    with app_answering(app_data, monkeypatch, fake_llm(delay=0.2, answer=LONG_ANSWER)) as (url, ctx):
+        page.goto(url)
+        box = page.locator("#question textarea")
+        box.wait_for(timeout=30_000)
+        box.fill("How do I start it without opening a browser tab?")
+        box.press("Enter")
+        page.get_by_text("listens as usual", exact=False).first.wait_for(timeout=30_000)
+        follow_up = "and can I start it on another port without a browser tab?"
+        box.press_sequentially(follow_up, delay=5)
+        box.press("Enter")
+        note = page.locator("#waiting-note")
+        note.get_by_text("will be asked as soon as it is finished or stopped", exact=False).wait_for(
+            timeout=10_000
+        )
+        page.screenshot(path=str(app_data / "browser-waiting-note.png"))
+        assert page.locator("#chatbot .user").count() == 1 and box.input_value() == follow_up
+        # the answer being written ends: the question that waited is asked, the box emptied, the note gone
+        page.locator("#chatbot .user").nth(1).wait_for(timeout=30_000)
+        assert follow_up in page.locator("#chatbot .user").nth(1).inner_text()
+        assert "on its own" in page.locator("#chatbot .bot").first.inner_text()  # the first answer, whole
+        note.wait_for(state="hidden", timeout=10_000)
+        page.wait_for_function(
+            "() => document.querySelector('#question textarea').value === ''", timeout=10_000
+        )
+        page.get_by_text("on its own", exact=False).nth(1).wait_for(timeout=30_000)
+        page.get_by_role("button", name="Ask", exact=True).wait_for(timeout=10_000)
+        assert [e.question for e in ctx.log.recent(2)] == [
+            follow_up,
+            "How do I start it without opening a browser tab?",
+        ]
+
+        # Stop lets a question that waits go at once; a draft typed after it stays in the box
+        box.fill("Is there a way to start it without a browser tab opening?")
+        box.press("Enter")
+        page.get_by_text("listens as usual", exact=False).nth(2).wait_for(timeout=30_000)
+        box.fill("How do I export annotations?")
+        box.press("Enter")
+        box.press("Enter")  # twice: it is asked once
+        note.wait_for(state="visible", timeout=10_000)
+        box.fill("a draft typed while it waits")
+        page.get_by_role("button", name="Stop", exact=True).click()
+        page.get_by_text("Stopped.", exact=False).first.wait_for(timeout=10_000)
+        page.locator("#chatbot .user").nth(3).wait_for(timeout=30_000)
+        assert "export annotations" in page.locator("#chatbot .user").nth(3).inner_text()
+        page.get_by_role("button", name="Ask", exact=True).wait_for(timeout=60_000)
+        assert box.input_value() == "a draft typed while it waits"
+        assert page.locator("#chatbot .user").count() == 4  # the waiting question was asked once

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import concurrent.futures
 import json
+import re
 import urllib.request
 
 from appkit import ANSWER, WEB, add_page, fake_llm, free_port, make_docs_repo, serve
 from gradio_client import Client
 
+from ui.chat import header_markdown
 from ui.context import judged
 
 
@@ -100,6 +102,34 @@ def test_the_chatbots_trash_icon_forgets_the_conversation(running_app) -> None:
     client.predict("and on another port?", [], api_name="/ask")
     follow_up = running_app.ctx.log.recent(1)[0]
     assert follow_up.standalone_question == "and on another port?"  # no earlier question glued on
+
+
+def test_an_answer_citing_passages_1_and_3_lists_and_cites_them_as_1_and_2(app_data, monkeypatch) -> None:
+    """The prompt numbers passages by rank; the list showed only the cited ones, so [1] and [3]."""
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    monkeypatch.setenv("PROMPT_STYLE", "chat")  # the numbered prompt of a model with an API key
+    from app import build_context
+    from settings import get_settings
+
+    answer = "Start it with label-studio start --no-browser [1]; exports are in percentages [3]."
+    ctx = build_context(get_settings(port=free_port()), llm=fake_llm(answer=answer))
+    with serve(ctx) as url:
+        _, history = Client(url, verbose=False).predict(
+            "How do I start it without opening a browser tab?", [], api_name="/ask"
+        )
+    shown = text_of(history[-1])
+    logged = ctx.log.recent(1)[0]
+    assert [c["n"] for c in logged.cited] == [1, 3]  # the log keeps the prompt's numbers
+    assert "--no-browser [1]; exports are in percentages [2]." in shown
+    listed = [line for line in shown.splitlines() if line.startswith("- [")]
+    assert [line[:5] for line in listed] == ["- [1]", "- [2]"]
+    assert "guide/start.md" in listed[0] and logged.cited[1]["source"] in listed[1]
+
+
+def test_the_header_shows_when_the_docs_were_ingested_as_people_read_a_time(running_app) -> None:
+    header = header_markdown(running_app.ctx)
+    when = header.split("ingested ", 1)[1]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d UTC\)", when), header  # not 2026-11-23T06:09:57+00:00
 
 
 def healthz(url: str) -> dict:

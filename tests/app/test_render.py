@@ -10,6 +10,8 @@ from ui.render import (
     close_fence,
     literal_markdown,
     quotes_markdown,
+    readable_time,
+    renumber_citations,
     safe_markdown,
     sources_markdown,
     typed_text,
@@ -194,3 +196,53 @@ def test_approved_answers_to_similar_questions_are_named_briefly_and_as_typed() 
     named = line.split("; ")[1]
     assert named.endswith(" …”") and len(named) <= HELPED_QUESTION_CHARS + 4
     assert helped_markdown([]) == ""
+
+
+@pytest.mark.parametrize(
+    ("written", "heading"),
+    [
+        ("# Install it\npip install label-studio", "Install it"),
+        ("Run:\n## Start it ##\nlabel-studio start", "Start it"),
+        ("Steps:\n\n1. ### First\n   do this", "First"),
+        ("Start it\n===\nwith the command", "Start it"),
+    ],
+)
+def test_a_heading_in_an_answer_is_a_bold_line_and_a_comment_in_code_stays_code(
+    written: str, heading: str
+) -> None:
+    html = MarkdownIt("commonmark").render(safe_markdown(written))
+    assert "<h1" not in html and "<h2" not in html and "<h3" not in html
+    assert f"<strong>{heading}</strong>" in html
+    assert "<p><strong>" in html or "<li>" in html  # a line of its own, not run into the next words
+    code = "```bash\n# a comment in the code\nls\n```"
+    assert safe_markdown(code) == code
+    html = MarkdownIt("commonmark").render(safe_markdown("Do this:\n\n```bash\n# no tab\nls"))
+    assert '<pre><code class="language-bash"># no tab' in html  # in a code block cut short, too
+
+
+def test_sources_are_numbered_without_gaps_in_the_list_and_the_answer() -> None:
+    """The prompt numbers passages by rank; an answer drawn from [1] and [3] listed them so ("[2]?")."""
+    video = Source(n=1, source="tags/video.md", section="Video", url="")
+    offset = Source(
+        n=3, source="tags/frame_offset.md", section="Frame offset", url="", quote="Use frameOffset."
+    )
+    text, listed = renumber_citations(
+        "Use the Video tag [1] with a frame offset [3], or [1, 3]. `a[3]` [7]", [video, offset]
+    )
+    assert (
+        text == "Use the Video tag [1] with a frame offset [2], or [1, 2]. `a[3]` [7]"
+    )  # code, unknown: as written
+    assert [(s.n, s.source) for s in listed] == [(1, "tags/video.md"), (2, "tags/frame_offset.md")]
+    shown = sources_markdown(listed)
+    assert "- [2] tags/frame_offset.md › Frame offset" in shown and "> **[2]** Use frameOffset." in shown
+    assert renumber_citations("as it was [1] [2]", [video]) == (
+        "as it was [1] [2]",
+        [video],
+    )  # no gap: untouched
+
+
+def test_the_docs_update_time_reads_as_a_date_and_minute_in_utc() -> None:
+    assert readable_time("2026-11-23T06:09:57+00:00") == "2026-11-23 06:09 UTC"
+    assert readable_time("2026-11-23T08:09:57+02:00") == "2026-11-23 06:09 UTC"
+    assert readable_time("2026-11-23T06:09:57") == "2026-11-23 06:09"
+    assert readable_time("yesterday") == "yesterday"
