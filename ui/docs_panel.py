@@ -11,14 +11,14 @@ from __future__ import annotations
 import gradio as gr
 
 from ui.context import AppContext
-from ui.render import safe_markdown
+from ui.render import readable_time, safe_markdown
 
 
 def docs_markdown(ctx: AppContext, *, updating: bool = False) -> str:
     """The docs being answered from, and the updates' schedule and last outcome."""
     docs = ctx.docs
     at = (
-        f"{safe_markdown(docs.repo)} at commit `{docs.commit[:12]}`, ingested {docs.updated_at}"
+        f"{safe_markdown(docs.repo)} at commit `{docs.commit[:12]}`, ingested {readable_time(docs.updated_at)}"
         if docs.commit
         else "nothing ingested yet"
     )

@@ -21,7 +21,7 @@ from ui.context import AppContext
 from ui.docs_panel import build_docs_panel
 from ui.gaps import build_gaps_panel
 from ui.prompt_lab import build_prompt_panel
-from ui.render import literal_markdown, safe_markdown, sources_markdown
+from ui.render import literal_markdown, renumber_citations, safe_markdown, sources_markdown
 
 FLAGGED = "pre-rated bad, unreviewed"  # the answers a model flags, for reviewers to look at first
 VERDICTS = ["all", "good", "bad", "unrated", FLAGGED]
@@ -157,6 +157,7 @@ def exchange_markdown(exchange: Exchange | None) -> str:
         )
         for i, c in enumerate(exchange.cited, 1)
     ]
+    answer, sources = renumber_citations(exchange.answer, sources)  # 1, 2, 3 as the chat showed them
     about = ", ".join(
         filter(None, [exchange.model, exchange.prompt_version, exchange.time[:16].replace("T", " ")])
     )
@@ -165,7 +166,7 @@ def exchange_markdown(exchange: Exchange | None) -> str:
         f"**Question:** {literal_markdown(exchange.question)}\n\n"
         + (f"**Searched as** (a follow-up): {literal_markdown(searched)}\n\n" if searched else "")
         + f"**Answer** <small>({literal_markdown(about)})</small>\n\n"
-        f"{safe_markdown(exchange.answer)}\n\n"
+        f"{safe_markdown(answer)}\n\n"
         f"**The user said:** {literal_markdown(said)}"
         + _pre_rating_line(exchange)
         + _reused_line(exchange)

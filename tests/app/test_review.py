@@ -367,6 +367,19 @@ def test_a_follow_up_read_whole_says_what_was_searched(running_app) -> None:
     assert "Searched as" not in exchange_markdown(log.get(alone))
 
 
+def test_the_answer_read_whole_numbers_its_sources_as_the_chat_did(running_app) -> None:
+    log = running_app.ctx.log
+    cited = [
+        {"n": 2, "source": "docs/source/guide/start.md", "section": "Start > Port", "quote": "port 8080"},
+        {"n": 5, "source": "docs/source/guide/env.md", "section": "Env > Port", "quote": "LABEL_STUDIO_PORT"},
+    ]
+    exchange_id = log.record_exchange(question="which port?", answer="8080 [2], or set it [5].", cited=cited)
+    shown = exchange_markdown(log.get(exchange_id)).replace("\\", "")
+    assert "8080 [1], or set it [2]." in shown
+    assert shown.index("start.md") < shown.index("env.md")
+    assert "[5]" not in shown
+
+
 def test_the_summary_says_why_no_answer_is_pre_rated_with_the_local_model(running_app) -> None:
     summary = summary_markdown(running_app.ctx)  # PRE_RATE=auto, and the bundled local model answers
     # ("off now", after the answers earlier tests had pre-rated by a stand-in judge)
