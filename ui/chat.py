@@ -80,6 +80,10 @@ ERROR_MARK = "⚠️"  # starts the message `respond` shows instead of an answer
 STOPPED_NOTE = (
     "<small><i>(Stopped. An answer stopped before its end is not saved or rated: ↻ asks again.)</i></small>"
 )
+# Between a mid-answer error and the words written before it (`failed_message`).
+PARTIAL_NOTE = (
+    "<small><i>What was written before it failed (not saved, so it can't be rated: ↻ asks again):</i></small>"
+)
 WAITING = "…"  # the answer's place until its first words arrive
 # Under the question box while what was sent (Enter or Ask, ↻, ↶) waits for the answer being written.
 STILL_ANSWERING = (
@@ -180,6 +184,19 @@ def _message_text(value: object) -> str:
     """A chat message's text, whether Gradio gives it as a string or as a list of parts."""
     parts = value if isinstance(value, list) else [value]
     return "".join(p.get("value", p.get("text", "")) if isinstance(p, dict) else str(p) for p in parts)
+
+
+def failed_message(error: str, written: str) -> str:
+    """What answering failed with, and the words the model had written before it did.
+
+    A server that fails mid-answer (a dropped connection, a timeout between words) leaves part of
+    an answer already on screen: it stays, under the error, so what was read is not taken away.
+    The message starts with ERROR_MARK either way: it is not logged, so it can't be rated.
+    """
+    message = f"{ERROR_MARK} {safe_markdown(error)}"
+    if written.strip():
+        message += f"\n\n{PARTIAL_NOTE}\n\n{safe_markdown(written)}"
+    return message
 
 
 def _is_error(value: object) -> bool:
@@ -555,14 +572,12 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                 turns_ = [*turns_, {"question": text, "answer": answer.text, "exchange_id": exchange_id}]
                 yield None, history, turns_, ids_
         except AnswerError as exc:
-            history[-1] = {"role": "assistant", "content": f"{ERROR_MARK} {safe_markdown(str(exc))}"}
+            history[-1] = {"role": "assistant", "content": failed_message(str(exc), shown + held)}
             yield None, history, turns_, ids_
         except Exception:  # never a traceback on the page
             log.exception("answering failed")
-            history[-1] = {
-                "role": "assistant",
-                "content": f"{ERROR_MARK} Something went wrong while answering; the server log has the details.",
-            }
+            said = "Something went wrong while answering; the server log has the details."
+            history[-1] = {"role": "assistant", "content": failed_message(said, shown + held)}
             yield None, history, turns_, ids_
         finally:
             pending.pop((session, len(history) - 1), None)  # an error message is not rated

@@ -7,12 +7,14 @@ the client's session: one Client is one browser tab.
 from __future__ import annotations
 
 import concurrent.futures
+import itertools
 import json
 import re
 import urllib.request
 
-from appkit import ANSWER, WEB, add_page, fake_llm, free_port, make_docs_repo, serve
+from appkit import ANSWER, WEB, FakeChat, add_page, fake_llm, free_port, make_docs_repo, serve
 from gradio_client import Client
+from langchain_core.messages import AIMessage
 
 from ui.chat import header_markdown
 from ui.context import judged
@@ -124,6 +126,37 @@ def test_an_answer_citing_passages_1_and_3_lists_and_cites_them_as_1_and_2(app_d
     listed = [line for line in shown.splitlines() if line.startswith("- [")]
     assert [line[:5] for line in listed] == ["- [1]", "- [2]"]
     assert "guide/start.md" in listed[0] and logged.cited[1]["source"] in listed[1]
+
+
+class DropsMidAnswer(FakeChat):
+    """Writes a few words, then loses its server: a connection dropped in the middle of the answer."""
+
+    def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        for n, chunk in enumerate(super()._stream(*args, **kwargs)):
+            if n == 6:
+                raise ConnectionError("Connection reset by peer")
+            yield chunk
+
+
+def test_an_answer_that_fails_midway_keeps_its_words_under_the_error(app_data, monkeypatch) -> None:
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    from app import build_context
+    from settings import get_settings
+
+    llm = DropsMidAnswer(
+        messages=itertools.cycle([AIMessage("Start it with label-studio start --no-browser [1].")])
+    )
+    ctx = build_context(get_settings(port=free_port()), llm=llm)
+    before = ctx.log.counts()["exchanges"]
+    with serve(ctx) as url:
+        _, history = Client(url, verbose=False).predict(
+            "How do I start it without opening a browser tab?", [], api_name="/ask"
+        )
+    shown = text_of(history[-1])
+    assert shown.startswith("⚠️") and "Connection reset by peer" in shown
+    assert "What was written before it failed" in shown
+    assert shown.endswith("Start it with ")  # the words read so far, still there
+    assert ctx.log.counts()["exchanges"] == before  # not logged: half an answer is not rated
 
 
 def test_the_header_shows_when_the_docs_were_ingested_as_people_read_a_time(running_app) -> None:
