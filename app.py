@@ -85,7 +85,7 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=No
         docs=docs,
         model_label=model_label(settings),
         sync=SyncWorker(feedback_log, settings),
-        local_model=uses_local_model(settings),
+        local_model=llm is None and uses_local_model(settings),  # a model passed in is not the bundled one
         problem=problem,
         read_docs=store.read_state,
         open_chain=open_chain,

@@ -543,7 +543,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     shown_text
                     + precedent_markdown(answer.precedent)
                     + helped_markdown(answer.helped_by, answer.lowered_by)
-                    + sources_markdown(listed, heading=heading)
+                    # the local model's answers hold fewer of the facts than the lines they cite
+                    + sources_markdown(listed, heading=heading, folded=not ctx.local_model)
                     + quotes_markdown(closest, summary=CLOSEST_SUMMARY, named=True)
                 )
                 history[-1] = {"role": "assistant", "content": body}

@@ -40,6 +40,7 @@ class AppContext:
     docs: IndexState
     model_label: str
     sync: SyncWorker | None = None
+    # answers come from the local model (demo quality): the lines they cite show open under them
     local_model: bool = False
     problem: str = ""  # why `chain` is None, in words a person can act on
     read_docs: Callable[[], IndexState] | None = None  # the index's state on disk (before a chain opens)
