@@ -27,6 +27,7 @@ import gradio as gr
 
 from feedback.records import USER_PROBLEMS
 from qa.chain import AnswerError, QuestionError, validate_question
+from qa.llm import uses_local_model
 from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.render import (
@@ -52,9 +53,13 @@ def header_markdown(ctx: AppContext) -> str:
     commit = f" @ `{docs.commit[:10]}`" if docs.commit else ""
     when = f", ingested {readable_time(docs.updated_at)}" if docs.updated_at else ""
     chunks = f" ({docs.chunks:,} chunks{when})" if docs.chunks else ""
+    model = safe_markdown(ctx.model_label)
+    served, configured = ctx.served_model, ctx.settings.openai_model
+    if served and not uses_local_model(ctx.settings) and not served.startswith(configured):
+        model += f" (the server answers as {safe_markdown(served)})"  # gpt-4.1-mini-2025-04-14 is itself
     lines = [
         "## Ask the docs",
-        f"**Model:** {safe_markdown(ctx.model_label)} · **Docs:** {safe_markdown(where)}{commit}{chunks}",
+        f"**Model:** {model} · **Docs:** {safe_markdown(where)}{commit}{chunks}",
     ]
     return "\n\n".join(lines)
 
@@ -565,6 +570,8 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
                     lowered_by=[p.judged.id for p in answer.lowered_by],
                 )
                 ctx.pre_rate(exchange_id, answer)  # for reviewers, in the background
+                if not answer.abstained:  # no model wrote an abstaining reply
+                    ctx.served_model = answer.model or ctx.served_model
                 ids_ = {**ids_, str(len(history) - 1): exchange_id}
                 liked = pending.pop((session, len(history) - 1), None)
                 if liked is not None:  # thumbed while it streamed: the rating counts now

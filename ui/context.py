@@ -40,6 +40,9 @@ class AppContext:
     docs: IndexState
     model_label: str
     sync: SyncWorker | None = None
+    # the model the OpenAI-compatible server last said answered ("" until it has): a llama.cpp
+    # server answers any OPENAI_MODEL with the model it loaded, which the header then names
+    served_model: str = ""
     # answers come from the local model (demo quality): the lines they cite show open under them
     local_model: bool = False
     problem: str = ""  # why `chain` is None, in words a person can act on

@@ -14,7 +14,8 @@ import urllib.request
 
 from appkit import ANSWER, WEB, FakeChat, add_page, fake_llm, free_port, make_docs_repo, serve
 from gradio_client import Client
-from langchain_core.messages import AIMessage
+from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.outputs import ChatGenerationChunk
 
 from ui.chat import header_markdown
 from ui.context import judged
@@ -143,6 +144,36 @@ def test_under_the_local_models_answers_the_cited_lines_show_open(app_data, monk
         _, opened = client.predict(question, [], api_name="/ask")
     assert "<details><summary>What the sources say</summary>" in text_of(folded[-1])
     assert "<details open><summary>What the sources say</summary>" in text_of(opened[-1])
+
+
+class ServesAnotherModel(FakeChat):
+    """Streams its answer, then says (as a server's last chunk does) which model wrote it."""
+
+    def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        yield from super()._stream(*args, **kwargs)
+        named = {"model_name": "qwen2.5-7b-instruct-q4_k_m.gguf", "finish_reason": "stop"}
+        yield ChatGenerationChunk(message=AIMessageChunk(content="", response_metadata=named))
+
+
+def test_the_header_names_the_model_the_server_answers_with_when_it_is_not_the_one_asked(
+    app_data, monkeypatch
+) -> None:
+    """llama.cpp answers any OPENAI_MODEL with the model it loaded: the header says which that is."""
+    monkeypatch.setenv("DATA_DIR", str(app_data))
+    monkeypatch.setenv("OPENAI_BASE_URL", "http://127.0.0.1:8000/v1")
+    monkeypatch.setenv("OPENAI_MODEL", "llama3.1")
+    from app import build_context
+    from settings import get_settings
+
+    monkeypatch.setenv("PRE_RATE", "off")
+    ctx = build_context(
+        get_settings(port=free_port()), llm=ServesAnotherModel(messages=itertools.cycle([AIMessage(ANSWER)]))
+    )
+    assert "(the server answers as" not in header_markdown(ctx)  # nothing answered yet
+    with serve(ctx) as url:
+        Client(url, verbose=False).predict("How do I start it without a browser tab?", [], api_name="/ask")
+    assert ctx.log.recent(1)[0].model == "qwen2.5-7b-instruct-q4_k_m.gguf"
+    assert "llama3.1 at 127.0.0.1:8000 (the server answers as qwen2.5-7b-instruct-q4" in header_markdown(ctx)
 
 
 class DropsMidAnswer(FakeChat):
