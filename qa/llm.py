@@ -51,7 +51,7 @@ LOCAL_PRESENCE_PENALTY = 0.5
 # held a chat, a pre-rating or an ingest for ever. A whole reply may take this many LLM_TIMEOUTs
 # (5 min by default): a 512-token answer at 5 tokens/s on a CPU takes under 2.
 REPLY_TIME_FACTOR = 5
-MAX_RETRIES = 1  # a user is waiting: fail fast with a clear message instead
+MAX_RETRIES = 1  # once more (a dropped connection, a busy server), then a clear message: a user is waiting
 
 
 def backend(settings: Settings) -> Backend:
