@@ -7,13 +7,14 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 from langchain_core.language_models import GenericFakeChatModel
 from langchain_core.messages import AIMessage
+from pydantic import Field
 
 WEB = "https://docs.example.test/repo"
 ANSWER = "Start it with label-studio start --no-browser so no tab opens [1]."
@@ -65,7 +66,14 @@ def serve(ctx) -> Iterator[str]:  # noqa: ANN001
     from app import create_app
 
     server = uvicorn.Server(
-        uvicorn.Config(create_app(ctx), host="127.0.0.1", port=ctx.settings.port, log_level="warning")
+        uvicorn.Config(
+            create_app(ctx),
+            host="127.0.0.1",
+            port=ctx.settings.port,
+            log_level="warning",
+            # a client's kept-alive connection or an open event stream would hold the shutdown 10 s
+            timeout_graceful_shutdown=1,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
@@ -81,16 +89,22 @@ def serve(ctx) -> Iterator[str]:  # noqa: ANN001
 
 
 class FakeChat(GenericFakeChatModel):
-    """langchain-core's fake chat model, optionally streaming one word every `delay` seconds."""
+    """langchain-core's fake chat model, optionally streaming one word every `delay` seconds.
+
+    `delays`: the delay of each answer in turn, then `delay`: a test that must click while one
+    answer streams needs only that one slow (a slow answer takes 10-20 s).
+    """
 
     delay: float = 0.0
+    delays: list[float] = Field(default_factory=list)
 
     def _stream(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN202
+        delay = self.delays.pop(0) if self.delays else self.delay
         for chunk in super()._stream(*args, **kwargs):
-            time.sleep(self.delay)
+            time.sleep(delay)
             yield chunk
 
 
-def fake_llm(delay: float = 0.0, answer: str = ANSWER) -> FakeChat:
+def fake_llm(delay: float = 0.0, answer: str = ANSWER, delays: Sequence[float] = ()) -> FakeChat:
     """Always answers `answer` (ANSWER); a delay leaves time to click while it streams."""
-    return FakeChat(messages=itertools.cycle([AIMessage(answer)]), delay=delay)
+    return FakeChat(messages=itertools.cycle([AIMessage(answer)]), delay=delay, delays=list(delays))

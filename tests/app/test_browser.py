@@ -461,7 +461,7 @@ LONG_ANSWER = (
 def test_stop_retry_and_undo_while_and_after_an_answer_streams_and_a_draft_is_kept(
     app_data, page, monkeypatch
 ) -> None:
-    with app_answering(app_data, monkeypatch, fake_llm(delay=0.3, answer=LONG_ANSWER)) as (url, ctx):
+    with app_answering(app_data, monkeypatch, fake_llm(0.02, LONG_ANSWER, delays=[0.3])) as (url, ctx):
         question = "How do I start it & keep *no* browser tab from opening?"  # Markdown and `&`, as typed
         ask(page, url, question)
         stop = page.get_by_role("button", name="Stop", exact=True)
@@ -532,7 +532,10 @@ def test_a_question_sent_while_an_answer_is_written_is_asked_once_it_is_done(
 ) -> None:
     """Enter pressed while the answer an Enter asked is written: Gradio's default for a listener
     ("once") dropped it without a word. It waits, says so under the box, and is asked after."""
-    with app_answering(app_data, monkeypatch, fake_llm(delay=0.2, answer=LONG_ANSWER)) as (url, ctx):
+    with app_answering(app_data, monkeypatch, fake_llm(0.02, LONG_ANSWER, delays=[0.2, 0.02, 0.2])) as (
+        url,
+        ctx,
+    ):
         page.goto(url)
         box = page.locator("#question textarea")
         box.wait_for(timeout=30_000)

@@ -129,19 +129,14 @@ def test_an_answer_citing_passages_1_and_3_lists_and_cites_them_as_1_and_2(app_d
     assert "guide/start.md" in listed[0] and logged.cited[1]["source"] in listed[1]
 
 
-def test_under_the_local_models_answers_the_cited_lines_show_open(app_data, monkeypatch) -> None:
+def test_under_the_local_models_answers_the_cited_lines_show_open(running_app, monkeypatch) -> None:
     """The bundled model's answers hold few of the facts its cited lines do (`bench/answer.py`)."""
-    monkeypatch.setenv("DATA_DIR", str(app_data))
-    from app import build_context
-    from settings import get_settings
-
-    ctx = build_context(get_settings(port=free_port()), llm=fake_llm())
     question = "How do I start it without opening a browser tab?"
-    with serve(ctx) as url:
-        client = Client(url, verbose=False)
-        _, folded = client.predict(question, [], api_name="/ask")
-        ctx.local_model = True  # what build_context says when no key or base URL is set
-        _, opened = client.predict(question, [], api_name="/ask")
+    client = Client(running_app.url, verbose=False)
+    _, folded = client.predict(question, [], api_name="/ask")
+    # what build_context says when no key or base URL is set (a model passed in is not the bundled one)
+    monkeypatch.setattr(running_app.ctx, "local_model", True)
+    _, opened = client.predict(question, [], api_name="/ask")
     assert "<details><summary>What the sources say</summary>" in text_of(folded[-1])
     assert "<details open><summary>What the sources say</summary>" in text_of(opened[-1])
 
