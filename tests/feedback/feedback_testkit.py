@@ -25,7 +25,7 @@ if str(ROOT) not in sys.path:
 from label_studio_sdk import LabelStudio  # noqa: E402
 
 from feedback import FeedbackLog  # noqa: E402
-from feedback.labelstudio import USER_MODEL_VERSION  # noqa: E402
+from feedback.review_task import USER_MODEL_VERSION  # noqa: E402
 
 SCRIPT = ROOT / "scripts" / "labelstudio.sh"
 # Variables of a developer's shell that must not leak into a hermetic run.

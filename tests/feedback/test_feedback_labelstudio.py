@@ -14,17 +14,15 @@ import pytest
 from feedback_testkit import LabelStudioServer, answer, field, user_predictions, wait_for
 
 from feedback import FeedbackLog, SyncWorker
-from feedback.labelstudio import (
+from feedback.labelstudio import LabelStudioProject, upgrade_label_config
+from feedback.review_task import (
     LABEL_CONFIG,
     NO_HINTS,
-    OLD_TASK_HINTS,
     PREVIOUS_LABEL_CONFIGS,
-    REVIEW_VIEWS,
     SILENT_HINT,
     USER_MODEL_VERSION,
-    LabelStudioProject,
-    upgrade_label_config,
 )
+from feedback.review_views import OLD_TASK_HINTS, REVIEW_VIEWS
 from settings import Settings
 
 

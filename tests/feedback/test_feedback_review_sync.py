@@ -11,9 +11,9 @@ from feedback_testkit import LabelStudioServer, UvicornThread, answer, free_port
 
 from feedback import FeedbackLog, SyncWorker, webhook_router
 from feedback.export import export
-from feedback.labelstudio import USER_MODEL_VERSION
 from feedback.migrations import MIGRATIONS
 from feedback.records import PROBLEMS
+from feedback.review_task import USER_MODEL_VERSION
 from settings import Settings
 
 BAD = [
