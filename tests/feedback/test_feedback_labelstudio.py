@@ -21,9 +21,18 @@ from feedback.review_task import (
     PREVIOUS_LABEL_CONFIGS,
     SILENT_HINT,
     USER_MODEL_VERSION,
+    task_data,
 )
-from feedback.review_views import OLD_TASK_HINTS, REVIEW_VIEWS
+from feedback.review_views import OLD_TASK_HINTS, REVIEW_VIEWS, TASK_KEYS
 from settings import Settings
+
+
+def test_the_data_manager_has_a_column_for_every_key_a_task_holds(tmp_path) -> None:
+    """The tabs list each key of a task's data by name: a key added to one and not the other
+    would be a column no tab can show, or one that is always empty."""
+    with FeedbackLog(tmp_path / "feedback.db") as log:
+        exchange = log.get(answer(log))
+    assert set(task_data(exchange, "good", "", ())) == set(TASK_KEYS)
 
 
 def test_a_rated_exchange_arrives_with_its_data_and_the_users_prediction(
