@@ -24,6 +24,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -282,50 +283,35 @@ def upgrade_label_config(
     """
     if _normalized(current) not in {_normalized(c) for c in PREVIOUS_LABEL_CONFIGS}:
         return False
-    try:
-        client.projects.update(id=project_id, label_config=wanted, **PROJECT_SETTINGS)
-    except ApiError as exc:
-        if not is_refusal(exc):
-            raise
-        log.warning(
-            "Label Studio project %s keeps its old labeling config: updating it was refused (%s). "
-            "Reviewers do not see what new tasks hold in their data (user_feedback, hints, answer_html); "
-            "paste feedback/review_task.py LABEL_CONFIG into the project's Labeling Interface by hand.",
-            project_id,
-            describe_error(exc, ""),
-        )
+    upgrade = partial(client.projects.update, id=project_id, label_config=wanted, **PROJECT_SETTINGS)
+    if not _unless_refused(upgrade, project_id, NOT_UPGRADED):
         return False
     log.info("Label Studio project %s: labeling config upgraded", project_id)
-    _try_views(client, project_id)
+    _unless_refused(lambda: ensure_views(client, project_id), project_id, NO_VIEWS)
     return True
 
 
-def _try_views(client: LabelStudio, project_id: int) -> None:
-    """`ensure_views`, where Label Studio refusing it (4xx) is a warning, not a failed sync."""
+# What a refused step leaves as it was (`_unless_refused`): %s is the project, then the reason.
+NOT_UPGRADED = (
+    "Label Studio project %s keeps its old labeling config: updating it was refused (%s). "
+    "Reviewers do not see what new tasks hold in their data (user_feedback, hints, answer_html); "
+    "paste feedback/review_task.py LABEL_CONFIG into the project's Labeling Interface by hand."
+)
+NO_VIEWS = "Label Studio project %s: the Data Manager's review tabs were not made (%s)"
+NOT_BACKFILLED = "Label Studio project %s: earlier tasks keep an empty 'What the user said' or hints (%s)"
+
+
+def _unless_refused(step: Callable[[], object], project_id: int, left_as_it_was: str) -> bool:
+    """Run `step`; Label Studio refusing it (4xx) is a warning saying what stays as it was, not a
+    failed sync (False). Its other errors, connection problems among them, propagate."""
     try:
-        ensure_views(client, project_id)
+        step()
     except ApiError as exc:
         if not is_refusal(exc):
             raise
-        log.warning(
-            "Label Studio project %s: the Data Manager's review tabs were not made (%s)",
-            project_id,
-            describe_error(exc, ""),
-        )
-
-
-def _try_backfill(client: LabelStudio, project_id: int) -> None:
-    """`backfill`, where Label Studio refusing it (4xx) is a warning, not a failed sync."""
-    try:
-        backfill(client, project_id)
-    except ApiError as exc:
-        if not is_refusal(exc):
-            raise
-        log.warning(
-            "Label Studio project %s: earlier tasks keep an empty 'What the user said' or hints (%s)",
-            project_id,
-            describe_error(exc, ""),
-        )
+        log.warning(left_as_it_was, project_id, describe_error(exc, ""))
+        return False
+    return True
 
 
 def webhook_problem(client: LabelStudio, project_id: int, hook_id: int, url: str) -> str:
@@ -381,12 +367,13 @@ class LabelStudioProject:
             config = project.label_config or ""
             current = _normalized(config) == _normalized(LABEL_CONFIG)
             if upgrade_label_config(client, project_id, config) or current:
-                _try_backfill(client, project_id)
+                _unless_refused(lambda: backfill(client, project_id), project_id, NOT_BACKFILLED)
             return project_id
         project = client.projects.create(title=title, label_config=LABEL_CONFIG, **PROJECT_SETTINGS)
         assert project.id is not None
-        _try_views(client, int(project.id))
-        return int(project.id)
+        project_id = int(project.id)
+        _unless_refused(lambda: ensure_views(client, project_id), project_id, NO_VIEWS)
+        return project_id
 
     # --- webhook ---
     def ensure_webhook(self, url: str, secret: str, known: int | None = None) -> int:
