@@ -260,6 +260,22 @@ def _error_text(error: object) -> str:
     return " ".join(str(error).split())[:200]
 
 
+def _opening(body: bytes) -> str:
+    """A reply's first characters, for a message naming what it was instead of the API's JSON."""
+    return " ".join(body[:120].decode("utf-8", "replace").split())
+
+
+def _reply_object(body: bytes, url: str, *results: str) -> dict:
+    """A whole reply's JSON object; ReplyError when it is none ("shape") or an error sent as a
+    reply (status 200) that holds none of `results` ("error")."""
+    data = _json_of(body)
+    if not isinstance(data, dict):
+        raise ReplyError("shape", url, _opening(body))
+    if data.get("error") and not any(data.get(key) for key in results):
+        raise ReplyError("error", url, _error_text(data["error"]))
+    return data
+
+
 def _as_events(body: bytes, url: str) -> bytes:
     """A whole chat completion, sent to a request that asked for a stream, as that stream.
 
@@ -267,12 +283,10 @@ def _as_events(body: bytes, url: str) -> bytes:
     client, reading it as server-sent events, found no event in it and the chain failed with
     "No generation chunks were returned".
     """
-    data = _json_of(body)
-    if isinstance(data, dict) and data.get("error") and not data.get("choices"):
-        raise ReplyError("error", url, _error_text(data["error"]))
-    choices = data.get("choices") if isinstance(data, dict) else None
-    if not isinstance(data, dict) or not isinstance(choices, list):
-        raise ReplyError("shape", url, " ".join(body[:120].decode("utf-8", "replace").split()))
+    data = _reply_object(body, url, "choices")
+    choices = data.get("choices")
+    if not isinstance(choices, list):
+        raise ReplyError("shape", url, _opening(body))
     chunk = {k: v for k, v in data.items() if k not in ("choices", "usage")}
     chunk["object"] = "chat.completion.chunk"
     chunk["choices"] = [
@@ -309,11 +323,7 @@ class _CheckedStream(_SDK_HTTP.SyncByteStream):  # type: ignore[misc,name-define
                 body if body.lstrip().startswith((b"data:", b":", b"event:")) else _as_events(body, self.url)
             )
             return
-        data = _json_of(body)  # "check": a whole JSON reply, which must not be an error
-        if not isinstance(data, dict):
-            raise ReplyError("shape", self.url, " ".join(body[:120].decode("utf-8", "replace").split()))
-        if data.get("error") and not (data.get("choices") or data.get("data")):
-            raise ReplyError("error", self.url, _error_text(data["error"]))
+        _reply_object(body, self.url, "choices", "data")  # "check": a whole JSON reply, not an error
         yield body
 
     def close(self) -> None:
