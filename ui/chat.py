@@ -214,6 +214,16 @@ def _is_stopped(value: object) -> bool:
     return _message_text(value).rstrip().endswith(STOPPED_NOTE)
 
 
+def _clicked(data: gr.LikeData) -> Any:
+    """The index of the message a thumb was clicked under (Gradio gives [row, column] or a number)."""
+    return data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+
+
+def _conversation(history: list | None, turns: list | None, ids: dict | None) -> tuple[list, list, dict]:
+    """A page's chat, follow-ups and thumbs' ids, empty where the page sent nothing yet."""
+    return history or [], turns or [], ids or {}
+
+
 def last_question(history: list[dict[str, Any]], turns: list, ids: dict) -> tuple[str, list, list, dict]:
     """The chat's last question as typed, and the chat, follow-ups and thumbs' ids before it.
 
@@ -665,13 +675,13 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
 
     def respond(message: str, history: list[dict[str, Any]], turns_: list, ids_: dict, request: gr.Request):
         """Enter or Ask: the question in the box is asked (after the answer being written, if any)."""
-        yield from ask_in_turn(message, (history or [], turns_ or [], ids_ or {}), request, box=True)
+        yield from ask_in_turn(message, _conversation(history, turns_, ids_), request, box=True)
 
     def ask_example(history: list, turns_: list, ids_: dict, data: gr.SelectData, request: gr.Request):
         """An example question clicked under the empty chat: asked as if typed, the box left alone."""
         value = data.value if isinstance(data.value, dict) else {}
         yield from ask_in_turn(
-            str(value.get("text", "")), (history or [], turns_ or [], ids_ or {}), request, box=False
+            str(value.get("text", "")), _conversation(history, turns_, ids_), request, box=False
         )
 
     def retry(history: list, turns_: list, ids_: dict, request: gr.Request):
@@ -685,7 +695,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         if turn is None:
             return
         stop, left = turn
-        text, *conversation = last_question(*(left or (history or [], turns_ or [], ids_ or {})))
+        text, *conversation = last_question(*(left or _conversation(history, turns_, ids_)))
         yield from answer_turn(session, stop, text, tuple(conversation), box=False)
 
     def undo(draft: str, history: list, turns_: list, ids_: dict, request: gr.Request):
@@ -700,7 +710,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         if turn is None:
             return
         stop, left = turn
-        conversation = left or (history or [], turns_ or [], ids_ or {})
+        conversation = left or _conversation(history, turns_, ids_)
         try:
             text, *conversation = last_question(*conversation)
             history, turns_, ids_ = conversation
@@ -720,7 +730,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
             taking.done(session, stop, tuple(conversation))
 
     def on_like(ids_: dict, data: gr.LikeData, request: gr.Request):
-        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        index = _clicked(data)
         exchange_id = ids_.get(str(index))
         if not exchange_id:
             if _is_error(data.value):
@@ -751,7 +761,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
 
     def said_before(ids_: dict, data: gr.LikeData):
         """The comment box holds what the user said about this answer before (to change it)."""
-        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        index = _clicked(data)
         exchange = feedback_log.get(ids_.get(str(index)) or "")
         return exchange.user_comment if exchange is not None else gr.skip()
 
@@ -786,7 +796,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     page = [asked, chatbot, turns, ids, note, ask, stop_button]
 
     def keep(history: list, turns_: list, ids_: dict, kept: dict, tab_id: str):
-        return keep_tab(kept, tab_id, kept_conversation(history or [], turns_ or [], ids_ or {}), time.time())
+        return keep_tab(kept, tab_id, kept_conversation(*_conversation(history, turns_, ids_)), time.time())
 
     def request_stop(request: gr.Request):
         """Stop: the model stops at its next token; the words written so far stay, marked (not logged).
@@ -845,7 +855,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         once: there is no page whose answer they would overwrite.
         """
         stream = answer_stream(
-            message, history or [], turns_ or [], ids_ or {}, session_of(request), threading.Event()
+            message, *_conversation(history, turns_, ids_), session_of(request), threading.Event()
         )
         for box, *rest in stream:
             yield (box if isinstance(box, str) else "", *rest)
@@ -868,7 +878,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         to what the log has. Two updates of one event could reach the page in one frame: one
         change, to nothing.
         """
-        index = data.index[0] if isinstance(data.index, (list, tuple)) else data.index
+        index = _clicked(data)
         history, ids_ = history or [], ids_ or {}
         slots = _answer_slots(history)
         if index not in slots:
