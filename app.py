@@ -32,6 +32,7 @@ from qa.store import DocStore, IndexState, store_failures
 from settings import Settings, SettingsError, get_settings
 from ui.chat import build_chat_tab
 from ui.context import AppContext
+from ui.conversations import ConversationStore
 from ui.review import build_review_tab
 
 log = logging.getLogger("app")
@@ -81,6 +82,7 @@ def build_context(settings: Settings, *, llm=None, judge_llm=None, revise_llm=No
     return AppContext(
         settings=settings,
         log=feedback_log,
+        conversations=ConversationStore(settings.conversations_db),
         chain=chain,
         docs=docs,
         model_label=model_label(settings),

@@ -162,6 +162,11 @@ class Settings(BaseSettings):
     def feedback_db(self) -> Path:
         return self.data_dir / "feedback.sqlite"
 
+    @cached_property
+    def conversations_db(self) -> Path:
+        """The chat's conversations of each browser, listed beside the chat (ui/conversations.py)."""
+        return self.data_dir / "conversations.sqlite"
+
     @property
     def app_url(self) -> str:
         return self.public_url or f"http://{self.host}:{self.port}"

@@ -9,7 +9,7 @@ log written by any older version of the app upgrades in place and loses nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -22,8 +22,11 @@ def migration(fn: Migration) -> Migration:
     return fn
 
 
-def migrate(db: sqlite3.Connection) -> list[str]:
+def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
     """Apply the migrations this database has not seen yet; return their names.
+
+    `migrations` are the feedback log's unless another database of the app (the chat's
+    conversations) passes its own.
 
     Each migration runs in its own transaction together with its `_migrations`
     row, so a crash mid-way leaves the database at the previous version.
@@ -31,7 +34,7 @@ def migrate(db: sqlite3.Connection) -> list[str]:
     db.execute("CREATE TABLE IF NOT EXISTS _migrations (name TEXT PRIMARY KEY, applied_at TEXT NOT NULL)")
     done = {row[0] for row in db.execute("SELECT name FROM _migrations")}
     applied: list[str] = []
-    for fn in MIGRATIONS:
+    for fn in migrations:
         if fn.__name__ in done:
             continue
         db.execute("BEGIN IMMEDIATE")

@@ -1,12 +1,12 @@
 """The Chat tab: streamed, cited answers with thumbs up/down and an optional comment.
 
 Per-browser-session state (the exchanges shown and their ids) lives in gr.State,
-so concurrent users each keep their own history, and is copied to the browser's
-own storage (gr.BrowserState, encrypted with a key kept in the data dir): a
-reload, or a restart of the app, brings the conversation back with its thumbs
-still working; "New conversation" forgets it there too. Each browser tab keeps
-its own (a tab id in sessionStorage); a tab the browser has not seen, such as
-the browser opened again, continues the conversation written last.
+so concurrent users each keep their own history. After each answer it is saved on
+the server as one of the browser's conversations (ui/conversations.py), listed beside
+the chat: a reload, or a restart of the app, brings the open one back with its thumbs
+still working, and any earlier one opens with a click. Each browser tab has its own
+open conversation (its id in sessionStorage); a tab the browser has not seen, such as
+the browser opened again, continues the one written last.
 
 Every answer is logged when it is given; a thumb is committed to the local log
 before the click returns, and Label Studio delivery happens later in the
@@ -19,7 +19,6 @@ import itertools
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -30,6 +29,7 @@ from qa.chain import AnswerError, QuestionError, validate_question
 from qa.llm import uses_local_model
 from ui.browser import browser_secret
 from ui.context import AppContext
+from ui.conversations import BROWSER_ID, EMPTY_CONVERSATION, ConversationStore, kept_tabs
 from ui.render import (
     CLOSEST_SUMMARY,
     escape_html,
@@ -111,7 +111,12 @@ EMPTY_IF_ASKED_JS = """(asked, box) => {
 # `#asked` is the page's, not shown (Gradio 6.31 shows a `visible="hidden"` box again on an update).
 CHAT_CSS = (
     "#chatbot .bubble-wrap { margin-top: 30px; height: calc(100% - 30px); padding-top: 4px; }\n"
-    "#asked, #chat-style { display: none !important; }"
+    "#asked, #chat-style, #open-conversation { display: none !important; }\n"
+    # the list of conversations: one under the other, two lines each, scrolling past ~10 of them
+    "#conversations .wrap { flex-direction: column; flex-wrap: nowrap; max-height: 470px; overflow-y: auto; }\n"
+    "#conversations label { width: 100%; }\n"
+    "#conversations label span { display: -webkit-box; -webkit-line-clamp: 2; -webkit-box-orient: vertical;"
+    " overflow: hidden; }"
 )
 
 
@@ -316,68 +321,38 @@ def chat_examples(ctx: AppContext) -> list[dict[str, str]]:
     return [{"text": q} for q in questions]
 
 
-# The conversation a browser keeps across reloads: its last KEPT_MESSAGES chat messages (about 50
-# exchanges: localStorage holds ~5 MB per site, and an answer with its sources is a few kB).
+# Where an earlier version kept each tab's conversation in the browser (gr.BrowserState): read
+# once when that browser comes back, moved to the server's list (ui/conversations.py), emptied.
 STORAGE_KEY = "docs-qa-conversation"
-KEPT_MESSAGES = 100
-EMPTY_CONVERSATION: dict[str, Any] = {"history": [], "turns": [], "ids": {}}
-KEPT_TABS = 3  # conversations of the tabs written last; localStorage is shared by all of them
-# Runs in the browser before the page-load handler: this tab's id, made once per tab. sessionStorage
-# survives a reload of the tab and is not shared with other tabs.
-TAB_ID_JS = """(kept, tab) => {
-  let id = sessionStorage.getItem("docs-qa-tab");
-  if (!id) {
-    id = globalThis.crypto?.randomUUID?.() ?? String(Date.now()) + String(Math.random()).slice(2);
-    sessionStorage.setItem("docs-qa-tab", id);
-  }
-  return [kept, id];
+# Runs in the browser before the page-load handler: the browser's own id (made once, kept in
+# localStorage: it names the browser's conversations on the server), the conversation this tab
+# has open (sessionStorage: survives a reload of the tab, not shared with other tabs), and the tab
+# id under which an earlier version kept its conversation in the browser.
+LOAD_JS = """(kept, browser, open, tab) => {
+  const made = () => globalThis.crypto?.randomUUID?.() ?? String(Date.now()) + String(Math.random()).slice(2);
+  let id = "";
+  try {
+    id = localStorage.getItem("docs-qa-browser") ?? "";
+    if (!id) { id = made(); localStorage.setItem("docs-qa-browser", id); }
+  } catch (e) { id = ""; }  // storage switched off: the conversation lasts as long as the page
+  return [kept, id, sessionStorage.getItem("docs-qa-open") ?? "", sessionStorage.getItem("docs-qa-tab") ?? ""];
 }"""
+# Runs in the browser when the page opens another conversation (or a new one): a reload shows it.
+REMEMBER_OPEN_JS = """(open) => { sessionStorage.setItem("docs-qa-open", open ?? ""); return []; }"""
+# The open conversation of a tab after "New conversation" (or the trash icon), until its first answer
+# is saved: a reload keeps it empty, where a tab with none open shows the one written last.
+NEW_CONVERSATION = "new"
+STILL_WRITING = "An answer is still being written: stop it (Stop) or let it finish, then {}."
+# When another tab continued the conversation open here: this tab's answers are kept apart, not lost.
+FORKED = (
+    "This conversation was continued in another tab meanwhile: this tab's is now a conversation "
+    "of its own in the list, so neither is lost."
+)
 
 
-def _kept_tabs(kept: object) -> dict[str, dict[str, Any]]:
-    """The browser's copy as {tab id: {"conversation", "at"}}; the one-conversation form of earlier
-    versions becomes the conversation of no tab in particular."""
-    if not isinstance(kept, dict):
-        return {}
-    if "tabs" in kept and isinstance(kept["tabs"], dict):
-        return {
-            str(tab): entry
-            for tab, entry in kept["tabs"].items()
-            if isinstance(entry, dict) and isinstance(entry.get("conversation"), dict)
-        }
-    if "history" in kept:
-        return {"": {"conversation": kept, "at": 0}}
-    return {}
-
-
-def tab_conversation(kept: object, tab: str) -> dict[str, Any]:
-    """The conversation to show in tab `tab`: its own, else (a tab not seen before) the one written last."""
-    tabs = _kept_tabs(kept)
-    if tab in tabs:
-        return tabs[tab]["conversation"]
-    if tabs:
-        return max(tabs.values(), key=lambda entry: entry.get("at") or 0)["conversation"]
-    return EMPTY_CONVERSATION
-
-
-def keep_tab(kept: object, tab: str, conversation: dict[str, Any], at: float) -> dict[str, Any]:
-    """The browser's copy with tab `tab`'s conversation replaced, keeping the `KEPT_TABS` written last."""
-    tabs = _kept_tabs(kept)
-    tabs[tab] = {"conversation": conversation, "at": at}
-    latest = sorted(tabs.items(), key=lambda item: item[1].get("at") or 0, reverse=True)[:KEPT_TABS]
-    return {"tabs": dict(latest)}
-
-
-def kept_conversation(history: list, turns: list, ids: dict) -> dict[str, Any]:
-    """What the browser keeps: the last `KEPT_MESSAGES` messages, with the thumbs' ids re-keyed to them."""
-    drop = max(len(history) - KEPT_MESSAGES, 0)
-    kept_ids = {str(int(k) - drop): v for k, v in ids.items() if int(k) >= drop}
-    kept = set(kept_ids.values())
-    return {
-        "history": history[drop:],
-        "turns": [t for t in turns if t.get("exchange_id") in kept] if drop else turns,
-        "ids": kept_ids,
-    }
+def conversation_choices(store: ConversationStore, browser: str) -> list[tuple[str, str]]:
+    """The list beside the chat: (title, id) of the browser's conversations, written last first."""
+    return [(c.title, c.id) for c in store.list(browser)]
 
 
 def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
@@ -395,9 +370,15 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     turns = gr.State([])  # [{"question", "answer", "exchange_id"}], for follow-ups
     ids = gr.State({})  # chatbot message index -> exchange id, for the thumbs
     rated = gr.State("")  # exchange id waiting for an optional comment
+    # an earlier version's copy of the conversation in the browser, moved to the server on load
     saved = gr.BrowserState({"tabs": {}}, storage_key=STORAGE_KEY, secret=browser_secret(settings.data_dir))
-    tab_box = gr.Textbox(visible=False)  # carries the tab id TAB_ID_JS reads into the page-load handler
-    tab = gr.State("")  # this page's tab id
+    tab_box = gr.Textbox(visible=False)  # the tab id it was kept under (LOAD_JS reads it)
+    browser_box = gr.Textbox(visible=False)  # the browser's own id (LOAD_JS)
+    browser = gr.State("")
+    version = gr.State(0)  # the version of the open conversation this page continues
+    if ctx.conversations is None:
+        ctx.conversations = ConversationStore(settings.conversations_db)
+    store = ctx.conversations
     pending: dict[tuple[str, int], bool] = {}  # (session, message) -> a thumb clicked while it streamed
     # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
     # shows the comment box and the saved line, as a thumb on a finished answer does.
@@ -413,83 +394,107 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """The chat put back on the page, with the thumbs the log has for it lit."""
         return gr.update(value=history, feedback_value=thumbs_lit(history, ids_, rating_of), **more)
 
-    with gr.Column(visible=ctx.chain is not None) as chat_area:
-        chatbot = gr.Chatbot(
-            label="Conversation",
-            elem_id="chatbot",
-            height=520,
-            allow_tags=False,
-            sanitize_html=True,
-            feedback_options=("Like", "Dislike"),
-            placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
-            examples=chat_examples(ctx) or None,
-            # no "share" (to Hugging Face Spaces, which this app is not on): it did nothing visible
-            buttons=["copy", "copy_all"],
-        )
-        gr.HTML(f"<style>{CHAT_CSS}</style>", elem_id="chat-style", padding=False)
-        with gr.Row():
-            question = gr.Textbox(
-                label="Your question",
-                placeholder=question_placeholder(ctx),
-                lines=1,  # Enter sends; long questions still wrap
-                max_lines=8,
-                scale=8,
-                elem_id="question",
+    with gr.Row(visible=ctx.chain is not None, equal_height=False) as chat_area:
+        # The browser's conversations, written last first: one click opens one (ui/conversations.py).
+        with gr.Column(scale=1, min_width=200, elem_id="conversation-list"):
+            clear = gr.Button("New conversation", size="sm", elem_id="new-conversation")
+            past = gr.Radio([], label="Your conversations", visible=False, elem_id="conversations")
+            # The open conversation's id (REMEMBER_OPEN_JS keeps it for a reload). Not shown (CHAT_CSS).
+            open_box = gr.Textbox(elem_id="open-conversation", container=False, show_label=False)
+        with gr.Column(scale=4):
+            chatbot = gr.Chatbot(
+                label="Conversation",
+                elem_id="chatbot",
+                height=520,
+                allow_tags=False,
+                sanitize_html=True,
+                feedback_options=("Like", "Dislike"),
+                placeholder="Ask a question about the docs. Answers cite their sources; rate them with the thumbs under each answer.",
+                examples=chat_examples(ctx) or None,
+                # no "share" (to Hugging Face Spaces, which this app is not on): it did nothing visible
+                buttons=["copy", "copy_all"],
             )
-            ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
-            # In the Ask button's place while an answer is written (the local model takes a while).
-            stop_button = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
-        # What was sent while an answer is written waits for it: this says so (`STILL_ANSWERING`).
-        note = gr.Markdown("", visible=False, elem_id="waiting-note")
-        # The question the page has just asked, "<n>\n<question>": the browser empties the box if it
-        # still holds it (EMPTY_IF_ASKED_JS). In the page, not shown (CHAT_CSS).
-        asked = gr.Textbox(elem_id="asked", container=False, show_label=False)
-        with gr.Column(visible=False, elem_id="comment-row") as comment_row:
-            # After a thumbs down: what was wrong, in the user's words (pre-ticked for the reviewer).
-            reasons = gr.CheckboxGroup(
-                [(label, key) for key, label in USER_PROBLEMS.items()],
-                label="What was wrong? (optional)",
-                visible=False,
-                elem_id="thumb-problems",
-            )
+            gr.HTML(f"<style>{CHAT_CSS}</style>", elem_id="chat-style", padding=False)
             with gr.Row():
-                comment = gr.Textbox(
-                    label="Thanks! Anything to add? (optional: what was wrong or missing)",
-                    lines=2,
+                question = gr.Textbox(
+                    label="Your question",
+                    placeholder=question_placeholder(ctx),
+                    lines=1,  # Enter sends; long questions still wrap
+                    max_lines=8,
                     scale=8,
-                    elem_id="comment",
+                    elem_id="question",
                 )
-                send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
-        clear = gr.Button("New conversation", size="sm")
+                ask = gr.Button("Ask", variant="primary", scale=1, elem_id="ask")
+                # In the Ask button's place while an answer is written (the local model takes a while).
+                stop_button = gr.Button("Stop", variant="stop", scale=1, visible=False, elem_id="stop")
+            # What was sent while an answer is written waits for it: this says so (`STILL_ANSWERING`).
+            note = gr.Markdown("", visible=False, elem_id="waiting-note")
+            # The question the page has just asked, "<n>\n<question>": the browser empties the box if it
+            # still holds it (EMPTY_IF_ASKED_JS). In the page, not shown (CHAT_CSS).
+            asked = gr.Textbox(elem_id="asked", container=False, show_label=False)
+            with gr.Column(visible=False, elem_id="comment-row") as comment_row:
+                # After a thumbs down: what was wrong, in the user's words (pre-ticked for the reviewer).
+                reasons = gr.CheckboxGroup(
+                    [(label, key) for key, label in USER_PROBLEMS.items()],
+                    label="What was wrong? (optional)",
+                    visible=False,
+                    elem_id="thumb-problems",
+                )
+                with gr.Row():
+                    comment = gr.Textbox(
+                        label="Thanks! Anything to add? (optional: what was wrong or missing)",
+                        lines=2,
+                        scale=8,
+                        elem_id="comment",
+                    )
+                    send_comment = gr.Button("Send comment", scale=1, elem_id="send-comment")
 
-    def on_load(kept: dict | None, tab_id: str):
+    def listed(browser_id: str, open_id: str) -> dict:
+        """The list of conversations, with the open one ticked (hidden while there are none)."""
+        choices = conversation_choices(store, browser_id)
+        ticked = open_id if any(value == open_id for _, value in choices) else None
+        return gr.update(choices=choices, value=ticked, visible=bool(choices))
+
+    def on_load(kept: dict | None, browser_id: str, open_id: str, tab_id: str):
         """The page as of now: header, notice and examples for the docs ingested now (an ingest
-        may have changed them), and the conversation this browser tab had open, as it was when
-        its last answer finished."""
+        may have changed them), the browser's conversations, and the one this tab had open (a tab
+        opened anew: the one written last), as it was when its last answer finished. A copy an
+        earlier version kept in the browser is moved to the list first."""
         ctx.refresh()
         ready = ctx.chain is not None
-        shown = tab_conversation(kept, tab_id or "")
-        history, turns_, ids_ = shown.get("history"), shown.get("turns"), shown.get("ids")
-        if not (isinstance(history, list) and isinstance(turns_, list) and isinstance(ids_, dict)):
-            history, turns_, ids_ = [], [], {}
+        moved = None  # the earlier copy's conversations: {tab id: id on the list}
+        if kept_tabs(kept) and BROWSER_ID.fullmatch(browser_id or ""):
+            try:
+                moved = store.import_kept(browser_id, kept)
+            except Exception:  # the copy stays in the browser, to be moved on the next load
+                log.exception("cannot move the conversations kept in a browser to %s", store.path)
+        mine = open_id or (moved or {}).get(tab_id or "", "")
+        shown = None if mine == NEW_CONVERSATION else store.get(browser_id, mine) or store.latest(browser_id)
+        state = (shown.state if shown else None) or EMPTY_CONVERSATION
+        open_id = shown.id if shown else NEW_CONVERSATION
         return (
             header_markdown(ctx),
             gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
             gr.update(visible=ready),
-            with_thumbs(history, ids_, examples=chat_examples(ctx) or None),
-            turns_,
-            ids_,
-            tab_id or "",
+            with_thumbs(state["history"], state["ids"], examples=chat_examples(ctx) or None),
+            state["turns"],
+            state["ids"],
+            browser_id or "",
+            open_id,
+            shown.version if shown else 0,
+            listed(browser_id, open_id),
+            {"tabs": {}} if moved is not None else gr.skip(),  # the earlier copy, once moved
             gr.update(placeholder=question_placeholder(ctx)),
         )
 
     blocks.load(
         on_load,
-        [saved, tab_box],
-        [header, notice, chat_area, chatbot, turns, ids, tab, question],
-        js=TAB_ID_JS,
+        [saved, browser_box, open_box, tab_box],
+        [header, notice, chat_area, chatbot, turns, ids, browser, open_box, version, past, saved, question],
+        js=LOAD_JS,
         api_visibility="private",
     )
+    open_box.change(None, open_box, None, js=REMEMBER_OPEN_JS, api_visibility="private")
 
     # Under the chat, only what a rating means to the person who gave it. Delivery to Label
     # Studio (down, refusing its key, not configured) is the operator's business: the Review
@@ -794,9 +799,24 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     late = [comment_row, rated, status, reasons]
     # what the page's turns may change: the box only through `asked`, so a draft typed meanwhile stays
     page = [asked, chatbot, turns, ids, note, ask, stop_button]
+    kept_in, kept_out = [chatbot, turns, ids, browser, open_box, version], [open_box, version, past]
 
-    def keep(history: list, turns_: list, ids_: dict, kept: dict, tab_id: str):
-        return keep_tab(kept, tab_id, kept_conversation(*_conversation(history, turns_, ids_)), time.time())
+    def keep(history: list, turns_: list, ids_: dict, browser_id: str, open_id: str, seen: int):
+        """After an answer (or ↶): the conversation saved on the list, continuing version `seen`.
+
+        When another tab continued it meanwhile, this tab's becomes a conversation of its own,
+        so neither tab's answers are lost. A save that fails leaves the page as it is (logged).
+        """
+        history, turns_, ids_ = _conversation(history, turns_, ids_)
+        try:
+            kept = store.save(browser_id, open_id, {"history": history, "turns": turns_, "ids": ids_}, seen)
+        except Exception:
+            log.exception("cannot save a conversation in %s", store.path)
+            return gr.skip(), gr.skip(), gr.skip()
+        if kept is not None and open_id and kept.id != open_id and seen:
+            gr.Info(FORKED)
+        now_open = kept.id if kept else NEW_CONVERSATION
+        return now_open, kept.version if kept else 0, listed(browser_id, now_open)
 
     def request_stop(request: gr.Request):
         """Stop: the model stops at its next token; the words written so far stay, marked (not logged).
@@ -835,7 +855,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     ]
     for answered in answers:
         answered.then(offer_comment, None, late, api_visibility="private")
-        answered.then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
+        answered.then(keep, kept_in, kept_out, api_visibility="private")
     asked.change(None, [asked, question], question, js=EMPTY_IF_ASKED_JS, api_visibility="private")
     # Nothing is asked: the question waits in the box; its answer's comment box goes with it.
     chatbot.undo(
@@ -844,7 +864,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         [question, chatbot, turns, ids, comment_row, status, note, ask, stop_button],
         api_visibility="private",
         **turn_events,
-    ).then(keep, [chatbot, turns, ids, saved, tab], saved, api_visibility="private")
+    ).then(keep, kept_in, kept_out, api_visibility="private")
     stop_button.click(request_stop, None, stop_button, queue=False, api_visibility="private")
 
     def ask_api(message: str, history: list, turns_: list, ids_: dict, request: gr.Request):
@@ -913,18 +933,57 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     def forget():  # follow-up history, thumbs' ids, an open comment box, the rating line
         return [], {}, gr.update(visible=False), ""
 
-    def forget_kept(kept: dict, tab_id: str):  # and this tab's copy in the browser (not other tabs')
-        return keep_tab(kept, tab_id, EMPTY_CONVERSATION, time.time())
-
     reset = [turns, ids, comment_row, status]
+    none_open = [open_box, version, past]
 
     def no_thumbs():  # none lit under the next conversation's answers
         return gr.update(value=[], feedback_value=[])
 
-    clear.click(lambda: (no_thumbs(), *forget()), None, [chatbot, *reset], api_visibility="private").then(
-        forget_kept, [saved, tab], saved, api_visibility="private"
+    def busy(request: gr.Request | None) -> bool:
+        session = session_of(request)
+        return taking.busy(session) or taking.waiting(session)
+
+    def start_new(open_id: str, request: gr.Request):
+        """New conversation: an empty chat; the one open stays on the list (what is typed stays too)."""
+        if busy(request):  # its answer would be written into the new one
+            gr.Warning(STILL_WRITING.format("start a new one"))
+            return (gr.skip(),) * 5 + (gr.skip(), gr.skip(), gr.update(value=open_id or None))
+        return no_thumbs(), *forget(), NEW_CONVERSATION, 0, gr.update(value=None)
+
+    def delete_open(browser_id: str, open_id: str):
+        """The chat's trash icon: the conversation leaves the list too (its answers stay in the log)."""
+        store.delete(browser_id, open_id)
+        return NEW_CONVERSATION, 0, listed(browser_id, "")
+
+    def open_conversation(chosen: str, browser_id: str, open_id: str, request: gr.Request):
+        """A conversation clicked in the list: shown as it was left, its thumbs lit as the log has them."""
+        if busy(request):
+            gr.Warning(STILL_WRITING.format("open another conversation"))
+            return {past: gr.update(value=open_id or None)}
+        found = store.get(browser_id, chosen)
+        if found is None:
+            gr.Warning("That conversation is no longer on the list: it was deleted in another tab.")
+            return {past: listed(browser_id, open_id)}
+        state = found.state
+        return {
+            chatbot: with_thumbs(state["history"], state["ids"]),
+            turns: state["turns"],
+            ids: state["ids"],
+            comment_row: gr.update(visible=False),
+            status: "",
+            open_box: found.id,
+            version: found.version,
+            past: gr.update(value=found.id),
+        }
+
+    clear.click(start_new, open_box, [chatbot, *reset, *none_open], api_visibility="private")
+    past.input(
+        open_conversation,
+        [past, browser, open_box],
+        [chatbot, turns, ids, comment_row, status, *none_open],
+        api_visibility="private",
     )
-    # The chatbot's own trash icon empties the screen: the follow-up history goes with it.
+    # The chatbot's own trash icon empties the screen: the follow-up history and the list's entry go.
     chatbot.clear(forget, None, reset, api_name="clear").then(
-        forget_kept, [saved, tab], saved, api_visibility="private"
+        delete_open, [browser, open_box], none_open, api_visibility="private"
     ).then(no_thumbs, None, chatbot, api_visibility="private")

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from qa.revise import PromptReviser
     from qa.store import IndexState
     from settings import Settings
+    from ui.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,8 @@ class AppContext:
     chain: AnswerChain | None  # None: nothing ingested yet (or the store can't be opened)
     docs: IndexState
     model_label: str
+    # each browser's conversations, listed beside the chat (None: the chat opens them itself)
+    conversations: ConversationStore | None = None
     sync: SyncWorker | None = None
     # the model the OpenAI-compatible server last said answered ("" until it has): a llama.cpp
     # server answers any OPENAI_MODEL with the model it loaded, which the header then names
@@ -138,9 +141,11 @@ class AppContext:
         return rating
 
     def close(self) -> None:
-        """Let pre-ratings in progress finish (or give up on queued ones), then close the log."""
+        """Let pre-ratings in progress finish (or give up on queued ones), then close the log and the conversations."""
         self._judging.shutdown(wait=True, cancel_futures=True)
         self.log.close()
+        if self.conversations is not None:
+            self.conversations.close()
 
 
 def judged(exchange: Exchange) -> Judged:

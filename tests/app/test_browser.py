@@ -318,11 +318,11 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
     with app_answering(app_data, monkeypatch, fake_llm(), port=port) as (url, ctx):
         ask(page, url, question)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
-        page.wait_for_timeout(1_000)  # the browser's copy is written once the answer is complete
+        page.wait_for_timeout(1_000)  # the conversation is saved once the answer is complete
         page.reload()
         page.get_by_text(question).first.wait_for(timeout=30_000)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=10_000)
-    # a restart: the browser's copy is still readable
+    # a restart: the conversation is still there, and its thumbs still rate
     with app_answering(app_data, monkeypatch, fake_llm(), port=port) as (url, ctx):
         page.goto(url)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
@@ -383,17 +383,78 @@ def test_a_conversation_survives_a_reload_and_a_restart_until_a_new_one_is_start
         page.reload()
         page.get_by_label("Your question").wait_for(timeout=30_000)
         page.wait_for_timeout(2_000)
-        assert page.get_by_text(question).count() == 0
+        assert page.locator("#chatbot").get_by_text(question).count() == 0  # the new one stays open
+        wait_listed(page, [question, question])  # the two conversations it was asked in
+
+
+def listed(page) -> list[str]:  # noqa: ANN001
+    """The titles in the list of conversations beside the chat, as shown (written last first)."""
+    return page.locator("#conversations label").all_inner_texts()
+
+
+def wait_listed(page, titles: list[str]) -> None:  # noqa: ANN001
+    deadline = time.time() + 30
+    while time.time() < deadline and [t.strip() for t in listed(page)] != titles:
+        time.sleep(0.2)
+    assert [t.strip() for t in listed(page)] == titles
+
+
+def test_earlier_conversations_are_listed_beside_the_chat_and_open_with_a_click(
+    app_data, page, monkeypatch
+) -> None:
+    first_q, second_q = "How do I start it without a browser tab?", "Which port does it listen on?"
+    with app_answering(app_data, monkeypatch, fake_llm()) as (url, ctx):
+        ask(page, url, first_q)
+        page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
+        wait_listed(page, [first_q])
+        page.get_by_role("button", name="Like").last.click()
+        page.get_by_text("Your rating is saved", exact=False).wait_for(timeout=10_000)
+
+        page.get_by_role("button", name="New conversation").click()
+        page.get_by_label("Your question").fill(second_q)
+        page.get_by_role("button", name="Ask", exact=True).click()
+        page.get_by_text(second_q).first.wait_for(timeout=30_000)
+        wait_listed(page, [second_q, first_q])
+        assert page.locator("#chatbot").get_by_text(first_q).count() == 0
+
+        # the first, opened from the list: as it was left, its thumb lit, the second not shown
+        page.locator("#conversations").get_by_text(first_q).click()
+        page.locator("#chatbot").get_by_text(first_q).wait_for(timeout=10_000)
+        assert page.locator("#chatbot").get_by_text(second_q).count() == 0
+        page.get_by_role("button", name="Liked", exact=True).wait_for(timeout=10_000)
+        page.reload()  # a reload shows the conversation open before it, not the one written last
+        page.locator("#chatbot").get_by_text(first_q).wait_for(timeout=30_000)
+        page.wait_for_timeout(1_000)
+        assert page.locator("#chatbot").get_by_text(second_q).count() == 0
+        follow_up = "and on another port?"  # continues it, with its follow-up history
+        page.get_by_label("Your question").fill(follow_up)
+        page.get_by_role("button", name="Ask", exact=True).click()
+        page.get_by_text(follow_up).first.wait_for(timeout=30_000)
+        wait_listed(page, [first_q, second_q])
+        deadline = time.time() + 30
+        while time.time() < deadline and ctx.log.recent(1)[0].question != follow_up:
+            time.sleep(0.1)
+        assert ctx.log.recent(1)[0].standalone_question not in ("", follow_up)
+
+        # the trash icon deletes the open conversation from the list (its answers stay in the log)
+        page.locator("#chatbot").get_by_role("button", name="Clear").click()
+        wait_listed(page, [second_q])
+        assert page.locator("#chatbot").get_by_text(first_q).count() == 0
+        assert ctx.log.recent(1)[0].question == follow_up
+        page.reload()  # an empty chat, as after "New conversation"; the other still listed
+        wait_listed(page, [second_q])
+        assert page.locator("#chatbot").get_by_text(second_q).count() == 0
 
 
 def test_each_browser_tab_keeps_its_own_conversation_and_a_new_tab_continues_the_last(
     app_data, page, monkeypatch
 ) -> None:
     first_q, second_q = "First tab: can it start with no browser tab?", "Second tab: so no browser tab opens?"
+    third_q = "First tab again: and with Docker?"
     with app_answering(app_data, monkeypatch, fake_llm()) as (url, _):
         ask(page, url, first_q)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
-        page.wait_for_timeout(1_000)  # the browser's copy is written once the answer is complete
+        wait_listed(page, [first_q])
         other = page.context.new_page()  # a second tab: it opens on the conversation written last
         other.goto(url)
         other.get_by_text(first_q).first.wait_for(timeout=30_000)
@@ -401,18 +462,24 @@ def test_each_browser_tab_keeps_its_own_conversation_and_a_new_tab_continues_the
         other.get_by_role("button", name="Ask", exact=True).click()
         other.get_by_text(second_q).first.wait_for(timeout=30_000)
         other.get_by_text("so no tab opens", exact=False).nth(1).wait_for(timeout=30_000)
-        other.wait_for_timeout(1_000)
+        wait_listed(other, [first_q])  # the same conversation, continued
 
-        page.reload()  # the first tab gets its own conversation back, not the one written last
-        page.get_by_text(first_q).first.wait_for(timeout=30_000)
+        # the first tab, not reloaded, continues it too: its answers become a conversation of their own
+        page.get_by_label("Your question").fill(third_q)
+        page.get_by_role("button", name="Ask", exact=True).click()
+        page.get_by_text("continued in another tab meanwhile", exact=False).wait_for(timeout=30_000)
+        wait_listed(page, [first_q, first_q])
+        page.reload()  # each tab gets its own back, not the one written last
+        page.get_by_text(third_q).first.wait_for(timeout=30_000)
         page.wait_for_timeout(1_000)
-        assert page.get_by_text(second_q).count() == 0
+        assert page.get_by_text(second_q).count() == 0 and page.get_by_text(first_q).count() >= 1
         other.reload()
         other.get_by_text(second_q).first.wait_for(timeout=30_000)
+        assert other.get_by_text(third_q).count() == 0
 
         third = page.context.new_page()  # e.g. the browser opened again: the last conversation
         third.goto(url)
-        third.get_by_text(second_q).first.wait_for(timeout=30_000)
+        third.get_by_text(third_q).first.wait_for(timeout=30_000)
 
 
 def test_an_example_question_under_the_empty_chat_is_asked_with_one_click(

@@ -248,8 +248,8 @@ def test_an_app_started_before_ingest_answers_after_it_without_a_restart(tmp_pat
         assert ctx.log.recent(1)[0].docs_commit == second.commit != first.commit
 
 
-def test_a_long_conversation_keeps_its_latest_messages_in_the_browser_with_their_thumbs() -> None:
-    from ui.chat import KEPT_MESSAGES, kept_conversation
+def test_a_long_conversation_keeps_its_latest_messages_with_their_thumbs() -> None:
+    from ui.conversations import KEPT_MESSAGES, kept_conversation
 
     n = KEPT_MESSAGES // 2 + 3  # exchanges: three more than the browser keeps
     history = [
@@ -304,23 +304,6 @@ def test_example_questions_and_the_question_hint_follow_the_docs_ingested() -> N
         "How do I log in?",
     ]
     assert shown("", "https://github.com/HumanSignal/label-studio") == []
-
-
-def test_each_tab_keeps_its_own_conversation_and_a_tab_not_seen_before_gets_the_last() -> None:
-    from ui.chat import EMPTY_CONVERSATION, KEPT_TABS, keep_tab, tab_conversation
-
-    a, b = {"history": ["a"], "turns": [], "ids": {}}, {"history": ["b"], "turns": [], "ids": {}}
-    kept = keep_tab(keep_tab({}, "tab-a", a, at=1.0), "tab-b", b, at=2.0)
-    assert tab_conversation(kept, "tab-a") == a and tab_conversation(kept, "tab-b") == b
-    assert tab_conversation(kept, "new-tab") == b  # written last
-    assert tab_conversation({"tabs": {}}, "new-tab") == EMPTY_CONVERSATION
-    # The one conversation an earlier version kept is where every tab starts.
-    assert tab_conversation(a, "tab-a") == a
-    assert tab_conversation(keep_tab(a, "tab-b", b, at=2.0), "new-tab") == b
-    # Only the tabs written last are kept: localStorage is shared by all of them.
-    for n in range(KEPT_TABS + 2):
-        kept = keep_tab(kept, f"t{n}", a, at=10.0 + n)
-    assert len(kept["tabs"]) == KEPT_TABS and f"t{KEPT_TABS + 1}" in kept["tabs"]
 
 
 def test_a_question_asked_again_shows_the_reviewers_verdict_on_the_earlier_answer(running_app) -> None:
