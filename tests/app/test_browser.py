@@ -482,6 +482,38 @@ def test_each_browser_tab_keeps_its_own_conversation_and_a_new_tab_continues_the
         third.get_by_text(third_q).first.wait_for(timeout=30_000)
 
 
+def test_a_conversation_an_earlier_version_kept_in_the_browser_moves_to_the_list(
+    app_data, page, monkeypatch
+) -> None:
+    import gradio as gr
+
+    from ui.browser import browser_secret
+    from ui.chat import STORAGE_KEY
+
+    question, answer = "Kept in the browser: how do I start it with no tab?", "Start it with --no-browser."
+    history = [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+    turn = {"question": question, "answer": answer, "exchange_id": "x-kept"}
+    conversation = {"history": history, "turns": [turn], "ids": {"1": "x-kept"}}
+    port = free_port()  # localStorage is the origin's: the earlier version served where the app will be
+    with gr.Blocks() as earlier:  # writes what it kept, as it kept it (gr.BrowserState, the same key)
+        kept = gr.BrowserState({"tabs": {}}, storage_key=STORAGE_KEY, secret=browser_secret(app_data))
+        earlier.load(lambda: {"tabs": {"a-tab": {"conversation": conversation, "at": 1.0}}}, None, kept)
+    earlier.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
+    try:
+        page.goto(f"http://127.0.0.1:{port}")
+        page.wait_for_function(f"() => (localStorage.getItem('{STORAGE_KEY}') ?? '').length > 100")
+    finally:
+        earlier.close()
+    with app_answering(app_data, monkeypatch, fake_llm(), port=port) as (url, _):
+        page.goto(url)
+        page.locator("#chatbot").get_by_text(answer).wait_for(timeout=30_000)
+        wait_listed(page, [question])
+        page.wait_for_function(f"() => (localStorage.getItem('{STORAGE_KEY}') ?? '').length < 100")  # emptied
+        page.reload()
+        page.locator("#chatbot").get_by_text(answer).wait_for(timeout=30_000)
+        wait_listed(page, [question])
+
+
 def test_an_example_question_under_the_empty_chat_is_asked_with_one_click(
     app_data, page, monkeypatch
 ) -> None:
