@@ -175,12 +175,14 @@ def make_embeddings(settings: Settings) -> Embeddings:
             )
         from langchain_openai import OpenAIEmbeddings
 
-        from qa.llm import LOCAL_API_KEY, MAX_RETRIES, REPLY_TIME_FACTOR, guarded_http_client
+        from qa.llm import LOCAL_API_KEY, MAX_RETRIES, REPLY_TIME_FACTOR, base_url, guarded_http_client
 
         emb = OpenAIEmbeddings(
             model=settings.openai_embeddings_model,
             api_key=settings.openai_api_key or LOCAL_API_KEY,  # type: ignore[arg-type]
-            base_url=settings.openai_base_url.strip().rstrip("/") or "https://api.openai.com/v1",
+            base_url=base_url(
+                settings
+            ),  # OPENAI_BASE_URL, or OpenAI's (a key is set: never the local model's)
             check_embedding_ctx_length=False,
             chunk_size=OPENAI_EMBED_BATCH,
             timeout=settings.llm_timeout,

@@ -21,7 +21,7 @@ from ui.context import AppContext
 from ui.docs_panel import build_docs_panel
 from ui.gaps import build_gaps_panel
 from ui.prompt_lab import build_prompt_panel
-from ui.render import literal_markdown, renumber_citations, safe_markdown, sources_markdown
+from ui.render import literal_markdown, readable_time, renumber_citations, safe_markdown, sources_markdown
 
 FLAGGED = "pre-rated bad, unreviewed"  # the answers a model flags, for reviewers to look at first
 VERDICTS = ["all", "good", "bad", "unrated", FLAGGED]
@@ -158,9 +158,7 @@ def exchange_markdown(exchange: Exchange | None) -> str:
         for i, c in enumerate(exchange.cited, 1)
     ]
     answer, sources = renumber_citations(exchange.answer, sources)  # 1, 2, 3 as the chat showed them
-    about = ", ".join(
-        filter(None, [exchange.model, exchange.prompt_version, exchange.time[:16].replace("T", " ")])
-    )
+    about = ", ".join(filter(None, [exchange.model, exchange.prompt_version, readable_time(exchange.time)]))
     searched = exchange.searched_as()  # a follow-up: what it was about
     return (
         f"**Question:** {literal_markdown(exchange.question)}\n\n"
