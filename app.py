@@ -30,6 +30,7 @@ from feedback.webhook import webhook_router
 from qa.refresh import DocsRefresher
 from qa.store import DocStore, IndexState, store_failures
 from settings import Settings, SettingsError, get_settings
+from ui.accounts import AccountError, Accounts
 from ui.chat import build_chat_tab
 from ui.context import AppContext
 from ui.conversations import ConversationStore
@@ -144,7 +145,63 @@ def create_app(ctx: AppContext) -> FastAPI:
     )
     blocks = build_ui(ctx)
     blocks.queue(default_concurrency_limit=16)
-    return gr.mount_gradio_app(app, blocks, path="", footer_links=["api"])
+    accounts = Accounts(ctx.settings.data_dir)  # any account: everyone signs in (ui/accounts.py)
+    return gr.mount_gradio_app(
+        app,
+        blocks,
+        path="",
+        footer_links=["api"],
+        auth=accounts.check if accounts.enabled else None,
+        auth_message="Sign in with the account made for you (python app.py users add NAME).",
+    )
+
+
+def users_command(settings: Settings, argv: list[str], out: TextIO | None = None) -> int:
+    """`python app.py users add|remove|list`: the accounts that may sign in (none: no sign-in)."""
+    import getpass
+
+    parser = argparse.ArgumentParser(
+        prog="python app.py users",
+        description="Who may sign in. With no account the app is open to whoever reaches it; with one "
+        "or more, everyone signs in (from the app's next start).",
+    )
+    actions = parser.add_subparsers(dest="action", required=True)
+    add = actions.add_parser("add", help="make an account, or give one a new password")
+    add.add_argument("name")
+    add.add_argument("--password-stdin", action="store_true", help="read the password from stdin (scripts)")
+    actions.add_parser("remove", help="delete an account").add_argument("name")
+    actions.add_parser("list", help="the accounts")
+    args = parser.parse_args(argv)
+    out = out or sys.stdout
+    accounts = Accounts(settings.data_dir)
+    try:
+        was_on = accounts.enabled
+        if args.action == "add":
+            if args.password_stdin:
+                password = sys.stdin.readline().rstrip("\r\n")
+            else:
+                password = getpass.getpass(f"Password for {args.name}: ")
+                if getpass.getpass("Again: ") != password:
+                    print("error: the two passwords differ; nothing changed", file=sys.stderr)
+                    return 2
+            new = accounts.add(args.name, password)
+            print(f"{'Added' if new else 'New password for'} {args.name.strip()}.", file=out)
+            if not was_on:
+                print("Sign-in is on from the app's next start: restart it if it is running.", file=out)
+        elif args.action == "remove":
+            if not accounts.remove(args.name):
+                print(f"error: there is no account {args.name!r} (python app.py users list)", file=sys.stderr)
+                return 2
+            print(f"Removed {args.name.strip()}.", file=out)
+            if not accounts.enabled:
+                print("No account is left: the app is open to all from its next start.", file=out)
+        else:
+            names = accounts.names()
+            print("\n".join(names) if names else "No accounts: the app asks no one to sign in.", file=out)
+    except AccountError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def gaps_command(ctx: AppContext, argv: list[str], out: TextIO | None = None) -> int:
@@ -282,6 +339,8 @@ def main(argv: list[str] | None = None) -> int:
     from qa.local_llm import LocalLLMError
 
     try:
+        if argv[:1] == ["users"]:
+            return users_command(get_settings(), argv[1:])
         if argv[:1] == ["gaps"]:
             with running_app(get_settings(), model=False) as ctx:  # reads the log, embeds questions
                 return gaps_command(ctx, argv[1:])
@@ -291,10 +350,11 @@ def main(argv: list[str] | None = None) -> int:
                 return prompt_command(ctx, argv[1:])
 
         parser = argparse.ArgumentParser(
-            usage="python app.py [--host HOST] [--port PORT] | python app.py gaps ... | python app.py prompt ...",
+            usage="python app.py [--host HOST] [--port PORT] | python app.py gaps|prompt|users ...",
             description="Serve the docs QA app.",
             epilog="`python app.py prompt --help`: revise the answer prompt from reviewers' feedback. "
-            "`python app.py gaps`: what the docs don't answer.",
+            "`python app.py gaps`: what the docs don't answer. "
+            "`python app.py users add NAME`: sign-in for the people you name.",
         )
         parser.add_argument("--host", help="interface to bind (default HOST, 127.0.0.1)")
         parser.add_argument("--port", type=int, help="port (default PORT, 7860)")
@@ -306,9 +366,11 @@ def main(argv: list[str] | None = None) -> int:
         import uvicorn
 
         with running_app(settings) as ctx:
-            print(f"Docs QA on http://{settings.host}:{settings.port}", flush=True)
+            signing_in = Accounts(settings.data_dir).names()
+            who = f" (sign-in: {len(signing_in)} account(s))" if signing_in else ""
+            print(f"Docs QA on http://{settings.host}:{settings.port}{who}", flush=True)
             uvicorn.run(create_app(ctx), host=settings.host, port=settings.port, log_level="warning")
-    except (LocalLLMError, SettingsError, PortTaken) as exc:
+    except (LocalLLMError, SettingsError, PortTaken, AccountError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

@@ -27,6 +27,7 @@ import gradio as gr
 from feedback.records import USER_PROBLEMS
 from qa.chain import AnswerError, QuestionError, validate_question
 from qa.llm import uses_local_model
+from ui.accounts import user_key
 from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.conversations import BROWSER_ID, EMPTY_CONVERSATION, ConversationStore, kept_tabs
@@ -339,6 +340,8 @@ LOAD_JS = """(kept, browser, open, tab) => {
 }"""
 # Runs in the browser when the page opens another conversation (or a new one): a reload shows it.
 REMEMBER_OPEN_JS = """(open) => { sessionStorage.setItem("docs-qa-open", open ?? ""); return []; }"""
+# Under the header for a signed-in person (`python app.py users add`): Gradio's sign-out route.
+SIGNED_IN = " · Signed in as **{}** ([sign out](logout))"
 # The open conversation of a tab after "New conversation" (or the trash icon), until its first answer
 # is saved: a reload keeps it empty, where a tab with none open shows the one written last.
 NEW_CONVERSATION = "new"
@@ -455,13 +458,16 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         ticked = open_id if any(value == open_id for _, value in choices) else None
         return gr.update(choices=choices, value=ticked, visible=bool(choices))
 
-    def on_load(kept: dict | None, browser_id: str, open_id: str, tab_id: str):
+    def on_load(kept: dict | None, browser_id: str, open_id: str, tab_id: str, request: gr.Request):
         """The page as of now: header, notice and examples for the docs ingested now (an ingest
         may have changed them), the browser's conversations, and the one this tab had open (a tab
         opened anew: the one written last), as it was when its last answer finished. A copy an
         earlier version kept in the browser is moved to the list first."""
         ctx.refresh()
         ready = ctx.chain is not None
+        signed_in = getattr(request, "username", None) or ""
+        if signed_in:  # their conversations follow them from browser to browser (ui/accounts.py)
+            browser_id = user_key(signed_in)
         moved = None  # the earlier copy's conversations: {tab id: id on the list}
         if kept_tabs(kept) and BROWSER_ID.fullmatch(browser_id or ""):
             try:
@@ -473,7 +479,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         state = (shown.state if shown else None) or EMPTY_CONVERSATION
         open_id = shown.id if shown else NEW_CONVERSATION
         return (
-            header_markdown(ctx),
+            header_markdown(ctx) + (SIGNED_IN.format(safe_markdown(signed_in)) if signed_in else ""),
             gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
             gr.update(visible=ready),
             with_thumbs(state["history"], state["ids"], examples=chat_examples(ctx) or None),

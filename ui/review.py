@@ -89,6 +89,18 @@ def reviewer_name(typed: str | None) -> str:
     return " ".join((typed or "").split())[:MAX_NAME]
 
 
+def signed_in(request: gr.Request | None) -> str:
+    """The signed-in person's account name ("" when the app asks no one to sign in)."""
+    return getattr(request, "username", None) or ""
+
+
+def name_shown(kept: str, request: gr.Request):  # noqa: ANN201 - a Gradio update
+    """The reviewer's name on opening the tab: the account's, fixed, or the one this browser used last."""
+    if account := signed_in(request):
+        return gr.update(value=account, interactive=False)
+    return kept or gr.update()
+
+
 def _reviewed_by(reviewer: str, source: str | None) -> str:
     """Who gave the reviewer verdict, and where: this tab, or Label Studio (webhook or pull)."""
     if not source:
@@ -378,6 +390,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         name: str,
         shown_: str,
         open_: bool,
+        request: gr.Request,
     ):
         if not open_:
             raise gr.Error("Enter the reviewer password first.")
@@ -387,7 +400,7 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
         elif ctx.log.get(ex_id) is None:
             gr.Warning(f"No answer with id {ex_id!r}.")
         else:
-            who = reviewer_name(name) or DEFAULT_REVIEWER
+            who = signed_in(request) or reviewer_name(name) or DEFAULT_REVIEWER
             ctx.log.review(
                 ex_id, rating_, comment_ or "", reviewer=who, source="inline", problems=problems_ or ()
             )
@@ -418,7 +431,8 @@ def build_review_tab(ctx: AppContext, tab: gr.Tab | None = None) -> None:
 
         tab.select(reopen, [verdict, by, shown, unlocked], outputs, api_visibility="private")
         # The name this browser reviewed under last time, so each verdict is not "app reviewer".
-        tab.select(lambda kept: kept or gr.update(), kept_name, reviewer, api_visibility="private")
+        # Signed in (`python app.py users add`): their account's name, which verdicts are saved under.
+        tab.select(name_shown, kept_name, reviewer, api_visibility="private")
     reviewer.change(reviewer_name, reviewer, kept_name, api_visibility="private")
     exchanges.select(
         pick,
