@@ -331,15 +331,19 @@ STORAGE_KEY = "docs-qa-conversation"
 # id under which an earlier version kept its conversation in the browser.
 LOAD_JS = """(kept, browser, open, tab) => {
   const made = () => globalThis.crypto?.randomUUID?.() ?? String(Date.now()) + String(Math.random()).slice(2);
-  let id = "";
+  let id = "", opened = "", keptTab = "";
   try {
     id = localStorage.getItem("docs-qa-browser") ?? "";
     if (!id) { id = made(); localStorage.setItem("docs-qa-browser", id); }
+    opened = sessionStorage.getItem("docs-qa-open") ?? "";
+    keptTab = sessionStorage.getItem("docs-qa-tab") ?? "";
   } catch (e) { id = ""; }  // storage switched off: the conversation lasts as long as the page
-  return [kept, id, sessionStorage.getItem("docs-qa-open") ?? "", sessionStorage.getItem("docs-qa-tab") ?? ""];
+  return [kept, id, opened, keptTab];
 }"""
 # Runs in the browser when the page opens another conversation (or a new one): a reload shows it.
-REMEMBER_OPEN_JS = """(open) => { sessionStorage.setItem("docs-qa-open", open ?? ""); return []; }"""
+REMEMBER_OPEN_JS = (
+    """(open) => { try { sessionStorage.setItem("docs-qa-open", open ?? ""); } catch (e) {} return []; }"""
+)
 # Under the header for a signed-in person (`python app.py users add`): Gradio's sign-out route.
 SIGNED_IN = " · Signed in as **{}** ([sign out](logout))"
 # The open conversation of a tab after "New conversation" (or the trash icon), until its first answer
@@ -945,6 +949,9 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     def no_thumbs():  # none lit under the next conversation's answers
         return gr.update(value=[], feedback_value=[])
 
+    def ticked(open_id: str) -> str | None:  # the list's tick: none for a new conversation
+        return None if not open_id or open_id == NEW_CONVERSATION else open_id
+
     def busy(request: gr.Request | None) -> bool:
         session = session_of(request)
         return taking.busy(session) or taking.waiting(session)
@@ -953,7 +960,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """New conversation: an empty chat; the one open stays on the list (what is typed stays too)."""
         if busy(request):  # its answer would be written into the new one
             gr.Warning(STILL_WRITING.format("start a new one"))
-            return (gr.skip(),) * 5 + (gr.skip(), gr.skip(), gr.update(value=open_id or None))
+            return (gr.skip(),) * 7 + (gr.update(value=ticked(open_id)),)
         return no_thumbs(), *forget(), NEW_CONVERSATION, 0, gr.update(value=None)
 
     def delete_open(browser_id: str, open_id: str):
@@ -965,7 +972,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         """A conversation clicked in the list: shown as it was left, its thumbs lit as the log has them."""
         if busy(request):
             gr.Warning(STILL_WRITING.format("open another conversation"))
-            return {past: gr.update(value=open_id or None)}
+            return {past: gr.update(value=ticked(open_id))}
         found = store.get(browser_id, chosen)
         if found is None:
             gr.Warning("That conversation is no longer on the list: it was deleted in another tab.")

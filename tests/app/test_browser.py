@@ -403,7 +403,7 @@ def test_earlier_conversations_are_listed_beside_the_chat_and_open_with_a_click(
     app_data, page, monkeypatch
 ) -> None:
     first_q, second_q = "How do I start it without a browser tab?", "Which port does it listen on?"
-    with app_answering(app_data, monkeypatch, fake_llm()) as (url, ctx):
+    with app_answering(app_data, monkeypatch, fake_llm(delays=[0, 0, 0.5])) as (url, ctx):  # 3rd: slow
         ask(page, url, first_q)
         page.get_by_text("so no tab opens", exact=False).first.wait_for(timeout=30_000)
         wait_listed(page, [first_q])
@@ -430,6 +430,10 @@ def test_earlier_conversations_are_listed_beside_the_chat_and_open_with_a_click(
         page.get_by_label("Your question").fill(follow_up)
         page.get_by_role("button", name="Ask", exact=True).click()
         page.get_by_text(follow_up).first.wait_for(timeout=30_000)
+        # while it is written, another conversation doesn't open (its answer would land there)
+        page.locator("#conversations").get_by_text(second_q).click()
+        page.get_by_text("An answer is still being written: stop it", exact=False).wait_for(timeout=10_000)
+        assert page.locator("#chatbot").get_by_text(second_q).count() == 0
         wait_listed(page, [first_q, second_q])
         deadline = time.time() + 30
         while time.time() < deadline and ctx.log.recent(1)[0].question != follow_up:
