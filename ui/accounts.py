@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 USERS_FILE = "users.json"
 MIN_PASSWORD = 8
 MAX_NAME = 64
-# scrypt's cost: ~50 ms and 16 MiB per sign-in here (OWASP's minimum is N=2^17 with r=8, p=1 at
+# scrypt's cost: ~40 ms and 16 MiB per sign-in here (OWASP's minimum is N=2^17 with r=8, p=1 at
 # 128 MiB; this keeps a sign-in on a small server quick while still far from a plain hash).
 SCRYPT = {"n": 2**14, "r": 8, "p": 1}
 
