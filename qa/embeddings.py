@@ -180,9 +180,8 @@ def make_embeddings(settings: Settings) -> Embeddings:
         emb = OpenAIEmbeddings(
             model=settings.openai_embeddings_model,
             api_key=settings.openai_api_key or LOCAL_API_KEY,  # type: ignore[arg-type]
-            base_url=base_url(
-                settings
-            ),  # OPENAI_BASE_URL, or OpenAI's (a key is set: never the local model's)
+            # OPENAI_BASE_URL, or OpenAI's (a key or a base URL is set: never the local model's)
+            base_url=base_url(settings),
             check_embedding_ctx_length=False,
             chunk_size=OPENAI_EMBED_BATCH,
             timeout=settings.llm_timeout,

@@ -38,6 +38,11 @@ class AccountError(ValueError):
     """A name or password the accounts file can't take, said so a person can fix it."""
 
 
+def signed_in(request: object) -> str:
+    """The account a request (gr.Request) was made under; "" when the app asks no one to sign in."""
+    return getattr(request, "username", None) or ""
+
+
 def user_key(name: str) -> str:
     """What a signed-in person's conversations are filed under (as a browser's are under its id)."""
     return "user-" + hashlib.sha256(name.encode()).hexdigest()[:40]

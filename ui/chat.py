@@ -27,7 +27,7 @@ import gradio as gr
 from feedback.records import USER_PROBLEMS
 from qa.chain import AnswerError, QuestionError, validate_question
 from qa.llm import uses_local_model
-from ui.accounts import user_key
+from ui.accounts import signed_in, user_key
 from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.conversations import BROWSER_ID, EMPTY_CONVERSATION, ConversationStore, kept_tabs
@@ -383,8 +383,6 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
     browser_box = gr.Textbox(visible=False)  # the browser's own id (LOAD_JS)
     browser = gr.State("")
     version = gr.State(0)  # the version of the open conversation this page continues
-    if ctx.conversations is None:
-        ctx.conversations = ConversationStore(settings.conversations_db)
     store = ctx.conversations
     pending: dict[tuple[str, int], bool] = {}  # (session, message) -> a thumb clicked while it streamed
     # session -> exchange id whose pending thumb `respond` has just saved: `offer_comment` then
@@ -469,9 +467,9 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         earlier version kept in the browser is moved to the list first."""
         ctx.refresh()
         ready = ctx.chain is not None
-        signed_in = getattr(request, "username", None) or ""
-        if signed_in:  # their conversations follow them from browser to browser (ui/accounts.py)
-            browser_id = user_key(signed_in)
+        account = signed_in(request)
+        if account:  # their conversations follow them from browser to browser (ui/accounts.py)
+            browser_id = user_key(account)
         moved = None  # the earlier copy's conversations: {tab id: id on the list}
         if kept_tabs(kept) and BROWSER_ID.fullmatch(browser_id or ""):
             try:
@@ -483,7 +481,7 @@ def build_chat_tab(ctx: AppContext, blocks: gr.Blocks) -> None:
         state = (shown.state if shown else None) or EMPTY_CONVERSATION
         open_id = shown.id if shown else NEW_CONVERSATION
         return (
-            header_markdown(ctx) + (SIGNED_IN.format(safe_markdown(signed_in)) if signed_in else ""),
+            header_markdown(ctx) + (SIGNED_IN.format(safe_markdown(account)) if account else ""),
             gr.update(value="" if ready else empty_markdown(ctx), visible=not ready),
             gr.update(visible=ready),
             with_thumbs(state["history"], state["ids"], examples=chat_examples(ctx) or None),

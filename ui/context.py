@@ -40,8 +40,7 @@ class AppContext:
     chain: AnswerChain | None  # None: nothing ingested yet (or the store can't be opened)
     docs: IndexState
     model_label: str
-    # each browser's conversations, listed beside the chat (None: the chat opens them itself)
-    conversations: ConversationStore | None = None
+    conversations: ConversationStore  # each browser's (or account's) conversations, listed beside the chat
     sync: SyncWorker | None = None
     # the model the OpenAI-compatible server last said answered ("" until it has): a llama.cpp
     # server answers any OPENAI_MODEL with the model it loaded, which the header then names
@@ -144,8 +143,7 @@ class AppContext:
         """Let pre-ratings in progress finish (or give up on queued ones), then close the log and the conversations."""
         self._judging.shutdown(wait=True, cancel_futures=True)
         self.log.close()
-        if self.conversations is not None:
-            self.conversations.close()
+        self.conversations.close()
 
 
 def judged(exchange: Exchange) -> Judged:

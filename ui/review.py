@@ -16,6 +16,7 @@ import pandas as pd
 from feedback.config import pre_rating_summary
 from feedback.records import PROBLEMS, USER_PROBLEMS, Exchange, problem_words
 from qa.types import Source
+from ui.accounts import signed_in
 from ui.browser import browser_secret
 from ui.context import AppContext
 from ui.docs_panel import build_docs_panel
@@ -87,11 +88,6 @@ def days_charted(frame: pd.DataFrame) -> int:
 def reviewer_name(typed: str | None) -> str:
     """A reviewer's name as typed, with its spaces tidied and cut at `MAX_NAME`: stored and remembered so."""
     return " ".join((typed or "").split())[:MAX_NAME]
-
-
-def signed_in(request: gr.Request | None) -> str:
-    """The signed-in person's account name ("" when the app asks no one to sign in)."""
-    return getattr(request, "username", None) or ""
 
 
 def name_shown(kept: str, request: gr.Request):  # noqa: ANN201 - a Gradio update
