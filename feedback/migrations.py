@@ -9,7 +9,8 @@ log written by any older version of the app upgrades in place and loses nothing.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 
 Migration = Callable[[sqlite3.Connection], None]
@@ -20,6 +21,19 @@ def migration(fn: Migration) -> Migration:
     """Register `fn` as the next migration (order of definition is the order applied)."""
     MIGRATIONS.append(fn)
     return fn
+
+
+@contextmanager
+def immediate(db: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """One write transaction on `db` (opened with isolation_level=None): the write lock taken at
+    once, committed when the block ends, rolled back if it raises."""
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        yield db
+    except BaseException:
+        db.execute("ROLLBACK")
+        raise
+    db.execute("COMMIT")
 
 
 def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS) -> list[str]:
@@ -37,21 +51,15 @@ def migrate(db: sqlite3.Connection, migrations: Sequence[Migration] = MIGRATIONS
     for fn in migrations:
         if fn.__name__ in done:
             continue
-        db.execute("BEGIN IMMEDIATE")
-        try:
+        with immediate(db):
             # Another process may have applied it while we waited for the write lock.
             if db.execute("SELECT 1 FROM _migrations WHERE name = ?", (fn.__name__,)).fetchone():
-                db.execute("ROLLBACK")
-                continue
+                continue  # nothing written: the transaction ends empty
             fn(db)
             db.execute(
                 "INSERT INTO _migrations (name, applied_at) VALUES (?, ?)",
                 (fn.__name__, datetime.now(UTC).isoformat()),
             )
-            db.execute("COMMIT")
-        except BaseException:
-            db.execute("ROLLBACK")
-            raise
         applied.append(fn.__name__)
     return applied
 

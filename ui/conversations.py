@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from feedback.migrations import migrate
+from feedback.migrations import immediate, migrate
 
 KEPT_MESSAGES = 100  # a conversation keeps its last 100 chat messages (about 50 exchanges)
 LISTED = 50  # the conversations the chat lists, written last first
@@ -195,26 +195,20 @@ class ConversationStore:
             return None
         now = time.time() if at is None else at
         body = json.dumps(state, ensure_ascii=False)
-        with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                row = self._db.execute(
-                    "SELECT version, title FROM conversations WHERE browser = ? AND id = ?",
-                    (browser, conversation_id or ""),
-                ).fetchone()
-                if row is not None and row["version"] == version:
-                    kept = Conversation(conversation_id, row["title"], now, version + 1, state)
-                    self._db.execute(
-                        "UPDATE conversations SET state_json = ?, updated = ?, version = ? WHERE id = ?",
-                        (body, now, kept.version, kept.id),
-                    )
-                else:  # new, deleted elsewhere, or saved by another tab since: a conversation of its own
-                    kept = Conversation(uuid.uuid4().hex, title, now, 1, state)
-                    self._insert(browser, kept, body)
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+        with self._lock, immediate(self._db):
+            row = self._db.execute(
+                "SELECT version, title FROM conversations WHERE browser = ? AND id = ?",
+                (browser, conversation_id or ""),
+            ).fetchone()
+            if row is not None and row["version"] == version:
+                kept = Conversation(conversation_id, row["title"], now, version + 1, state)
+                self._db.execute(
+                    "UPDATE conversations SET state_json = ?, updated = ?, version = ? WHERE id = ?",
+                    (body, now, kept.version, kept.id),
+                )
+            else:  # new, deleted elsewhere, or saved by another tab since: a conversation of its own
+                kept = Conversation(uuid.uuid4().hex, title, now, 1, state)
+                self._insert(browser, kept, body)
         return kept
 
     def _insert(self, browser: str, kept: Conversation, body: str) -> None:
