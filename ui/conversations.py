@@ -94,6 +94,14 @@ def title_of(state: dict[str, Any]) -> str:
     return text if len(text) <= TITLE_CHARS else text[: TITLE_CHARS - 1].rstrip() + "…"
 
 
+def _kept(state: dict[str, Any]) -> tuple[str, dict[str, Any], str]:
+    """A conversation as it is stored: its title (its first question, taken before the oldest
+    messages are dropped), what is kept of it, and that as JSON."""
+    title = title_of(state)
+    kept = kept_conversation(state["history"], state["turns"], state["ids"])
+    return title, kept, json.dumps(kept, ensure_ascii=False)
+
+
 def valid_state(state: object) -> dict[str, Any] | None:
     """`state` if it has the chat's shape (a list of messages, a list of turns, a dict of ids)."""
     if not isinstance(state, dict):
@@ -188,13 +196,11 @@ class ConversationStore:
         """
         if not BROWSER_ID.fullmatch(browser or ""):
             return None
-        title = title_of(state)  # its first question, before the oldest messages are dropped
-        state = kept_conversation(state["history"], state["turns"], state["ids"])
+        title, state, body = _kept(state)
         if not state["history"]:
             self.delete(browser, conversation_id)
             return None
         now = time.time() if at is None else at
-        body = json.dumps(state, ensure_ascii=False)
         with self._lock, immediate(self._db):
             row = self._db.execute(
                 "SELECT version, title FROM conversations WHERE browser = ? AND id = ?",
@@ -241,10 +247,8 @@ class ConversationStore:
             state = valid_state(entry["conversation"])
             if state is None or not state["history"]:
                 continue
-            title = title_of(state)
-            state = kept_conversation(state["history"], state["turns"], state["ids"])
+            title, state, body = _kept(state)
             at = float(entry.get("at") or 0) or time.time()
-            body = json.dumps(state, ensure_ascii=False)
             digest = hashlib.sha256(f"{browser}\n{tab}\n{body}".encode()).hexdigest()[:32]
             with self._lock:
                 self._insert(browser, Conversation(digest, title, at, 1, state), body)
